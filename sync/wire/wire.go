@@ -1,0 +1,332 @@
+// Package wire is the protocol between a client and a relay, carried in
+// WebSocket binary frames, one message a frame, encoded in msgpack.
+//
+// # Session
+//
+//  1. The relay sends Hello with its protocol version, its host name and a
+//     random challenge.
+//  2. The client sends Auth: its device's Ed25519 public key and a signature
+//     over the challenge and the relay's host name (AuthMessage), so a proof
+//     made for one relay cannot be replayed against another. The relay
+//     answers Welcome, or Error and closes.
+//  3. The client then sends requests, each with a Ref of its choosing that
+//     the relay echoes in the reply (OK, Ack, Docs or Error):
+//     Create registers a new document with the client as its first member;
+//     AddMember lets a member add another device and store that device's
+//     sealed document key; ListDocs returns the documents the device is a
+//     member of, with its sealed keys; Subscribe asks for every envelope of
+//     a document after a cursor, then live ones; Push stores one envelope.
+//  4. For a subscription the relay sends Deliver for each stored envelope in
+//     cursor order, then CaughtUp once the backlog is sent, then Deliver for
+//     each new envelope as it is stored.
+//
+// A cursor is the relay's position in a document's log: it starts at 1 and
+// grows by one for each stored envelope. The relay acknowledges a push
+// (Ack with its cursor) only after the envelope is durably stored.
+//
+// # Versions
+//
+// Version 1 is the first version of this protocol. A relay refuses a
+// client whose Auth carries another version with CodeUnsupportedVersion.
+package wire
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"interlude/internal/mpcheck"
+)
+
+// Version is the protocol version this package speaks.
+const Version = 1
+
+// MaxFrame is the largest frame either side accepts, in bytes. It leaves
+// room above the largest envelope for the message's own fields.
+const MaxFrame = 4<<20 + 64<<10
+
+// ChallengeSize is the size in bytes of the relay's authentication challenge.
+const ChallengeSize = 32
+
+// Type identifies a message on the wire.
+type Type uint8
+
+// Message types. Values are part of the protocol: never renumber them.
+const (
+	TypeHello     Type = 1
+	TypeAuth      Type = 2
+	TypeWelcome   Type = 3
+	TypeError     Type = 4
+	TypeOK        Type = 5
+	TypeCreate    Type = 6
+	TypeAddMember Type = 7
+	TypeListDocs  Type = 8
+	TypeDocs      Type = 9
+	TypeSubscribe Type = 10
+	TypePush      Type = 11
+	TypeAck       Type = 12
+	TypeDeliver   Type = 13
+	TypeCaughtUp  Type = 14
+)
+
+// Message is implemented by every message type.
+type Message interface {
+	Type() Type
+}
+
+// Hello is the relay's first message on a connection.
+type Hello struct {
+	_msgpack  struct{} `msgpack:",as_array"`
+	Version   int
+	Relay     string // host name the relay answers as; signed in Auth
+	Challenge []byte
+}
+
+// Auth proves the client holds the device key it names.
+type Auth struct {
+	_msgpack  struct{} `msgpack:",as_array"`
+	Version   int
+	Device    []byte // Ed25519 public key
+	Signature []byte // over AuthMessage(Relay, Challenge)
+}
+
+// Welcome tells the client it is authenticated.
+type Welcome struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Version  int
+}
+
+// Error reports a failed request (Ref set) or a failed connection (Ref 0).
+type Error struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Ref      uint64
+	Code     Code
+	Message  string
+}
+
+// OK answers a request that returns nothing else.
+type OK struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Ref      uint64
+}
+
+// Create registers a new document with the sender as its only member.
+// SealedKey is the document key sealed to the sender, kept so the sender
+// can list the document later. Creating a document one is already a member
+// of succeeds and changes nothing, so a client can retry after a lost reply.
+type Create struct {
+	_msgpack  struct{} `msgpack:",as_array"`
+	Ref       uint64
+	Doc       []byte
+	SealedKey []byte
+}
+
+// AddMember lets a member of Doc add another device as a member, storing
+// the document key sealed to that device.
+type AddMember struct {
+	_msgpack  struct{} `msgpack:",as_array"`
+	Ref       uint64
+	Doc       []byte
+	Member    []byte // Ed25519 public key of the device added
+	SealedKey []byte
+}
+
+// ListDocs asks for the documents the device is a member of.
+type ListDocs struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Ref      uint64
+}
+
+// Grant is one document a device is a member of.
+type Grant struct {
+	_msgpack  struct{} `msgpack:",as_array"`
+	Doc       []byte
+	SealedKey []byte
+	AddedBy   []byte // Ed25519 public key of the member that added this device
+}
+
+// Docs answers ListDocs.
+type Docs struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Ref      uint64
+	Grants   []Grant
+}
+
+// Subscribe asks for the envelopes of Doc after cursor After, then new
+// ones as they arrive. Envelopes the device wrote itself are skipped
+// unless IncludeOwn is set, which a device sets when it has lost its
+// local copy.
+type Subscribe struct {
+	_msgpack   struct{} `msgpack:",as_array"`
+	Ref        uint64
+	Doc        []byte
+	After      uint64
+	IncludeOwn bool
+}
+
+// Push asks the relay to store one envelope.
+type Push struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Ref      uint64
+	Doc      []byte
+	Envelope []byte
+}
+
+// Ack confirms that a pushed envelope is durably stored at Cursor.
+type Ack struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Ref      uint64
+	Doc      []byte
+	Cursor   uint64
+}
+
+// Deliver carries one stored envelope of a subscribed document.
+type Deliver struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Doc      []byte
+	Cursor   uint64
+	Envelope []byte
+}
+
+// CaughtUp says the backlog of a subscription has been sent up to Cursor.
+type CaughtUp struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Doc      []byte
+	Cursor   uint64
+}
+
+func (*Hello) Type() Type     { return TypeHello }
+func (*Auth) Type() Type      { return TypeAuth }
+func (*Welcome) Type() Type   { return TypeWelcome }
+func (*Error) Type() Type     { return TypeError }
+func (*OK) Type() Type        { return TypeOK }
+func (*Create) Type() Type    { return TypeCreate }
+func (*AddMember) Type() Type { return TypeAddMember }
+func (*ListDocs) Type() Type  { return TypeListDocs }
+func (*Docs) Type() Type      { return TypeDocs }
+func (*Subscribe) Type() Type { return TypeSubscribe }
+func (*Push) Type() Type      { return TypePush }
+func (*Ack) Type() Type       { return TypeAck }
+func (*Deliver) Type() Type   { return TypeDeliver }
+func (*CaughtUp) Type() Type  { return TypeCaughtUp }
+
+// Error implements the error interface so a client can return a relay's
+// Error message as it is.
+func (e *Error) Error() string {
+	return fmt.Sprintf("relay: %s: %s", e.Code, e.Message)
+}
+
+// ErrMalformed is returned by Decode for a frame that is not a message.
+var ErrMalformed = errors.New("wire: malformed frame")
+
+// Encode returns the frame for m: a msgpack array of the type and the
+// message's own array.
+func Encode(m Message) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := msgpack.NewEncoder(&buf)
+	if err := enc.EncodeArrayLen(2); err != nil {
+		return nil, err
+	}
+	if err := enc.EncodeUint8(uint8(m.Type())); err != nil {
+		return nil, err
+	}
+	if err := enc.Encode(m); err != nil {
+		return nil, fmt.Errorf("wire: encode message type %d: %w", m.Type(), err)
+	}
+	if buf.Len() > MaxFrame {
+		return nil, fmt.Errorf("wire: frame of %d bytes is larger than the limit of %d", buf.Len(), MaxFrame)
+	}
+	return buf.Bytes(), nil
+}
+
+// frameLimits bounds a frame's structure. A Docs reply with one grant per
+// document is the widest message.
+var frameLimits = mpcheck.Limits{MaxDepth: 4, MaxElements: 1 << 16}
+
+// Decode parses one frame.
+func Decode(frame []byte) (Message, error) {
+	if len(frame) > MaxFrame {
+		return nil, fmt.Errorf("%w: %d bytes, larger than the limit of %d", ErrMalformed, len(frame), MaxFrame)
+	}
+	// The check bounds what the decoder may allocate by the frame's size.
+	if err := mpcheck.Check(frame, frameLimits); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	dec := msgpack.NewDecoder(bytes.NewReader(frame))
+	n, err := dec.DecodeArrayLen()
+	if err != nil || n != 2 {
+		return nil, fmt.Errorf("%w: want an array of type and body", ErrMalformed)
+	}
+	t, err := dec.DecodeUint8()
+	if err != nil {
+		return nil, fmt.Errorf("%w: type: %v", ErrMalformed, err)
+	}
+	m := newMessage(Type(t))
+	if m == nil {
+		return nil, fmt.Errorf("%w: unknown message type %d", ErrMalformed, t)
+	}
+	if err := dec.Decode(m); err != nil {
+		return nil, fmt.Errorf("%w: message type %d: %v", ErrMalformed, t, err)
+	}
+	return m, nil
+}
+
+func newMessage(t Type) Message {
+	switch t {
+	case TypeHello:
+		return &Hello{}
+	case TypeAuth:
+		return &Auth{}
+	case TypeWelcome:
+		return &Welcome{}
+	case TypeError:
+		return &Error{}
+	case TypeOK:
+		return &OK{}
+	case TypeCreate:
+		return &Create{}
+	case TypeAddMember:
+		return &AddMember{}
+	case TypeListDocs:
+		return &ListDocs{}
+	case TypeDocs:
+		return &Docs{}
+	case TypeSubscribe:
+		return &Subscribe{}
+	case TypePush:
+		return &Push{}
+	case TypeAck:
+		return &Ack{}
+	case TypeDeliver:
+		return &Deliver{}
+	case TypeCaughtUp:
+		return &CaughtUp{}
+	}
+	return nil
+}
+
+const authDomain = "interlude/auth/v1\x00"
+
+// AuthMessage returns the bytes a device signs to authenticate: a domain
+// prefix, the relay's host name and the challenge.
+func AuthMessage(relay string, challenge []byte) []byte {
+	b := make([]byte, 0, len(authDomain)+len(relay)+1+len(challenge))
+	b = append(b, authDomain...)
+	b = append(b, relay...)
+	b = append(b, 0)
+	return append(b, challenge...)
+}
+
+// VerifyAuth checks an Auth message against the challenge the relay sent.
+func VerifyAuth(a *Auth, relay string, challenge []byte) error {
+	if len(a.Device) != ed25519.PublicKeySize {
+		return fmt.Errorf("device key of %d bytes, want %d", len(a.Device), ed25519.PublicKeySize)
+	}
+	if !ed25519.Verify(a.Device, AuthMessage(relay, challenge), a.Signature) {
+		return errors.New("signature over the challenge does not verify for this device key")
+	}
+	return nil
+}

@@ -1,0 +1,92 @@
+package wire
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"reflect"
+	"testing"
+)
+
+func TestEncodeDecodeEveryType(t *testing.T) {
+	msgs := []Message{
+		&Hello{Version: Version, Relay: "127.0.0.1:8080", Challenge: bytes.Repeat([]byte{7}, ChallengeSize)},
+		&Auth{Version: Version, Device: make([]byte, 32), Signature: make([]byte, 64)},
+		&Welcome{Version: Version},
+		&Error{Ref: 3, Code: CodeNotMember, Message: "device is not a member"},
+		&OK{Ref: 4},
+		&Create{Ref: 5, Doc: make([]byte, 16), SealedKey: []byte{1, 2}},
+		&AddMember{Ref: 6, Doc: make([]byte, 16), Member: make([]byte, 32), SealedKey: []byte{3}},
+		&ListDocs{Ref: 7},
+		&Docs{Ref: 8, Grants: []Grant{{Doc: make([]byte, 16), SealedKey: []byte{4}, AddedBy: make([]byte, 32)}}},
+		&Subscribe{Ref: 9, Doc: make([]byte, 16), After: 12, IncludeOwn: true},
+		&Push{Ref: 10, Doc: make([]byte, 16), Envelope: []byte{5, 6}},
+		&Ack{Ref: 11, Doc: make([]byte, 16), Cursor: 13},
+		&Deliver{Doc: make([]byte, 16), Cursor: 14, Envelope: []byte{7}},
+		&CaughtUp{Doc: make([]byte, 16), Cursor: 15},
+	}
+	for _, m := range msgs {
+		frame, err := Encode(m)
+		if err != nil {
+			t.Fatalf("Encode(%T): %v", m, err)
+		}
+		got, err := Decode(frame)
+		if err != nil {
+			t.Fatalf("Decode(%T): %v", m, err)
+		}
+		if !reflect.DeepEqual(got, m) {
+			t.Errorf("round trip of %T = %+v, want %+v", m, got, m)
+		}
+	}
+}
+
+func TestDecodeRejectsGarbage(t *testing.T) {
+	for _, frame := range [][]byte{nil, {0x90}, {0x92, 0xff, 0x90}, {0x92, 99, 0x90}, []byte("hello")} {
+		if _, err := Decode(frame); !errors.Is(err, ErrMalformed) {
+			t.Errorf("Decode(%x): err = %v, want ErrMalformed", frame, err)
+		}
+	}
+}
+
+func TestDecodeRejectsOversizedFrame(t *testing.T) {
+	if _, err := Decode(make([]byte, MaxFrame+1)); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("err = %v, want ErrMalformed", err)
+	}
+}
+
+func TestVerifyAuth(t *testing.T) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	challenge := bytes.Repeat([]byte{9}, ChallengeSize)
+	a := &Auth{Version: Version, Device: pub, Signature: ed25519.Sign(priv, AuthMessage("relay.example:443", challenge))}
+	if err := VerifyAuth(a, "relay.example:443", challenge); err != nil {
+		t.Fatalf("valid proof: %v", err)
+	}
+	if err := VerifyAuth(a, "other.example:443", challenge); err == nil {
+		t.Error("proof made for another relay host verified")
+	}
+	if err := VerifyAuth(a, "relay.example:443", bytes.Repeat([]byte{8}, ChallengeSize)); err == nil {
+		t.Error("proof over another challenge verified")
+	}
+	a.Device = a.Device[:31]
+	if err := VerifyAuth(a, "relay.example:443", challenge); err == nil {
+		t.Error("short device key verified")
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	frame, _ := Encode(&Push{Ref: 1, Doc: make([]byte, 16), Envelope: []byte{1}})
+	f.Add(frame)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := Decode(b)
+		if err != nil {
+			return
+		}
+		if _, err := Encode(m); err != nil && len(b) <= MaxFrame {
+			t.Fatalf("decoded message does not encode: %v", err)
+		}
+	})
+}
