@@ -1,0 +1,491 @@
+package relay
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"interlude/sync/envelope"
+	"interlude/sync/wire"
+)
+
+// deviceKey is a device's Ed25519 public key, the relay's only notion of
+// identity.
+type deviceKey = [ed25519.PublicKeySize]byte
+
+// All relay data lives in one Badger key space. The first byte of a key
+// names the record, and integers are big-endian so that keys of one
+// document sort by cursor or sequence number.
+const (
+	// schemaKey -> one byte, the storage layout version.
+	prefixMeta byte = 0
+	// doc, cursor -> author, envelope: the document's append-only log.
+	prefixLog byte = 1
+	// doc -> last cursor of the document's log.
+	prefixLastCursor byte = 2
+	// doc, device -> added-by, sealed key: one membership.
+	prefixMember byte = 3
+	// device, doc -> nothing: the index ListDocs scans.
+	prefixDeviceDoc byte = 4
+	// doc, author -> the author's last stored sequence number.
+	prefixLastSeq byte = 5
+	// doc, author, seq -> cursor, so a retried push finds its first copy.
+	prefixSeqCursor byte = 6
+)
+
+// schemaVersion is the storage layout this build reads and writes.
+const schemaVersion = 1
+
+var schemaKey = []byte{prefixMeta, 's', 'c', 'h', 'e', 'm', 'a'}
+
+// errNotMember is returned by addMember when the adding device is not a
+// member of the document.
+var errNotMember = errors.New("device is not a member of the document")
+
+// sequenceError is returned by appendEnvelope for a sequence number that is
+// not the author's next one and is not a retry of a stored envelope.
+type sequenceError struct {
+	Seq      uint64
+	Expected uint64
+	// Reused is set when Seq was already stored with other bytes.
+	Reused bool
+}
+
+func (e *sequenceError) Error() string {
+	if e.Reused {
+		return fmt.Sprintf("sequence number %d is already stored with a different envelope; the next sequence number is %d", e.Seq, e.Expected)
+	}
+	return fmt.Sprintf("sequence number %d is out of order; expected %d", e.Seq, e.Expected)
+}
+
+// createResult is the outcome of create.
+type createResult int
+
+const (
+	docCreated createResult = iota
+	docAlreadyMember
+	docOwnedByOthers
+)
+
+// logEntry is one stored envelope with its position in the document's log.
+type logEntry struct {
+	Cursor   uint64
+	Author   deviceKey
+	Envelope []byte
+}
+
+// store keeps documents, memberships and envelope logs in Badger. It
+// stores only ciphertext: envelopes and sealed keys are opaque bytes to it.
+type store struct {
+	db    *badger.DB
+	locks docLocks
+}
+
+func openStore(dir string, log *slog.Logger) (*store, error) {
+	opts := badger.DefaultOptions(dir).
+		WithSyncWrites(true). // an acknowledged push must survive a killed process
+		WithLogger(badgerLogger{log})
+	db, err := badger.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open Badger database in %q: %w", dir, err)
+	}
+	s := &store{db: db}
+	if err := s.checkSchema(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("data directory %q: %w", dir, err)
+	}
+	return s, nil
+}
+
+// checkSchema writes the layout version into a new database and rejects a
+// database written in another layout.
+func (s *store) checkSchema() error {
+	return s.db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get(schemaKey)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return txn.Set(schemaKey, []byte{schemaVersion})
+		}
+		if err != nil {
+			return err
+		}
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return err
+		}
+		if len(v) != 1 || v[0] != schemaVersion {
+			return fmt.Errorf("relay storage layout %v is not version %d, the one this build reads: use a relay build that matches the data or another data directory", v, schemaVersion)
+		}
+		return nil
+	})
+}
+
+func (s *store) close() error {
+	return s.db.Close()
+}
+
+// ping reads one key to show the database is open and readable.
+func (s *store) ping() error {
+	return s.db.View(func(txn *badger.Txn) error {
+		_, err := txn.Get(schemaKey)
+		return err
+	})
+}
+
+func (s *store) isMember(doc envelope.DocID, device deviceKey) (bool, error) {
+	var member bool
+	err := s.db.View(func(txn *badger.Txn) error {
+		_, err := txn.Get(memberKey(doc, device))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		member = err == nil
+		return err
+	})
+	return member, err
+}
+
+// create registers doc with device as its only member, unless the document
+// already has members.
+func (s *store) create(doc envelope.DocID, device deviceKey, sealedKey []byte) (createResult, error) {
+	defer s.locks.lock(doc)()
+
+	result := docCreated
+	err := s.db.Update(func(txn *badger.Txn) error {
+		_, err := txn.Get(memberKey(doc, device))
+		if err == nil {
+			result = docAlreadyMember
+			return nil
+		}
+		if !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		if hasKeyWithPrefix(txn, memberPrefix(doc)) {
+			result = docOwnedByOthers
+			return nil
+		}
+		return setMember(txn, doc, device, device, sealedKey)
+	})
+	return result, err
+}
+
+// addMember stores member's sealed key for doc on behalf of addedBy, which
+// must be a member. Adding a device again replaces its sealed key.
+func (s *store) addMember(doc envelope.DocID, member, addedBy deviceKey, sealedKey []byte) error {
+	defer s.locks.lock(doc)()
+
+	return s.db.Update(func(txn *badger.Txn) error {
+		_, err := txn.Get(memberKey(doc, addedBy))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return errNotMember
+		}
+		if err != nil {
+			return err
+		}
+		return setMember(txn, doc, member, addedBy, sealedKey)
+	})
+}
+
+func setMember(txn *badger.Txn, doc envelope.DocID, member, addedBy deviceKey, sealedKey []byte) error {
+	value := make([]byte, 0, len(addedBy)+len(sealedKey))
+	value = append(value, addedBy[:]...)
+	value = append(value, sealedKey...)
+	if err := txn.Set(memberKey(doc, member), value); err != nil {
+		return err
+	}
+	return txn.Set(deviceDocKey(member, doc), nil)
+}
+
+// grants returns every membership of device, in document id order.
+func (s *store) grants(device deviceKey) ([]wire.Grant, error) {
+	grants := []wire.Grant{}
+	err := s.db.View(func(txn *badger.Txn) error {
+		prefix := deviceDocPrefix(device)
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var doc envelope.DocID
+			copy(doc[:], it.Item().Key()[len(prefix):])
+			item, err := txn.Get(memberKey(doc, device))
+			if err != nil {
+				return fmt.Errorf("membership of document %s listed in the device index: %w", doc, err)
+			}
+			value, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			if len(value) < ed25519.PublicKeySize {
+				return fmt.Errorf("membership record of document %s is %d bytes, shorter than a device key", doc, len(value))
+			}
+			grants = append(grants, wire.Grant{
+				Doc:       bytes.Clone(doc[:]),
+				AddedBy:   value[:ed25519.PublicKeySize],
+				SealedKey: value[ed25519.PublicKeySize:],
+			})
+		}
+		return nil
+	})
+	return grants, err
+}
+
+// appendEnvelope stores env as the next entry of doc's log and returns its
+// cursor. The caller has checked the signature and that author wrote env
+// with sequence number seq. A seq already stored with the same bytes is a
+// retry after a lost Ack: it returns the stored cursor with stored false
+// and writes nothing. Any other seq than the author's next one returns a
+// *sequenceError.
+func (s *store) appendEnvelope(doc envelope.DocID, author deviceKey, seq uint64, env []byte) (cursor uint64, stored bool, err error) {
+	defer s.locks.lock(doc)()
+
+	// One transaction writes the log entry, the last cursor and the
+	// sequence index, so a crash leaves either all of them or none.
+	err = s.db.Update(func(txn *badger.Txn) error {
+		lastSeq, err := getUint(txn, lastSeqKey(doc, author))
+		if err != nil {
+			return err
+		}
+		switch {
+		case seq == lastSeq+1:
+			last, err := getUint(txn, lastCursorKey(doc))
+			if err != nil {
+				return err
+			}
+			cursor = last + 1
+			stored = true
+			return writeEntry(txn, doc, author, seq, cursor, env)
+		case seq <= lastSeq:
+			cursor, err = storedCursor(txn, doc, author, seq)
+			if err != nil {
+				return err
+			}
+			same, err := sameEnvelope(txn, doc, cursor, env)
+			if err != nil {
+				return err
+			}
+			if !same {
+				return &sequenceError{Seq: seq, Expected: lastSeq + 1, Reused: true}
+			}
+			return nil
+		default:
+			return &sequenceError{Seq: seq, Expected: lastSeq + 1}
+		}
+	})
+	if err != nil {
+		return 0, false, err
+	}
+	return cursor, stored, nil
+}
+
+func writeEntry(txn *badger.Txn, doc envelope.DocID, author deviceKey, seq, cursor uint64, env []byte) error {
+	value := make([]byte, 0, len(author)+len(env))
+	value = append(value, author[:]...)
+	value = append(value, env...)
+	if err := txn.Set(logKey(doc, cursor), value); err != nil {
+		return err
+	}
+	if err := txn.Set(lastCursorKey(doc), binary.BigEndian.AppendUint64(nil, cursor)); err != nil {
+		return err
+	}
+	if err := txn.Set(lastSeqKey(doc, author), binary.BigEndian.AppendUint64(nil, seq)); err != nil {
+		return err
+	}
+	return txn.Set(seqCursorKey(doc, author, seq), binary.BigEndian.AppendUint64(nil, cursor))
+}
+
+func storedCursor(txn *badger.Txn, doc envelope.DocID, author deviceKey, seq uint64) (uint64, error) {
+	cursor, err := getUint(txn, seqCursorKey(doc, author, seq))
+	if err != nil {
+		return 0, err
+	}
+	if cursor == 0 {
+		return 0, fmt.Errorf("sequence index of document %s has no cursor for author %x seq %d below the author's last", doc, author[:8], seq)
+	}
+	return cursor, nil
+}
+
+func sameEnvelope(txn *badger.Txn, doc envelope.DocID, cursor uint64, env []byte) (bool, error) {
+	item, err := txn.Get(logKey(doc, cursor))
+	if err != nil {
+		return false, fmt.Errorf("log entry %d of document %s: %w", cursor, doc, err)
+	}
+	same := false
+	err = item.Value(func(value []byte) error {
+		same = len(value) >= ed25519.PublicKeySize && bytes.Equal(value[ed25519.PublicKeySize:], env)
+		return nil
+	})
+	return same, err
+}
+
+// readLog returns the log entries of doc after cursor after, in cursor
+// order, and the document's last cursor. It stops before the entry that
+// would take the entries' total size past maxBytes, but always returns at
+// least one entry if there is one, and sets more when it stopped early.
+func (s *store) readLog(doc envelope.DocID, after uint64, maxBytes int) (entries []logEntry, last uint64, more bool, err error) {
+	err = s.db.View(func(txn *badger.Txn) error {
+		// The last cursor and the entries come from one snapshot, so
+		// every entry up to last is in the log.
+		last, err = getUint(txn, lastCursorKey(doc))
+		if err != nil {
+			return err
+		}
+		prefix := logPrefix(doc)
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+		defer it.Close()
+		size := 0
+		for it.Seek(logKey(doc, after+1)); it.Valid(); it.Next() {
+			item := it.Item()
+			if len(entries) > 0 && size+int(item.ValueSize()) > maxBytes {
+				more = true
+				return nil
+			}
+			value, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			if len(value) < ed25519.PublicKeySize {
+				return fmt.Errorf("log entry of document %s is %d bytes, shorter than its author key", doc, len(value))
+			}
+			e := logEntry{
+				Cursor:   binary.BigEndian.Uint64(item.Key()[len(prefix):]),
+				Envelope: value[ed25519.PublicKeySize:],
+			}
+			copy(e.Author[:], value)
+			entries = append(entries, e)
+			size += len(value)
+		}
+		return nil
+	})
+	return entries, last, more, err
+}
+
+func hasKeyWithPrefix(txn *badger.Txn, prefix []byte) bool {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+	defer it.Close()
+	it.Rewind()
+	return it.Valid()
+}
+
+// getUint reads a big-endian uint64 value, or 0 when the key is missing.
+func getUint(txn *badger.Txn, key []byte) (uint64, error) {
+	item, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	err = item.Value(func(v []byte) error {
+		if len(v) != 8 {
+			return fmt.Errorf("counter at key %x is %d bytes, want 8", key, len(v))
+		}
+		n = binary.BigEndian.Uint64(v)
+		return nil
+	})
+	return n, err
+}
+
+func key(prefix byte, parts ...[]byte) []byte {
+	n := 1
+	for _, p := range parts {
+		n += len(p)
+	}
+	k := make([]byte, 0, n)
+	k = append(k, prefix)
+	for _, p := range parts {
+		k = append(k, p...)
+	}
+	return k
+}
+
+func be64(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
+
+func logPrefix(doc envelope.DocID) []byte { return key(prefixLog, doc[:]) }
+
+func logKey(doc envelope.DocID, cursor uint64) []byte {
+	return key(prefixLog, doc[:], be64(cursor))
+}
+
+func lastCursorKey(doc envelope.DocID) []byte { return key(prefixLastCursor, doc[:]) }
+
+func memberPrefix(doc envelope.DocID) []byte { return key(prefixMember, doc[:]) }
+
+func memberKey(doc envelope.DocID, device deviceKey) []byte {
+	return key(prefixMember, doc[:], device[:])
+}
+
+func deviceDocPrefix(device deviceKey) []byte { return key(prefixDeviceDoc, device[:]) }
+
+func deviceDocKey(device deviceKey, doc envelope.DocID) []byte {
+	return key(prefixDeviceDoc, device[:], doc[:])
+}
+
+func lastSeqKey(doc envelope.DocID, author deviceKey) []byte {
+	return key(prefixLastSeq, doc[:], author[:])
+}
+
+func seqCursorKey(doc envelope.DocID, author deviceKey, seq uint64) []byte {
+	return key(prefixSeqCursor, doc[:], author[:], be64(seq))
+}
+
+// docLocks serializes the writes to each document, so that two pushes
+// cannot take the same cursor and two Creates cannot both find the
+// document empty. Entries exist only while some goroutine holds or waits
+// for the lock, so the map does not grow with the number of documents.
+type docLocks struct {
+	mu     sync.Mutex
+	active map[envelope.DocID]*docLock // guarded by mu
+}
+
+type docLock struct {
+	sync.Mutex
+	users int // holders and waiters; guarded by docLocks.mu
+}
+
+// lock locks doc and returns the function that unlocks it.
+func (l *docLocks) lock(doc envelope.DocID) (unlock func()) {
+	l.mu.Lock()
+	if l.active == nil {
+		l.active = make(map[envelope.DocID]*docLock)
+	}
+	d := l.active[doc]
+	if d == nil {
+		d = &docLock{}
+		l.active[doc] = d
+	}
+	d.users++
+	l.mu.Unlock()
+
+	d.Lock()
+	return func() {
+		d.Unlock()
+		l.mu.Lock()
+		d.users--
+		if d.users == 0 {
+			delete(l.active, doc)
+		}
+		l.mu.Unlock()
+	}
+}
+
+// badgerLogger passes Badger's warnings and errors to slog and drops its
+// informational messages, which report routine compactions and file
+// openings.
+type badgerLogger struct{ log *slog.Logger }
+
+func (b badgerLogger) Errorf(format string, args ...any) {
+	b.log.Error(strings.TrimSpace(fmt.Sprintf(format, args...)))
+}
+
+func (b badgerLogger) Warningf(format string, args ...any) {
+	b.log.Warn(strings.TrimSpace(fmt.Sprintf(format, args...)))
+}
+
+func (badgerLogger) Infof(string, ...any)  {}
+func (badgerLogger) Debugf(string, ...any) {}
