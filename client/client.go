@@ -1,0 +1,540 @@
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"slices"
+	gosync "sync"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"interlude/crdt"
+	"interlude/sync/envelope"
+)
+
+// bodyText is the name of the root text container that holds a journal's
+// words.
+const bodyText = "body"
+
+// compactAfter is how many update records a document keeps beside its
+// saved state before they are folded into a new saved state. It bounds
+// both the work of opening a document and the cost of each edit.
+const compactAfter = 256
+
+// Config configures a Client.
+type Config struct {
+	Store    Store
+	Identity *Identity
+	Dialer   Dialer
+	// RelayURL is the relay's WebSocket endpoint, for example
+	// ws://127.0.0.1:8080/v1/sync. The client works offline without it.
+	RelayURL string
+	Logger   *slog.Logger
+}
+
+// Status is what a user needs to know about one document's sync.
+type Status struct {
+	// Pending counts the updates and shares saved on this device that the
+	// relay has not yet acknowledged.
+	Pending int
+	// Connected reports whether the client has a session with the relay.
+	Connected bool
+	// Synced reports that nothing is pending and the client has received
+	// everything the relay had for this document when it last caught up.
+	Synced bool
+}
+
+// Errors returned by the client.
+var (
+	// ErrUnknownDocument is returned for a document id this device holds
+	// no key for.
+	ErrUnknownDocument = errors.New("client: unknown document")
+	// ErrClosed is returned after Close.
+	ErrClosed = errors.New("client: closed")
+)
+
+// Client is one device's view of its documents.
+type Client struct {
+	store  Store
+	id     *Identity
+	dialer Dialer
+	relay  string
+	log    *slog.Logger
+
+	// wake is signalled when the outbox gains an entry, so a running
+	// session pushes it without waiting.
+	wake chan struct{}
+
+	mu        gosync.Mutex // guards the fields below and every *document
+	docs      map[envelope.DocID]*document
+	connected bool
+	closed    bool
+	listeners []func(envelope.DocID)
+}
+
+// document is the in-memory state of one document. Its fields are guarded
+// by Client.mu.
+type document struct {
+	id   envelope.DocID
+	meta docMeta
+	crdt *crdt.Doc
+	// records counts update records stored beside the saved state.
+	records int
+	// outbox holds the sealed envelopes not yet acknowledged, by sequence
+	// number, in order.
+	outbox []outboxEntry
+	shares []pendingShare
+	// caughtUp is set when the relay has sent the whole backlog of the
+	// current session's subscription.
+	caughtUp bool
+}
+
+type outboxEntry struct {
+	seq      uint64
+	envelope []byte
+}
+
+type pendingShare struct {
+	member    []byte
+	sealedKey []byte
+}
+
+// docMeta is the stored record of a document besides its content.
+type docMeta struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Key      []byte   // document key; secret
+	Replica  uint64
+	// Cursor is the relay's position up to which updates are applied.
+	Cursor uint64
+	// LastSeq is the sequence number of this device's newest envelope.
+	LastSeq uint64
+	// Registered is set once the relay has accepted Create or listed the
+	// document as shared with this device.
+	Registered bool
+	// SealedKey is the document key sealed to this device, sent in Create.
+	SealedKey []byte
+	// NextRecord numbers the update records stored beside the saved state.
+	NextRecord uint64
+}
+
+func (m *docMeta) key() *[32]byte {
+	var k [32]byte
+	copy(k[:], m.Key)
+	return &k
+}
+
+// Store keys. Every document's keys share the prefix "d/" + id, so one
+// scan finds them all.
+func docPrefix(id envelope.DocID) []byte { return append([]byte("d/"), id[:]...) }
+func metaKey(id envelope.DocID) []byte   { return append(docPrefix(id), "/meta"...) }
+func stateKey(id envelope.DocID) []byte  { return append(docPrefix(id), "/state"...) }
+func recordPrefix(id envelope.DocID) []byte {
+	return append(docPrefix(id), "/rec/"...)
+}
+func recordKey(id envelope.DocID, n uint64) []byte {
+	return binary.BigEndian.AppendUint64(recordPrefix(id), n)
+}
+func outboxPrefix(id envelope.DocID) []byte { return append(docPrefix(id), "/out/"...) }
+func outboxKey(id envelope.DocID, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(outboxPrefix(id), seq)
+}
+func sharePrefix(id envelope.DocID) []byte { return append(docPrefix(id), "/share/"...) }
+func shareKey(id envelope.DocID, member []byte) []byte {
+	return append(sharePrefix(id), member...)
+}
+
+// Open loads every document from the store. It does not connect: call Run
+// or SyncOnce.
+func Open(ctx context.Context, cfg Config) (*Client, error) {
+	if cfg.Store == nil || cfg.Identity == nil {
+		return nil, errors.New("client: Config needs a Store and an Identity")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c := &Client{
+		store:  cfg.Store,
+		id:     cfg.Identity,
+		dialer: cfg.Dialer,
+		relay:  cfg.RelayURL,
+		log:    log.With("component", "client", "device", cfg.Identity),
+		wake:   make(chan struct{}, 1),
+		docs:   make(map[envelope.DocID]*document),
+	}
+	var ids []envelope.DocID
+	err := cfg.Store.Scan(ctx, []byte("d/"), func(key, _ []byte) error {
+		if len(key) == 2+16+len("/meta") && string(key[18:]) == "/meta" {
+			var id envelope.DocID
+			copy(id[:], key[2:18])
+			ids = append(ids, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("client: list documents: %w", err)
+	}
+	for _, id := range ids {
+		d, err := c.loadDocument(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		c.docs[id] = d
+	}
+	return c, nil
+}
+
+// loadDocument reads one document: meta, saved state, update records,
+// outbox and pending shares.
+func (c *Client) loadDocument(ctx context.Context, id envelope.DocID) (*document, error) {
+	d := &document{id: id}
+	b, err := c.store.Get(ctx, metaKey(id))
+	if err != nil {
+		return nil, fmt.Errorf("client: read document %s: %w", id, err)
+	}
+	if err := msgpack.Unmarshal(b, &d.meta); err != nil {
+		return nil, fmt.Errorf("client: decode document %s: %w", id, err)
+	}
+	replica := crdt.ReplicaID(d.meta.Replica)
+	state, err := c.store.Get(ctx, stateKey(id))
+	switch {
+	case err == nil:
+		d.crdt, err = crdt.Load(state, replica)
+		if err != nil {
+			return nil, fmt.Errorf("client: load document %s: %w", id, err)
+		}
+	case errors.Is(err, ErrNotFound):
+		d.crdt = crdt.NewDoc(replica)
+	default:
+		return nil, fmt.Errorf("client: read document %s: %w", id, err)
+	}
+	err = c.store.Scan(ctx, recordPrefix(id), func(_, update []byte) error {
+		d.records++
+		if err := d.crdt.Apply(update); err != nil {
+			return fmt.Errorf("client: apply stored update of document %s: %w", id, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = c.store.Scan(ctx, outboxPrefix(id), func(key, value []byte) error {
+		seq := binary.BigEndian.Uint64(key[len(key)-8:])
+		d.outbox = append(d.outbox, outboxEntry{seq: seq, envelope: value})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("client: read outbox of document %s: %w", id, err)
+	}
+	err = c.store.Scan(ctx, sharePrefix(id), func(key, value []byte) error {
+		member := slices.Clone(key[len(key)-32:])
+		d.shares = append(d.shares, pendingShare{member: member, sealedKey: value})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("client: read pending shares of document %s: %w", id, err)
+	}
+	return d, nil
+}
+
+// Identity returns the client's identity.
+func (c *Client) Identity() *Identity { return c.id }
+
+// CreateDocument makes a new document with a fresh random key. The relay
+// learns of it on the next sync.
+func (c *Client) CreateDocument(ctx context.Context) (envelope.DocID, error) {
+	id, err := envelope.NewDocID()
+	if err != nil {
+		return id, err
+	}
+	key := new([32]byte)
+	if _, err := io.ReadFull(rand.Reader, key[:]); err != nil {
+		return id, fmt.Errorf("client: read random document key: %w", err)
+	}
+	return id, c.addDocument(ctx, id, key, false)
+}
+
+// addDocument stores a new document's meta and adds it to the client.
+func (c *Client) addDocument(ctx context.Context, id envelope.DocID, key *[32]byte, registered bool) error {
+	self := c.id.public.Box
+	sealed, err := sealKey(key, &self)
+	if err != nil {
+		return err
+	}
+	var replica [8]byte
+	if _, err := io.ReadFull(rand.Reader, replica[:]); err != nil {
+		return fmt.Errorf("client: read random replica id: %w", err)
+	}
+	d := &document{id: id}
+	d.meta = docMeta{Key: key[:], Replica: binary.BigEndian.Uint64(replica[:]), Registered: registered, SealedKey: sealed}
+	d.crdt = crdt.NewDoc(crdt.ReplicaID(d.meta.Replica))
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrClosed
+	}
+	if _, ok := c.docs[id]; ok {
+		return nil
+	}
+	var b Batch
+	if err := putMeta(&b, d); err != nil {
+		return err
+	}
+	if err := c.store.Write(ctx, &b); err != nil {
+		return fmt.Errorf("client: store document %s: %w", id, err)
+	}
+	c.docs[id] = d
+	c.log.Info("document added", "doc", id, "registered", registered)
+	return nil
+}
+
+func putMeta(b *Batch, d *document) error {
+	m, err := msgpack.Marshal(&d.meta)
+	if err != nil {
+		return fmt.Errorf("client: encode document %s: %w", d.id, err)
+	}
+	b.Put(metaKey(d.id), m)
+	return nil
+}
+
+// Documents returns the ids of every document on this device, sorted.
+func (c *Client) Documents() []envelope.DocID {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ids := make([]envelope.DocID, 0, len(c.docs))
+	for id := range c.docs {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b envelope.DocID) int { return bytesCompare(a[:], b[:]) })
+	return ids
+}
+
+func bytesCompare(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return int(a[i]) - int(b[i])
+		}
+	}
+	return len(a) - len(b)
+}
+
+// Text returns the text of a document's journal body.
+func (c *Client) Text(doc envelope.DocID) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d, ok := c.docs[doc]
+	if !ok {
+		return "", fmt.Errorf("%w %s", ErrUnknownDocument, doc)
+	}
+	t, err := d.crdt.Text(bodyText)
+	if err != nil {
+		return "", err
+	}
+	return t.String(), nil
+}
+
+// SetText replaces the journal body with text, as the smallest edit from
+// the current text. The edit is saved on this device when SetText returns.
+func (c *Client) SetText(ctx context.Context, doc envelope.DocID, text string) error {
+	return c.Edit(ctx, doc, func(t *crdt.Text) error { return t.Replace(text) })
+}
+
+// Edit runs fn on the journal body and makes one update of every change
+// it made. The update is applied, sealed and stored in the outbox in one
+// atomic write before Edit returns. If fn fails, its edits are kept only
+// if the write of those made before the failure succeeds.
+func (c *Client) Edit(ctx context.Context, doc envelope.DocID, fn func(t *crdt.Text) error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrClosed
+	}
+	d, ok := c.docs[doc]
+	if !ok {
+		return fmt.Errorf("%w %s", ErrUnknownDocument, doc)
+	}
+	t, err := d.crdt.Text(bodyText)
+	if err != nil {
+		return err
+	}
+	editErr := fn(t)
+	update := d.crdt.Commit()
+	if update == nil {
+		return editErr
+	}
+	if err := c.storeLocalUpdateLocked(ctx, d, update); err != nil {
+		return err
+	}
+	c.notifyLocked(doc)
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	return editErr
+}
+
+// storeLocalUpdateLocked seals a local update into the outbox and stores
+// it with the update record in one write.
+func (c *Client) storeLocalUpdateLocked(ctx context.Context, d *document, update []byte) error {
+	seq := d.meta.LastSeq + 1
+	env, err := envelope.Seal(envelope.Header{Kind: envelope.KindUpdate, Doc: d.id, Seq: seq}, d.meta.key(), c.id.signing, update)
+	if err != nil {
+		return err
+	}
+	sealed, err := env.Marshal()
+	if err != nil {
+		return err
+	}
+
+	var b Batch
+	meta := d.meta
+	meta.LastSeq = seq
+	compact := d.records+1 > compactAfter
+	if compact {
+		if err := c.compactLocked(ctx, d, &b, &meta); err != nil {
+			return err
+		}
+	} else {
+		b.Put(recordKey(d.id, meta.NextRecord), update)
+		meta.NextRecord++
+	}
+	b.Put(outboxKey(d.id, seq), sealed)
+	old := d.meta
+	d.meta = meta
+	if err := putMeta(&b, d); err != nil {
+		d.meta = old
+		return err
+	}
+	if err := c.store.Write(ctx, &b); err != nil {
+		d.meta = old
+		// The edit stays in memory, and is in no outbox: it will reach the
+		// relay only inside a later update's causal history, if at all, so
+		// the caller must see this error.
+		return fmt.Errorf("client: save edit of document %s: %w", d.id, err)
+	}
+	if compact {
+		d.records = 0
+	} else {
+		d.records++
+	}
+	d.outbox = append(d.outbox, outboxEntry{seq: seq, envelope: sealed})
+	return nil
+}
+
+// compactLocked adds to b a new saved state of d and the deletion of its
+// update records.
+func (c *Client) compactLocked(ctx context.Context, d *document, b *Batch, meta *docMeta) error {
+	state, err := d.crdt.Save()
+	if err != nil {
+		return fmt.Errorf("client: save state of document %s: %w", d.id, err)
+	}
+	b.Put(stateKey(d.id), state)
+	err = c.store.Scan(ctx, recordPrefix(d.id), func(key, _ []byte) error {
+		b.Del(slices.Clone(key))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("client: list update records of document %s: %w", d.id, err)
+	}
+	meta.NextRecord = 0
+	return nil
+}
+
+// Share adds the person with public id to as a member of doc. The share is
+// saved on this device and sent to the relay on the next sync.
+func (c *Client) Share(ctx context.Context, doc envelope.DocID, to PublicID) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d, ok := c.docs[doc]
+	if !ok {
+		return fmt.Errorf("%w %s", ErrUnknownDocument, doc)
+	}
+	sealed, err := sealKey(d.meta.key(), &to.Box)
+	if err != nil {
+		return err
+	}
+	var b Batch
+	b.Put(shareKey(doc, to.Sign), sealed)
+	if err := c.store.Write(ctx, &b); err != nil {
+		return fmt.Errorf("client: save share of document %s: %w", doc, err)
+	}
+	d.shares = append(d.shares, pendingShare{member: slices.Clone(to.Sign), sealedKey: sealed})
+	c.log.Info("share saved", "doc", doc, "member", to.Fingerprint())
+	c.notifyLocked(doc)
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Status returns the sync status of doc.
+func (c *Client) Status(doc envelope.DocID) Status {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d, ok := c.docs[doc]
+	if !ok {
+		return Status{Connected: c.connected}
+	}
+	return c.statusLocked(d)
+}
+
+func (c *Client) statusLocked(d *document) Status {
+	s := Status{Pending: len(d.outbox) + len(d.shares), Connected: c.connected}
+	if !d.meta.Registered {
+		s.Pending++
+	}
+	s.Synced = s.Pending == 0 && c.connected && d.caughtUp
+	return s
+}
+
+// OnChange registers fn to be called after a document changes locally or
+// remotely, or its status changes. fn runs with no client lock held, but
+// must not block for long.
+func (c *Client) OnChange(fn func(doc envelope.DocID)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.listeners = append(c.listeners, fn)
+}
+
+// notifyLocked calls the listeners in a new goroutine, so they may call
+// back into the client.
+func (c *Client) notifyLocked(doc envelope.DocID) {
+	if len(c.listeners) == 0 {
+		return
+	}
+	listeners := slices.Clone(c.listeners)
+	go func() {
+		for _, fn := range listeners {
+			fn(doc)
+		}
+	}()
+}
+
+// Close closes the store. A running Run returns.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	c.closed = true
+	return c.store.Close()
+}
+
+// relayHost returns the host part of the relay URL, which the relay must
+// name in its Hello.
+func relayHost(raw string) (string, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
+		return "", fmt.Errorf("client: invalid relay URL %q: want ws://HOST:PORT/v1/sync or wss://...", raw)
+	}
+	return u.Host, nil
+}

@@ -1,0 +1,651 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	gosync "sync"
+	"time"
+
+	"interlude/sync/envelope"
+	"interlude/sync/wire"
+)
+
+// maxInFlight bounds the pushes sent before their acknowledgements, so a
+// long outbox streams without waiting for each round trip.
+const maxInFlight = 64
+
+// relistInterval is how often a running session asks the relay for
+// documents newly shared with this device.
+const relistInterval = 15 * time.Second
+
+// Backoff bounds between reconnection attempts.
+const (
+	minBackoff = 500 * time.Millisecond
+	maxBackoff = 30 * time.Second
+)
+
+// Run keeps a session with the relay until ctx ends, reconnecting with
+// jittered exponential backoff whenever the relay goes away. It returns
+// ctx's error.
+func (c *Client) Run(ctx context.Context) error {
+	backoff := minBackoff
+	for attempt := 1; ; attempt++ {
+		started := time.Now()
+		err := c.session(ctx, false)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if time.Since(started) > maxBackoff {
+			backoff = minBackoff
+		}
+		wait := backoff/2 + rand.N(backoff/2+1)
+		c.log.Warn("relay session ended, reconnecting", "relay", c.relay, "err", err, "attempt", attempt, "wait", wait)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// SyncOnce connects to the relay, accepts documents shared with this
+// device, pushes the outbox, pulls until every document has caught up,
+// and disconnects.
+func (c *Client) SyncOnce(ctx context.Context) error {
+	return c.session(ctx, true)
+}
+
+// session is one connection to the relay. With once set, it returns nil
+// as soon as everything is pushed and pulled.
+func (c *Client) session(ctx context.Context, once bool) error {
+	if c.dialer == nil || c.relay == "" {
+		return errors.New("client: no relay configured: set Config.Dialer and Config.RelayURL")
+	}
+	host, err := relayHost(c.relay)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	conn, err := c.dialer.Dial(ctx, c.relay)
+	if err != nil {
+		return fmt.Errorf("client: connect to relay %s: %w", c.relay, err)
+	}
+	s := &session{c: c, conn: conn, replies: make(map[uint64]chan wire.Message), done: make(chan struct{})}
+	defer s.close()
+
+	// 1. Authenticate before anything else, because the relay answers
+	//    nothing to an unknown device.
+	if err := s.authenticate(ctx, host); err != nil {
+		return err
+	}
+	c.setConnected(true)
+	defer c.setConnected(false)
+	c.log.Info("relay session started", "relay", c.relay)
+
+	// 2. Read in the background: replies go to the waiting request,
+	//    deliveries are applied as they come.
+	readErr := make(chan error, 1)
+	go func() { readErr <- s.readLoop(ctx) }()
+
+	work := make(chan error, 1)
+	go func() { work <- s.run(ctx, once) }()
+	select {
+	case err := <-work:
+		return err
+	case err := <-readErr:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+type session struct {
+	c    *Client
+	conn Conn
+
+	writeMu gosync.Mutex // serializes WriteFrame
+
+	mu      gosync.Mutex // guards the fields below
+	nextRef uint64
+	replies map[uint64]chan wire.Message
+	// subscribed lists the documents subscribed in this session.
+	subscribed map[envelope.DocID]bool
+	done       chan struct{}
+	closeOnce  gosync.Once
+}
+
+func (s *session) close() {
+	s.closeOnce.Do(func() {
+		close(s.done)
+		s.conn.Close()
+	})
+	s.c.mu.Lock()
+	for _, d := range s.c.docs {
+		d.caughtUp = false
+	}
+	s.c.mu.Unlock()
+}
+
+func (c *Client) setConnected(v bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.connected = v
+	for id := range c.docs {
+		c.notifyLocked(id)
+	}
+}
+
+func (s *session) authenticate(ctx context.Context, host string) error {
+	msg, err := s.read(ctx)
+	if err != nil {
+		return err
+	}
+	hello, ok := msg.(*wire.Hello)
+	if !ok {
+		return fmt.Errorf("client: relay sent message type %d before Hello", msg.Type())
+	}
+	if hello.Version != wire.Version {
+		return fmt.Errorf("client: relay speaks protocol version %d, this client %d: upgrade the older side", hello.Version, wire.Version)
+	}
+	if hello.Relay != host {
+		return fmt.Errorf("client: relay answers as %q, but this client connected to %q: check the relay URL", hello.Relay, host)
+	}
+	sig := ed25519.Sign(s.c.id.signing, wire.AuthMessage(host, hello.Challenge))
+	if err := s.write(ctx, &wire.Auth{Version: wire.Version, Device: s.c.id.public.Sign, Signature: sig}); err != nil {
+		return err
+	}
+	msg, err = s.read(ctx)
+	if err != nil {
+		return err
+	}
+	switch m := msg.(type) {
+	case *wire.Welcome:
+		return nil
+	case *wire.Error:
+		return fmt.Errorf("client: authentication failed: %w", m)
+	default:
+		return fmt.Errorf("client: relay sent message type %d in place of Welcome", msg.Type())
+	}
+}
+
+func (s *session) read(ctx context.Context) (wire.Message, error) {
+	frame, err := s.conn.ReadFrame(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("client: read from relay: %w", err)
+	}
+	return wire.Decode(frame)
+}
+
+func (s *session) write(ctx context.Context, m wire.Message) error {
+	frame, err := wire.Encode(m)
+	if err != nil {
+		return err
+	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if err := s.conn.WriteFrame(ctx, frame); err != nil {
+		return fmt.Errorf("client: write to relay: %w", err)
+	}
+	return nil
+}
+
+// request sends m with a fresh Ref and returns a channel that receives
+// the reply.
+func (s *session) request(ctx context.Context, m wire.Message) (<-chan wire.Message, error) {
+	reply := make(chan wire.Message, 1)
+	s.mu.Lock()
+	s.nextRef++
+	ref := s.nextRef
+	s.replies[ref] = reply
+	s.mu.Unlock()
+	setRef(m, ref)
+	if err := s.write(ctx, m); err != nil {
+		return nil, err
+	}
+	return reply, nil
+}
+
+// call sends a request and waits for its reply. An Error reply is returned
+// as a *wire.Error.
+func (s *session) call(ctx context.Context, m wire.Message) (wire.Message, error) {
+	reply, err := s.request(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case r := <-reply:
+		if e, ok := r.(*wire.Error); ok {
+			return nil, e
+		}
+		return r, nil
+	case <-s.done:
+		return nil, errors.New("client: relay session closed")
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (s *session) readLoop(ctx context.Context) error {
+	for {
+		msg, err := s.read(ctx)
+		if err != nil {
+			return err
+		}
+		switch m := msg.(type) {
+		case *wire.Deliver:
+			if err := s.c.applyDelivery(ctx, m); err != nil {
+				return err
+			}
+		case *wire.CaughtUp:
+			s.c.caughtUp(m)
+		case *wire.Error:
+			if m.Ref == 0 {
+				return fmt.Errorf("client: relay closed the session: %w", m)
+			}
+			s.reply(m.Ref, m)
+		case *wire.OK:
+			s.reply(m.Ref, m)
+		case *wire.Ack:
+			s.reply(m.Ref, m)
+		case *wire.Docs:
+			s.reply(m.Ref, m)
+		default:
+			return fmt.Errorf("client: unexpected message type %d from relay", msg.Type())
+		}
+	}
+}
+
+func (s *session) reply(ref uint64, m wire.Message) {
+	s.mu.Lock()
+	ch, ok := s.replies[ref]
+	delete(s.replies, ref)
+	s.mu.Unlock()
+	if ok {
+		ch <- m
+	} else {
+		s.c.log.Warn("reply to unknown request", "ref", ref, "type", m.Type())
+	}
+}
+
+// run does the session's work in order: accept shared documents, register
+// new ones, send shares, subscribe, then push the outbox whenever it grows.
+func (s *session) run(ctx context.Context, once bool) error {
+	relist := time.NewTicker(relistInterval)
+	defer relist.Stop()
+	for {
+		// 1. Documents shared with this device come first, so their
+		//    subscriptions start in this same pass.
+		if err := s.acceptShared(ctx); err != nil {
+			return err
+		}
+		// 2. The relay must know a document before it takes members or
+		//    updates for it.
+		if err := s.registerAndShare(ctx); err != nil {
+			return err
+		}
+		// 3. Subscribe before pushing, so deliveries are not missed.
+		if err := s.subscribeAll(ctx); err != nil {
+			return err
+		}
+		if err := s.pushOutbox(ctx); err != nil {
+			return err
+		}
+		if once {
+			if s.c.allSynced() {
+				return nil
+			}
+			// Wait for CaughtUp of every subscription.
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-s.done:
+				return errors.New("client: relay session closed")
+			case <-time.After(20 * time.Millisecond):
+			}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.c.wake:
+		case <-relist.C:
+		}
+	}
+}
+
+func (s *session) acceptShared(ctx context.Context) error {
+	r, err := s.call(ctx, &wire.ListDocs{})
+	if err != nil {
+		return fmt.Errorf("client: list documents: %w", err)
+	}
+	docs, ok := r.(*wire.Docs)
+	if !ok {
+		return fmt.Errorf("client: relay answered ListDocs with message type %d", r.Type())
+	}
+	for _, g := range docs.Grants {
+		if len(g.Doc) != 16 {
+			continue
+		}
+		var id envelope.DocID
+		copy(id[:], g.Doc)
+		s.c.mu.Lock()
+		_, known := s.c.docs[id]
+		s.c.mu.Unlock()
+		if known {
+			continue
+		}
+		key, err := s.c.id.openKey(g.SealedKey)
+		if err != nil {
+			s.c.log.Warn("shared document key does not open, skipped", "doc", id, "err", err)
+			continue
+		}
+		if err := s.c.addDocument(ctx, id, key, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setRef sets the Ref of a request message.
+func setRef(m wire.Message, ref uint64) {
+	switch m := m.(type) {
+	case *wire.Create:
+		m.Ref = ref
+	case *wire.AddMember:
+		m.Ref = ref
+	case *wire.ListDocs:
+		m.Ref = ref
+	case *wire.Subscribe:
+		m.Ref = ref
+	case *wire.Push:
+		m.Ref = ref
+	}
+}
+
+// registerAndShare sends Create for each document the relay does not know
+// yet, and AddMember for each pending share.
+func (s *session) registerAndShare(ctx context.Context) error {
+	type job struct {
+		id     envelope.DocID
+		sealed []byte
+		shares []pendingShare
+		create bool
+	}
+	var jobs []job
+	s.c.mu.Lock()
+	for id, d := range s.c.docs {
+		if !d.meta.Registered || len(d.shares) > 0 {
+			jobs = append(jobs, job{id: id, sealed: d.meta.SealedKey, shares: slices.Clone(d.shares), create: !d.meta.Registered})
+		}
+	}
+	s.c.mu.Unlock()
+
+	for _, j := range jobs {
+		if j.create {
+			if _, err := s.call(ctx, &wire.Create{Doc: j.id[:], SealedKey: j.sealed}); err != nil {
+				return fmt.Errorf("client: register document %s: %w", j.id, err)
+			}
+			if err := s.c.markRegistered(ctx, j.id); err != nil {
+				return err
+			}
+		}
+		for _, sh := range j.shares {
+			if _, err := s.call(ctx, &wire.AddMember{Doc: j.id[:], Member: sh.member, SealedKey: sh.sealedKey}); err != nil {
+				return fmt.Errorf("client: share document %s: %w", j.id, err)
+			}
+			if err := s.c.removeShare(ctx, j.id, sh.member); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (c *Client) markRegistered(ctx context.Context, id envelope.DocID) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d := c.docs[id]
+	d.meta.Registered = true
+	var b Batch
+	if err := putMeta(&b, d); err != nil {
+		return err
+	}
+	if err := c.store.Write(ctx, &b); err != nil {
+		return fmt.Errorf("client: save registration of document %s: %w", id, err)
+	}
+	c.log.Info("document registered with relay", "doc", id)
+	c.notifyLocked(id)
+	return nil
+}
+
+func (c *Client) removeShare(ctx context.Context, id envelope.DocID, member []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d := c.docs[id]
+	var b Batch
+	b.Del(shareKey(id, member))
+	if err := c.store.Write(ctx, &b); err != nil {
+		return fmt.Errorf("client: save share of document %s: %w", id, err)
+	}
+	d.shares = slices.DeleteFunc(d.shares, func(sh pendingShare) bool { return bytes.Equal(sh.member, member) })
+	c.log.Info("share sent to relay", "doc", id)
+	c.notifyLocked(id)
+	return nil
+}
+
+func (s *session) subscribeAll(ctx context.Context) error {
+	type sub struct {
+		id     envelope.DocID
+		cursor uint64
+	}
+	var subs []sub
+	s.c.mu.Lock()
+	for id, d := range s.c.docs {
+		if d.meta.Registered && !s.subscribed[id] {
+			subs = append(subs, sub{id, d.meta.Cursor})
+		}
+	}
+	s.c.mu.Unlock()
+	for _, sb := range subs {
+		if _, err := s.call(ctx, &wire.Subscribe{Doc: sb.id[:], After: sb.cursor}); err != nil {
+			return fmt.Errorf("client: subscribe to document %s: %w", sb.id, err)
+		}
+		s.mu.Lock()
+		if s.subscribed == nil {
+			s.subscribed = make(map[envelope.DocID]bool)
+		}
+		s.subscribed[sb.id] = true
+		s.mu.Unlock()
+	}
+	return nil
+}
+
+// pushOutbox sends every outbox entry of every registered document, up to
+// maxInFlight at a time, and removes each from the outbox when its Ack
+// arrives.
+func (s *session) pushOutbox(ctx context.Context) error {
+	type pending struct {
+		id    envelope.DocID
+		seq   uint64
+		reply <-chan wire.Message
+	}
+	for {
+		var batch []outboxEntry
+		var doc envelope.DocID
+		s.c.mu.Lock()
+		for id, d := range s.c.docs {
+			if d.meta.Registered && len(d.outbox) > 0 {
+				doc, batch = id, slices.Clone(d.outbox)
+				break
+			}
+		}
+		s.c.mu.Unlock()
+		if len(batch) == 0 {
+			return nil
+		}
+
+		var inFlight []pending
+		wait := func() error {
+			p := inFlight[0]
+			inFlight = inFlight[1:]
+			select {
+			case r := <-p.reply:
+				switch m := r.(type) {
+				case *wire.Ack:
+					return s.c.acknowledge(ctx, p.id, p.seq, m.Cursor)
+				case *wire.Error:
+					return fmt.Errorf("client: push of document %s seq %d: %w", p.id, p.seq, m)
+				default:
+					return fmt.Errorf("client: relay answered Push with message type %d", r.Type())
+				}
+			case <-s.done:
+				return errors.New("client: relay session closed")
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		for _, e := range batch {
+			if len(inFlight) == maxInFlight {
+				if err := wait(); err != nil {
+					return err
+				}
+			}
+			reply, err := s.request(ctx, &wire.Push{Doc: doc[:], Envelope: e.envelope})
+			if err != nil {
+				return err
+			}
+			inFlight = append(inFlight, pending{doc, e.seq, reply})
+		}
+		for len(inFlight) > 0 {
+			if err := wait(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// acknowledge removes an acknowledged envelope from the outbox.
+func (c *Client) acknowledge(ctx context.Context, id envelope.DocID, seq, cursor uint64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d := c.docs[id]
+	var b Batch
+	b.Del(outboxKey(id, seq))
+	if err := c.store.Write(ctx, &b); err != nil {
+		return fmt.Errorf("client: remove acknowledged update of document %s: %w", id, err)
+	}
+	d.outbox = slices.DeleteFunc(d.outbox, func(e outboxEntry) bool { return e.seq == seq })
+	c.log.Debug("update acknowledged", "doc", id, "seq", seq, "cursor", cursor)
+	c.notifyLocked(id)
+	return nil
+}
+
+// applyDelivery opens a delivered envelope and applies its update.
+func (c *Client) applyDelivery(ctx context.Context, m *wire.Deliver) error {
+	if len(m.Doc) != 16 {
+		return fmt.Errorf("client: relay delivered for a document id of %d bytes", len(m.Doc))
+	}
+	var id envelope.DocID
+	copy(id[:], m.Doc)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d, ok := c.docs[id]
+	if !ok {
+		c.log.Warn("delivery for a document not on this device, ignored", "doc", id, "cursor", m.Cursor)
+		return nil
+	}
+	if m.Cursor <= d.meta.Cursor {
+		return nil
+	}
+
+	var b Batch
+	meta := d.meta
+	meta.Cursor = m.Cursor
+	update, err := openDelivery(m.Envelope, id, d.meta.key())
+	if err == nil {
+		err = d.crdt.Apply(update)
+	}
+	if err != nil {
+		// Keep what cannot be applied, so a later version of the client can
+		// retry, and move on: one bad envelope must not stall the document.
+		c.log.Error("delivered update rejected and kept aside", "doc", id, "cursor", m.Cursor, "err", err)
+		b.Put(append(append(docPrefix(id), "/rejected/"...), binaryCursor(m.Cursor)...), m.Envelope)
+	} else if d.records+1 > compactAfter {
+		if err := c.compactLocked(ctx, d, &b, &meta); err != nil {
+			return err
+		}
+	} else {
+		b.Put(recordKey(id, meta.NextRecord), update)
+		meta.NextRecord++
+	}
+	old := d.meta
+	d.meta = meta
+	if err := putMeta(&b, d); err != nil {
+		d.meta = old
+		return err
+	}
+	if err := c.store.Write(ctx, &b); err != nil {
+		d.meta = old
+		return fmt.Errorf("client: save delivered update of document %s: %w", id, err)
+	}
+	switch {
+	case meta.NextRecord == 0:
+		d.records = 0
+	case err == nil:
+		d.records++
+	}
+	c.notifyLocked(id)
+	return nil
+}
+
+func binaryCursor(c uint64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], c)
+	return b[:]
+}
+
+func openDelivery(raw []byte, id envelope.DocID, key *[32]byte) ([]byte, error) {
+	env, err := envelope.Unmarshal(raw)
+	if err != nil {
+		return nil, err
+	}
+	if env.Doc != id {
+		return nil, fmt.Errorf("client: envelope of document %s delivered as document %s", env.Doc, id)
+	}
+	return env.Open(key)
+}
+
+func (c *Client) caughtUp(m *wire.CaughtUp) {
+	if len(m.Doc) != 16 {
+		return
+	}
+	var id envelope.DocID
+	copy(id[:], m.Doc)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if d, ok := c.docs[id]; ok {
+		d.caughtUp = true
+		c.notifyLocked(id)
+	}
+}
+
+// allSynced reports whether every document is registered, has nothing in
+// its outbox or shares, and has caught up.
+func (c *Client) allSynced() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, d := range c.docs {
+		if !d.meta.Registered || len(d.outbox) > 0 || len(d.shares) > 0 || !d.caughtUp {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,72 @@
+// Package wstransport is the native client.Dialer, over gorilla/websocket.
+package wstransport
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"interlude/client"
+	"interlude/sync/wire"
+)
+
+// writeTimeout bounds one frame write, so a stalled relay cannot block
+// the sync loop forever.
+const writeTimeout = 30 * time.Second
+
+// Dialer implements client.Dialer.
+type Dialer struct{}
+
+// Dial implements client.Dialer.
+func (Dialer) Dial(ctx context.Context, url string) (client.Conn, error) {
+	d := websocket.Dialer{HandshakeTimeout: 15 * time.Second}
+	ws, _, err := d.DialContext(ctx, url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("wstransport: dial %s: %w", url, err)
+	}
+	ws.SetReadLimit(wire.MaxFrame)
+	c := &conn{ws: ws, stop: make(chan struct{})}
+	// Closing the socket is how a blocked read learns that ctx ended.
+	go func() {
+		select {
+		case <-ctx.Done():
+			ws.Close()
+		case <-c.stop:
+		}
+	}()
+	return c, nil
+}
+
+type conn struct {
+	ws        *websocket.Conn
+	stop      chan struct{}
+	closeOnce sync.Once
+}
+
+func (c *conn) ReadFrame(ctx context.Context) ([]byte, error) {
+	for {
+		kind, b, err := c.ws.ReadMessage()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, err
+		}
+		if kind == websocket.BinaryMessage {
+			return b, nil
+		}
+	}
+}
+
+func (c *conn) WriteFrame(_ context.Context, frame []byte) error {
+	c.ws.SetWriteDeadline(time.Now().Add(writeTimeout))
+	return c.ws.WriteMessage(websocket.BinaryMessage, frame)
+}
+
+func (c *conn) Close() error {
+	c.closeOnce.Do(func() { close(c.stop) })
+	return c.ws.Close()
+}

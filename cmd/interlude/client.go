@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"interlude/client"
+	"interlude/client/badgerstore"
+	"interlude/client/wstransport"
+	"interlude/crdt"
+	"interlude/sync/envelope"
+)
+
+// defaultRelay is the relay that 'interlude relay' serves with its default
+// flags.
+const defaultRelay = "ws://127.0.0.1:8080/v1/sync"
+
+// profileFlags are the flags every client subcommand takes.
+type profileFlags struct {
+	profile string
+	relay   string
+	verbose bool
+}
+
+func newClientFlags(name string, stderr io.Writer, withRelay bool) (*flag.FlagSet, *profileFlags) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	p := &profileFlags{}
+	fs.StringVar(&p.profile, "profile", defaultProfile(), "profile `folder` with this device's identity and local store (env INTERLUDE_PROFILE)")
+	if withRelay {
+		relay := os.Getenv("INTERLUDE_RELAY")
+		if relay == "" {
+			relay = defaultRelay
+		}
+		fs.StringVar(&p.relay, "relay", relay, "relay WebSocket `URL` (env INTERLUDE_RELAY)")
+		fs.BoolVar(&p.verbose, "v", false, "log the sync session to stderr")
+	}
+	return fs, p
+}
+
+func defaultProfile() string {
+	if p := os.Getenv("INTERLUDE_PROFILE"); p != "" {
+		return p
+	}
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return "interlude-profile"
+	}
+	return filepath.Join(dir, "interlude")
+}
+
+// openClient opens the profile's identity and store.
+func openClient(ctx context.Context, p *profileFlags, stderr io.Writer) (*client.Client, error) {
+	id, err := client.ReadIdentityFile(p.profile)
+	if err != nil {
+		return nil, err
+	}
+	store, err := badgerstore.Open(filepath.Join(p.profile, "store"))
+	if err != nil {
+		return nil, err
+	}
+	logger := slog.New(slog.DiscardHandler)
+	if p.verbose {
+		logger = slog.New(slog.NewTextHandler(stderr, nil))
+	}
+	c, err := client.Open(ctx, client.Config{
+		Store:    store,
+		Identity: id,
+		Dialer:   wstransport.Dialer{},
+		RelayURL: p.relay,
+		Logger:   logger,
+	})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func runIDNew(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, p := newClientFlags("id new", stderr, false)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	id, err := client.CreateIdentityFile(p.profile)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s\nfingerprint %s\n", id.PublicID(), id.Public().Fingerprint())
+	return nil
+}
+
+func runIDShow(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, p := newClientFlags("id show", stderr, false)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	id, err := client.ReadIdentityFile(p.profile)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s\nfingerprint %s\n", id.PublicID(), id.Public().Fingerprint())
+	return nil
+}
+
+func runDocNew(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, p := newClientFlags("doc new", stderr, false)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c, err := openClient(ctx, p, stderr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	id, err := c.CreateDocument(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, id)
+	return nil
+}
+
+func runDocList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, p := newClientFlags("doc list", stderr, false)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c, err := openClient(ctx, p, stderr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	for _, id := range c.Documents() {
+		st := c.Status(id)
+		fmt.Fprintf(stdout, "%s\tpending=%d\n", id, st.Pending)
+	}
+	return nil
+}
+
+func runDocShare(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, p := newClientFlags("doc share", stderr, false)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 2 {
+		return fmt.Errorf("doc share takes a document id and a public id, got %d arguments", fs.NArg())
+	}
+	doc, err := envelope.ParseDocID(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	to, err := client.ParsePublicID(fs.Arg(1))
+	if err != nil {
+		return err
+	}
+	c, err := openClient(ctx, p, stderr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Share(ctx, doc, to); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "shared %s with %s; run 'interlude sync' to send it\n", doc, to.Fingerprint())
+	return nil
+}
+
+func runDocWrite(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, p := newClientFlags("doc write", stderr, false)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() < 2 {
+		return fmt.Errorf("doc write takes a document id and the text to append")
+	}
+	doc, err := envelope.ParseDocID(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	text := strings.Join(fs.Args()[1:], " ")
+	c, err := openClient(ctx, p, stderr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return c.Edit(ctx, doc, func(t *crdt.Text) error { return t.Insert(t.Len(), text) })
+}
+
+func runDocCat(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, p := newClientFlags("doc cat", stderr, false)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return fmt.Errorf("doc cat takes one document id, got %d arguments", fs.NArg())
+	}
+	doc, err := envelope.ParseDocID(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	c, err := openClient(ctx, p, stderr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	text, err := c.Text(doc)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, text)
+	return nil
+}
+
+func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, p := newClientFlags("sync", stderr, true)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c, err := openClient(ctx, p, stderr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.SyncOnce(ctx); err != nil {
+		return err
+	}
+	for _, id := range c.Documents() {
+		fmt.Fprintf(stdout, "%s\tsynced\n", id)
+	}
+	return nil
+}

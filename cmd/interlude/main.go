@@ -1,0 +1,115 @@
+// Command interlude runs an Interlude relay, scripts a client, and
+// replays benchmarks.
+//
+// Usage:
+//
+//	interlude relay [--listen ADDR] [--data DIR]
+//	interlude id new|show [--profile DIR]
+//	interlude doc new|list|share|write|cat [--profile DIR] ...
+//	interlude sync [--profile DIR] [--relay URL]
+//	interlude bench trace [--batch N] FILE
+//	interlude bench crdt FILE
+//
+// Run a subcommand with -h for its flags.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"interlude/wasm/web"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	switch {
+	case err == nil:
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "interlude:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: interlude COMMAND [flags] [arguments]
+
+Commands:
+  relay        serve the relay and the web app
+  id new       make this device's identity in a profile folder
+  id show      print this device's public id, to give to others
+  doc new      make a new journal document
+  doc list     list the documents on this device
+  doc share    share a document with another person's public id
+  doc write    append text to a document's journal
+  doc cat      print a document's journal text
+  sync         accept shared documents, push local edits, pull others'
+  bench trace  replay an editing trace through a relay on loopback
+  bench crdt   replay an editing trace into one CRDT replica, save and load
+
+Run 'interlude COMMAND -h' for the flags of a command.
+`
+
+// Run runs the command line args, writing output to stdout and messages to
+// stderr.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return flag.ErrHelp
+	}
+	sub := ""
+	if len(args) > 1 {
+		sub = args[1]
+	}
+	switch {
+	case args[0] == "relay":
+		return runRelay(ctx, args[1:], stdout, stderr, web.FS())
+	case args[0] == "id" && sub == "new":
+		return runIDNew(ctx, args[2:], stdout, stderr)
+	case args[0] == "id" && sub == "show":
+		return runIDShow(ctx, args[2:], stdout, stderr)
+	case args[0] == "doc" && sub == "new":
+		return runDocNew(ctx, args[2:], stdout, stderr)
+	case args[0] == "doc" && sub == "list":
+		return runDocList(ctx, args[2:], stdout, stderr)
+	case args[0] == "doc" && sub == "share":
+		return runDocShare(ctx, args[2:], stdout, stderr)
+	case args[0] == "doc" && sub == "write":
+		return runDocWrite(ctx, args[2:], stdout, stderr)
+	case args[0] == "doc" && sub == "cat":
+		return runDocCat(ctx, args[2:], stdout, stderr)
+	case args[0] == "sync":
+		return runSync(ctx, args[1:], stdout, stderr)
+	case args[0] == "bench" && sub == "trace":
+		return runBenchTrace(ctx, args[2:], stdout, stderr)
+	case args[0] == "bench" && sub == "crdt":
+		return runBenchCRDT(ctx, args[2:], stdout, stderr)
+	case args[0] == "help" || args[0] == "-h" || args[0] == "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q: see the list above", joinFirst(args, 2))
+}
+
+func joinFirst(args []string, n int) string {
+	s := ""
+	for i, a := range args {
+		if i == n {
+			break
+		}
+		if i > 0 {
+			s += " "
+		}
+		s += a
+	}
+	return s
+}

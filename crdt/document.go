@@ -1,0 +1,252 @@
+package crdt
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"unicode/utf8"
+)
+
+// Doc is one replica of a document: named root containers, the operations
+// that built them, and the updates held back until their causes arrive.
+// A Doc is safe for use by several goroutines.
+type Doc struct {
+	mu sync.Mutex // guards every field below and all containers
+
+	replica  ReplicaID
+	own      *replicaState // state of replica; edits get counters from own.next
+	replicas map[ReplicaID]*replicaState
+	texts    map[string]*Text
+
+	// history lists every applied operation in the order it was applied,
+	// which respects causality, so re-encoding it in this order gives
+	// updates that any replica can apply front to back.
+	history []span
+
+	// uncommitted lists the local operations that Commit has not yet
+	// returned.
+	uncommitted []span
+
+	held []*heldUpdate // updates waiting for their causes, oldest first
+}
+
+// heldUpdate is an update whose causes have not all been applied.
+type heldUpdate struct {
+	raw []byte
+	upd *update
+}
+
+// NewDoc returns an empty document whose local edits belong to replica.
+func NewDoc(replica ReplicaID) *Doc {
+	d := &Doc{
+		replicas: make(map[ReplicaID]*replicaState),
+		texts:    make(map[string]*Text),
+	}
+	d.setReplica(replica)
+	return d
+}
+
+func (d *Doc) setReplica(replica ReplicaID) {
+	d.replica = replica
+	d.own = d.replicaState(replica)
+}
+
+// replicaState returns the state of replica r, creating it when needed.
+func (d *Doc) replicaState(r ReplicaID) *replicaState {
+	rs := d.replicas[r]
+	if rs == nil {
+		rs = &replicaState{id: r}
+		d.replicas[r] = rs
+	}
+	return rs
+}
+
+// Replica returns the replica that local edits are made as.
+func (d *Doc) Replica() ReplicaID {
+	return d.replica
+}
+
+// Text returns the root text container called name, creating it if the
+// document has none. A text appears in State once it has been edited here
+// or by an applied update, so that replicas holding the same updates
+// always show the same state. It returns ErrTypeMismatch if name belongs to
+// a root container of another type, and ErrInvalidUTF8 if name is not
+// valid UTF-8.
+func (d *Doc) Text(name string) (*Text, error) {
+	if !utf8.ValidString(name) {
+		return nil, fmt.Errorf("text name %q: %w", name, ErrInvalidUTF8)
+	}
+
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.text(name), nil
+}
+
+func (d *Doc) text(name string) *Text {
+	t := d.texts[name]
+	if t == nil {
+		t = &Text{doc: d, name: name, tree: newTree()}
+		d.texts[name] = t
+	}
+	return t
+}
+
+// Version returns how many operations of each replica the document has
+// applied. Held-back updates are not counted.
+func (d *Doc) Version() VersionVector {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.versionLocked()
+}
+
+// applied returns the number of operations of replica r that the document
+// has applied.
+func (d *Doc) applied(r ReplicaID) uint64 {
+	if rs := d.replicas[r]; rs != nil {
+		return rs.next
+	}
+	return 0
+}
+
+func (d *Doc) versionLocked() VersionVector {
+	v := make(VersionVector, len(d.replicas))
+	for r, rs := range d.replicas {
+		if rs.next > 0 {
+			v[r] = rs.next
+		}
+	}
+	return v
+}
+
+// HeldBack returns the number of updates waiting for their causes.
+func (d *Doc) HeldBack() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.held)
+}
+
+// State returns the value of every root container that has been edited,
+// keyed by name: a text is its string.
+func (d *Doc) State() map[string]any {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+
+	state := make(map[string]any, len(d.texts))
+	for name, t := range d.texts {
+		if t.tree.root.total > 0 {
+			state[name] = t.stringLocked()
+		}
+	}
+	return state
+}
+
+// Commit returns one update with every local edit made since the last
+// Commit, or nil if there were none. Local edits are visible in the
+// document at once; Commit only packs them for sending.
+func (d *Doc) Commit() []byte {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+
+	if len(d.uncommitted) == 0 {
+		return nil
+	}
+	u := d.collect(coverGaps(d.uncommitted))
+	d.uncommitted = nil
+	return encodeUpdate(u)
+}
+
+// UpdatesSince returns, in causal order, the updates that a replica at
+// version v lacks: one update with every applied operation that v does not
+// include, followed by the held-back updates that v does not include.
+// It returns nil if v has everything.
+func (d *Doc) UpdatesSince(v VersionVector) [][]byte {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+
+	var spans []span
+	for _, s := range d.history {
+		start := max(s.start, v[s.replica])
+		if start < s.end {
+			spans = append(spans, span{replica: s.replica, start: start, end: s.end})
+		}
+	}
+	var out [][]byte
+	if len(spans) > 0 {
+		out = append(out, encodeUpdate(d.collect(spans)))
+	}
+	for _, h := range d.held {
+		if !h.upd.coveredBy(func(r ReplicaID) uint64 { return v[r] }) {
+			out = append(out, slices.Clone(h.raw))
+		}
+	}
+	return out
+}
+
+// Apply applies an update made by Commit or UpdatesSince on any replica.
+// Operations the document already has are skipped, so applying an update
+// twice changes nothing. An update whose causes have not all been applied
+// is held back, without error, and applied as soon as they are; HeldBack
+// counts such updates. Malformed bytes, and updates that refer to
+// operations that neither the document nor the update's dependencies
+// contain, return an error wrapping ErrInvalidUpdate and leave the
+// document unchanged. A held-back update that turns out to be invalid once
+// its causes arrive is dropped.
+func (d *Doc) Apply(data []byte) error {
+	u, err := decodeUpdate(data)
+	if err != nil {
+		return err
+	}
+
+	d.mu.Lock()
+	defer d.mu.Unlock()
+
+	switch {
+	case u.coveredBy(d.applied):
+		return nil
+	case !d.ready(u):
+		d.holdBack(data, u)
+		return nil
+	}
+	if err := d.validate(u); err != nil {
+		return err
+	}
+	d.applyValidated(u)
+	d.releaseHeld()
+	return nil
+}
+
+// holdBack keeps an update until its causes arrive, once per distinct
+// update.
+func (d *Doc) holdBack(data []byte, u *update) {
+	for _, h := range d.held {
+		if string(h.raw) == string(data) {
+			return
+		}
+	}
+	d.held = append(d.held, &heldUpdate{raw: slices.Clone(data), upd: u})
+}
+
+// releaseHeld applies every held-back update whose causes have now been
+// applied, repeating until no more can be, and drops those that became
+// duplicates or turned out invalid.
+func (d *Doc) releaseHeld() {
+	for progress := true; progress; {
+		progress = false
+		kept := d.held[:0]
+		for _, h := range d.held {
+			switch {
+			case h.upd.coveredBy(d.applied):
+				progress = true
+			case d.ready(h.upd):
+				progress = true
+				if d.validate(h.upd) == nil {
+					d.applyValidated(h.upd)
+				}
+			default:
+				kept = append(kept, h)
+			}
+		}
+		clear(d.held[len(kept):])
+		d.held = kept
+	}
+}

@@ -1,0 +1,341 @@
+package crdt
+
+import "slices"
+
+// item is a run of code points inserted by one replica with consecutive
+// counters, where every code point after the first has the previous one as
+// its left origin and all share one right origin. Such a run behaves
+// exactly like the same code points inserted one by one, so it can be
+// split at any offset and rejoined when the halves meet again.
+type item struct {
+	id      opID   // id of the first code point
+	length  int    // code points in the run
+	left    opID   // left origin of the first code point, or noID
+	right   opID   // right origin of every code point, or noID
+	content []rune // the code points; nil once deleted
+	deleted bool   // tombstone: kept for ordering, invisible in the text
+	leaf    *node  // leaf of the text's tree that contains the item
+	text    *Text  // container that the item belongs to
+}
+
+func (it *item) end() uint64 { return it.id.counter + uint64(it.length) }
+
+// lastID returns the id of the item's last code point.
+func (it *item) lastID() opID { return it.id.plus(it.length - 1) }
+
+func (it *item) visibleLength() int {
+	if it.deleted {
+		return 0
+	}
+	return it.length
+}
+
+// Capacity of tree nodes. Leaves are scanned linearly, so they stay small
+// enough for that to be cheap and large enough to keep the tree shallow.
+const (
+	maxLeafItems = 64
+	maxChildren  = 32
+)
+
+// node is a node of a B-tree over a text's items in document order. Every
+// node stores how many code points lie below it, counting tombstones
+// (total) and not counting them (visible), so that a visible position and
+// the document index of an item are both found in logarithmic time.
+type node struct {
+	parent   *node
+	children []*node // inner nodes only
+	items    []*item // leaves only
+	isLeaf   bool
+	visible  int
+	total    int
+	prev     *node // neighbouring leaves, for walking items in order
+	next     *node
+}
+
+// tree holds a text's items, tombstones included, in document order.
+type tree struct {
+	root  *node
+	first *node // leftmost leaf
+}
+
+func newTree() tree {
+	leaf := &node{isLeaf: true}
+	return tree{root: leaf, first: leaf}
+}
+
+// findVisible returns the live item that contains the visible code point
+// at pos and the offset of that code point in the item. pos must be less
+// than the visible length of the text.
+func (t *tree) findVisible(pos int) (*item, int) {
+	n := t.root
+	for !n.isLeaf {
+		next := n.children[len(n.children)-1]
+		for _, c := range n.children {
+			if pos < c.visible {
+				next = c
+				break
+			}
+			pos -= c.visible
+		}
+		n = next
+	}
+	var last *item
+	for _, it := range n.items {
+		if it.deleted {
+			continue
+		}
+		if pos < it.length {
+			return it, pos
+		}
+		pos -= it.length
+		last = it
+	}
+	// Only reachable if the counts were inconsistent; the last live item
+	// keeps callers from dereferencing nil.
+	return last, last.length - 1
+}
+
+func (t *tree) firstItem() *item {
+	for n := t.first; n != nil; n = n.next {
+		if len(n.items) > 0 {
+			return n.items[0]
+		}
+	}
+	return nil
+}
+
+func (t *tree) lastItem() *item {
+	n := t.root
+	for !n.isLeaf {
+		n = n.children[len(n.children)-1]
+	}
+	for ; n != nil; n = n.prev {
+		if len(n.items) > 0 {
+			return n.items[len(n.items)-1]
+		}
+	}
+	return nil
+}
+
+// nextItem returns the item after it in document order, or nil.
+func nextItem(it *item) *item {
+	n := it.leaf
+	i := indexInLeaf(it)
+	if i+1 < len(n.items) {
+		return n.items[i+1]
+	}
+	for n = n.next; n != nil; n = n.next {
+		if len(n.items) > 0 {
+			return n.items[0]
+		}
+	}
+	return nil
+}
+
+// prevItem returns the item before it in document order, or nil.
+func prevItem(it *item) *item {
+	n := it.leaf
+	i := indexInLeaf(it)
+	if i > 0 {
+		return n.items[i-1]
+	}
+	for n = n.prev; n != nil; n = n.prev {
+		if len(n.items) > 0 {
+			return n.items[len(n.items)-1]
+		}
+	}
+	return nil
+}
+
+func indexInLeaf(it *item) int {
+	return slices.Index(it.leaf.items, it)
+}
+
+// indexOf returns the document index of the first code point of it,
+// counting tombstones.
+func (t *tree) indexOf(it *item) int {
+	n := it.leaf
+	index := 0
+	for _, o := range n.items {
+		if o == it {
+			break
+		}
+		index += o.length
+	}
+	for n.parent != nil {
+		p := n.parent
+		for _, c := range p.children {
+			if c == n {
+				break
+			}
+			index += c.total
+		}
+		n = p
+	}
+	return index
+}
+
+// addCounts adds to the counts of n and all its ancestors.
+func addCounts(n *node, visible, total int) {
+	for ; n != nil; n = n.parent {
+		n.visible += visible
+		n.total += total
+	}
+}
+
+// insertAt puts it at index i of leaf and counts its code points.
+func (t *tree) insertAt(leaf *node, i int, it *item) {
+	leaf.items = slices.Insert(leaf.items, i, it)
+	it.leaf = leaf
+	addCounts(leaf, it.visibleLength(), it.length)
+	if len(leaf.items) > maxLeafItems {
+		t.splitNode(leaf)
+	}
+}
+
+// insertAfter puts it right after prev, or first in the text if prev is nil.
+func (t *tree) insertAfter(prev, it *item) {
+	if prev == nil {
+		t.insertAt(t.first, 0, it)
+		return
+	}
+	t.insertAt(prev.leaf, indexInLeaf(prev)+1, it)
+}
+
+// insertBefore puts it right before next, or last in the text if next is nil.
+func (t *tree) insertBefore(next, it *item) {
+	if next == nil {
+		n := t.root
+		for !n.isLeaf {
+			n = n.children[len(n.children)-1]
+		}
+		t.insertAt(n, len(n.items), it)
+		return
+	}
+	t.insertAt(next.leaf, indexInLeaf(next), it)
+}
+
+// placeAfter puts it right after prev in prev's leaf without counting its
+// code points, because they were already counted as part of prev (a split).
+func (t *tree) placeAfter(prev, it *item) {
+	leaf := prev.leaf
+	leaf.items = slices.Insert(leaf.items, indexInLeaf(prev)+1, it)
+	it.leaf = leaf
+	if len(leaf.items) > maxLeafItems {
+		t.splitNode(leaf)
+	}
+}
+
+// removeMerged takes it out of its leaf without changing any count,
+// because its code points were moved into its neighbour (a merge). A leaf
+// never becomes empty this way, since the neighbour stays in it.
+func removeMerged(it *item) {
+	i := indexInLeaf(it)
+	it.leaf.items = slices.Delete(it.leaf.items, i, i+1)
+	it.leaf = nil
+}
+
+// splitNode moves the upper half of an overfull node into a new sibling
+// and splits the parent in turn when that overflows.
+func (t *tree) splitNode(n *node) {
+	sibling := &node{isLeaf: n.isLeaf, parent: n.parent}
+	if n.isLeaf {
+		half := len(n.items) / 2
+		sibling.items = slices.Clone(n.items[half:])
+		clear(n.items[half:])
+		n.items = n.items[:half]
+		for _, it := range sibling.items {
+			it.leaf = sibling
+			sibling.visible += it.visibleLength()
+			sibling.total += it.length
+		}
+		sibling.prev, sibling.next = n, n.next
+		if n.next != nil {
+			n.next.prev = sibling
+		}
+		n.next = sibling
+	} else {
+		half := len(n.children) / 2
+		sibling.children = slices.Clone(n.children[half:])
+		clear(n.children[half:])
+		n.children = n.children[:half]
+		for _, c := range sibling.children {
+			c.parent = sibling
+			sibling.visible += c.visible
+			sibling.total += c.total
+		}
+	}
+	n.visible -= sibling.visible
+	n.total -= sibling.total
+
+	parent := n.parent
+	if parent == nil {
+		root := &node{
+			children: []*node{n, sibling},
+			visible:  n.visible + sibling.visible,
+			total:    n.total + sibling.total,
+		}
+		n.parent, sibling.parent = root, root
+		t.root = root
+		return
+	}
+	i := slices.Index(parent.children, n)
+	parent.children = slices.Insert(parent.children, i+1, sibling)
+	if len(parent.children) > maxChildren {
+		t.splitNode(parent)
+	}
+}
+
+// buildTree builds a tree over items already in document order, filling
+// nodes to three quarters so that later inserts rarely split at once.
+func buildTree(items []*item) tree {
+	if len(items) == 0 {
+		return newTree()
+	}
+	const leafFill = maxLeafItems * 3 / 4
+	const innerFill = maxChildren * 3 / 4
+
+	var level []*node
+	var prev *node
+	for start := 0; start < len(items); start += leafFill {
+		end := min(start+leafFill, len(items))
+		leaf := &node{isLeaf: true, items: slices.Clone(items[start:end]), prev: prev}
+		for _, it := range leaf.items {
+			it.leaf = leaf
+			leaf.visible += it.visibleLength()
+			leaf.total += it.length
+		}
+		if prev != nil {
+			prev.next = leaf
+		}
+		prev = leaf
+		level = append(level, leaf)
+	}
+	first := level[0]
+	for len(level) > 1 {
+		var up []*node
+		for start := 0; start < len(level); start += innerFill {
+			end := min(start+innerFill, len(level))
+			parent := &node{children: slices.Clone(level[start:end])}
+			for _, c := range parent.children {
+				c.parent = parent
+				parent.visible += c.visible
+				parent.total += c.total
+			}
+			up = append(up, parent)
+		}
+		level = up
+	}
+	return tree{root: level[0], first: first}
+}
+
+// each calls f for every item in document order until f returns false.
+func (t *tree) each(f func(*item) bool) {
+	for n := t.first; n != nil; n = n.next {
+		for _, it := range n.items {
+			if !f(it) {
+				return
+			}
+		}
+	}
+}

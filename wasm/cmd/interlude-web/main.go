@@ -1,0 +1,405 @@
+//go:build js && wasm
+
+// Command interlude-web is the Interlude client compiled to WebAssembly for
+// the browser app in wasm/web. It keeps its documents and identity in
+// IndexedDB (package wasm/idbstore), reaches the relay over the browser's
+// WebSocket (package wasm/jsws), and exposes this JavaScript API on
+// globalThis.interlude:
+//
+//	start({relay, database}) -> Promise<{publicID, fingerprint}>
+//	publicID() -> string, or "" before start
+//	fingerprint() -> string, or "" before start
+//	journal() -> Promise<docId>   the device's journal, created on first use
+//	text(docId) -> string, or null for a document this device does not hold
+//	setText(docId, text) -> Promise   resolves once saved on this device
+//	share(docId, publicID) -> Promise<{fingerprint}>
+//	status(docId) -> {state: "saved"|"waiting"|"synced", pending, connected}
+//	onChange(fn)   fn(docId) runs after a local or remote change or a
+//	               change of sync status
+//
+// A rejected Promise carries an Error whose name tells the kind of
+// failure: QuotaExceededError (and the other DOMException names from
+// IndexedDB), InvalidPublicIDError, UnknownDocumentError, NotStartedError
+// or TypeError.
+//
+// Once globalThis.interlude is set, the program dispatches the event
+// "interlude-ready" on globalThis.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"syscall/js"
+
+	"interlude/client"
+	"interlude/sync/envelope"
+	"interlude/wasm/idbstore"
+	"interlude/wasm/jsws"
+)
+
+// defaultDatabase is the IndexedDB database the app uses unless start
+// names another.
+const defaultDatabase = "interlude"
+
+// journalKey is where the app keeps the id of the device's journal in the
+// client's store. The client's own keys start with "d/" or are
+// "identity", so this key cannot collide with them.
+var journalKey = []byte("web/journal")
+
+func main() {
+	a := &app{log: slog.New(slog.NewTextHandler(os.Stderr, nil))}
+	js.Global().Set("interlude", a.exports())
+	if dispatch := js.Global().Get("dispatchEvent"); dispatch.Type() == js.TypeFunction {
+		js.Global().Call("dispatchEvent", js.Global().Get("Event").New("interlude-ready"))
+	}
+	// The exported functions run only while the Go program is alive.
+	select {}
+}
+
+// app is the state behind globalThis.interlude.
+type app struct {
+	log *slog.Logger
+
+	mu        sync.Mutex
+	client    *client.Client  // nil until start succeeds; guarded by mu
+	store     *idbstore.Store // the client's store; guarded by mu
+	starting  bool            // guarded by mu
+	listeners []js.Value      // JavaScript onChange functions; guarded by mu
+
+	journalMu sync.Mutex // serializes journal, so two calls make one journal
+}
+
+func (a *app) exports() js.Value {
+	api := js.Global().Get("Object").New()
+	set := func(name string, fn func(args []js.Value) any) {
+		// These functions live as long as the program, so they are
+		// never released.
+		api.Set(name, js.FuncOf(func(_ js.Value, args []js.Value) any { return fn(args) }))
+	}
+	set("start", a.start)
+	set("publicID", a.publicID)
+	set("fingerprint", a.fingerprint)
+	set("journal", a.journal)
+	set("text", a.text)
+	set("setText", a.setText)
+	set("share", a.share)
+	set("status", a.status)
+	set("onChange", a.onChange)
+	return api
+}
+
+// start opens the store and the client and starts syncing with the relay
+// in the background. It may be called once.
+func (a *app) start(args []js.Value) any {
+	relay, database := "", defaultDatabase
+	if len(args) > 0 && args[0].Type() == js.TypeObject {
+		if v := args[0].Get("relay"); v.Type() == js.TypeString {
+			relay = v.String()
+		}
+		if v := args[0].Get("database"); v.Type() == js.TypeString && v.String() != "" {
+			database = v.String()
+		}
+	}
+
+	return promise(func() (any, error) {
+		a.mu.Lock()
+		if a.client != nil || a.starting {
+			a.mu.Unlock()
+			return nil, named("InvalidStateError", errors.New("interlude: start was already called"))
+		}
+		a.starting = true
+		a.mu.Unlock()
+		c, err := a.open(relay, database)
+		a.mu.Lock()
+		a.starting = false
+		a.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+
+		id := c.Identity()
+		return map[string]any{"publicID": id.PublicID(), "fingerprint": id.Public().Fingerprint()}, nil
+	})
+}
+
+// open opens the store, the identity and the client, and starts Run.
+func (a *app) open(relay, database string) (*client.Client, error) {
+	ctx := context.Background()
+	store, err := idbstore.Open(ctx, database)
+	if err != nil {
+		return nil, err
+	}
+	identity, err := client.LoadOrCreateIdentity(ctx, store)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	cfg := client.Config{Store: store, Identity: identity, Logger: a.log}
+	if relay != "" {
+		cfg.Dialer = jsws.Dialer{}
+		cfg.RelayURL = relay
+	}
+	c, err := client.Open(ctx, cfg)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	c.OnChange(a.changed)
+
+	a.mu.Lock()
+	a.client, a.store = c, store
+	a.mu.Unlock()
+	if relay != "" {
+		// Run returns only when its context ends, and this one never does:
+		// the page's lifetime is the client's.
+		go c.Run(ctx)
+	}
+	return c, nil
+}
+
+// changed forwards a client change to every JavaScript listener. Each is
+// called from a fresh JavaScript task, so an exception it throws stays in
+// the console and a listener that calls back into this API cannot
+// re-enter the Go code that reported the change.
+func (a *app) changed(doc envelope.DocID) {
+	a.mu.Lock()
+	listeners := append([]js.Value(nil), a.listeners...)
+	a.mu.Unlock()
+	for _, fn := range listeners {
+		js.Global().Call("setTimeout", fn, 0, doc.String())
+	}
+}
+
+func (a *app) current() *client.Client {
+	c, _ := a.started()
+	return c
+}
+
+// started returns the client and its store, or nils before start.
+func (a *app) started() (*client.Client, *idbstore.Store) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.client, a.store
+}
+
+func (a *app) publicID([]js.Value) any {
+	c := a.current()
+	if c == nil {
+		return ""
+	}
+	return c.Identity().PublicID()
+}
+
+func (a *app) fingerprint([]js.Value) any {
+	c := a.current()
+	if c == nil {
+		return ""
+	}
+	return c.Identity().Public().Fingerprint()
+}
+
+// journal returns the id of the device's journal, creating the document
+// and recording its id on first use.
+func (a *app) journal([]js.Value) any {
+	return promise(func() (any, error) {
+		c, store := a.started()
+		if c == nil {
+			return nil, errNotStarted
+		}
+		a.journalMu.Lock()
+		defer a.journalMu.Unlock()
+
+		ctx := context.Background()
+		b, err := store.Get(ctx, journalKey)
+		switch {
+		case err == nil:
+			var id envelope.DocID
+			if len(b) != len(id) {
+				return nil, fmt.Errorf("interlude: stored journal id has %d bytes, want %d: the site's data is damaged", len(b), len(id))
+			}
+			copy(id[:], b)
+			return id.String(), nil
+		case !errors.Is(err, client.ErrNotFound):
+			return nil, fmt.Errorf("interlude: read the journal's id: %w", err)
+		}
+
+		// NOTE: a page closed between CreateDocument and the write below
+		// leaves an empty document behind; the next visit creates another.
+		id, err := c.CreateDocument(ctx)
+		if err != nil {
+			return nil, err
+		}
+		var batch client.Batch
+		batch.Put(journalKey, id[:])
+		if err := store.Write(ctx, &batch); err != nil {
+			return nil, fmt.Errorf("interlude: record the journal's id: %w", err)
+		}
+		return id.String(), nil
+	})
+}
+
+// text returns the document's text, or null when the client is not
+// started or does not hold the document. A synchronous function cannot
+// throw into JavaScript, so null stands for every failure.
+func (a *app) text(args []js.Value) any {
+	c := a.current()
+	doc, err := docArg(args, 0)
+	if c == nil || err != nil {
+		return nil
+	}
+	t, err := c.Text(doc)
+	if err != nil {
+		return nil
+	}
+	return t
+}
+
+func (a *app) setText(args []js.Value) any {
+	doc, docErr := docArg(args, 0)
+	text, textErr := stringArg(args, 1, "text")
+	return promise(func() (any, error) {
+		c := a.current()
+		if c == nil {
+			return nil, errNotStarted
+		}
+		if err := errors.Join(docErr, textErr); err != nil {
+			return nil, err
+		}
+		return nil, c.SetText(context.Background(), doc, text)
+	})
+}
+
+func (a *app) share(args []js.Value) any {
+	doc, docErr := docArg(args, 0)
+	to, toErr := stringArg(args, 1, "publicID")
+	return promise(func() (any, error) {
+		c := a.current()
+		if c == nil {
+			return nil, errNotStarted
+		}
+		if err := errors.Join(docErr, toErr); err != nil {
+			return nil, err
+		}
+		member, err := client.ParsePublicID(to)
+		if err != nil {
+			return nil, named("InvalidPublicIDError", err)
+		}
+		if err := c.Share(context.Background(), doc, member); err != nil {
+			return nil, err
+		}
+		return map[string]any{"fingerprint": member.Fingerprint()}, nil
+	})
+}
+
+// status returns the document's sync status for the page: "waiting" while
+// edits or shares saved on this device have not reached the relay,
+// "synced" once nothing is pending and the relay's copy has been
+// received, and "saved" otherwise (everything is on this device, but the
+// relay has not confirmed it is up to date, for example while offline).
+func (a *app) status(args []js.Value) any {
+	c := a.current()
+	doc, err := docArg(args, 0)
+	if c == nil || err != nil {
+		return map[string]any{"state": "saved", "pending": 0, "connected": false}
+	}
+	s := c.Status(doc)
+	state := "saved"
+	switch {
+	case s.Pending > 0:
+		state = "waiting"
+	case s.Synced:
+		state = "synced"
+	}
+	return map[string]any{"state": state, "pending": s.Pending, "connected": s.Connected}
+}
+
+func (a *app) onChange(args []js.Value) any {
+	if len(args) == 0 || args[0].Type() != js.TypeFunction {
+		return nil
+	}
+	a.mu.Lock()
+	a.listeners = append(a.listeners, args[0])
+	a.mu.Unlock()
+	return nil
+}
+
+// errNotStarted is returned by the API before start has succeeded.
+var errNotStarted = named("NotStartedError", errors.New("interlude: call start first"))
+
+// namedError gives an error the name the JavaScript Error will carry.
+type namedError struct {
+	name string
+	err  error
+}
+
+func named(name string, err error) error { return &namedError{name: name, err: err} }
+
+func (e *namedError) Error() string { return e.err.Error() }
+func (e *namedError) Unwrap() error { return e.err }
+
+func docArg(args []js.Value, i int) (envelope.DocID, error) {
+	s, err := stringArg(args, i, "docId")
+	if err != nil {
+		return envelope.DocID{}, err
+	}
+	id, err := envelope.ParseDocID(s)
+	if err != nil {
+		return id, named("TypeError", err)
+	}
+	return id, nil
+}
+
+func stringArg(args []js.Value, i int, name string) (string, error) {
+	if i >= len(args) || args[i].Type() != js.TypeString {
+		return "", named("TypeError", fmt.Errorf("interlude: argument %d (%s) must be a string", i+1, name))
+	}
+	return args[i].String(), nil
+}
+
+// promise returns a JavaScript Promise settled by work, which runs on a
+// new goroutine: work may block on IndexedDB or the network, which it
+// cannot do on the JavaScript event loop that called the API.
+func promise(work func() (any, error)) js.Value {
+	executor := js.FuncOf(func(_ js.Value, args []js.Value) any {
+		resolve, reject := args[0], args[1]
+		go func() {
+			defer func() {
+				if r := recover(); r != nil {
+					reject.Invoke(jsError(fmt.Errorf("interlude: internal error: %v", r)))
+				}
+			}()
+			v, err := work()
+			if err != nil {
+				reject.Invoke(jsError(err))
+				return
+			}
+			resolve.Invoke(v)
+		}()
+		return nil
+	})
+	// The Promise constructor calls the executor before it returns.
+	p := js.Global().Get("Promise").New(executor)
+	executor.Release()
+	return p
+}
+
+// jsError converts err into a JavaScript Error whose name tells the kind
+// of failure.
+func jsError(err error) js.Value {
+	e := js.Global().Get("Error").New(err.Error())
+	var ne *namedError
+	var idbErr *idbstore.Error
+	switch {
+	case errors.As(err, &ne):
+		e.Set("name", ne.name)
+	case errors.As(err, &idbErr):
+		e.Set("name", idbErr.Name)
+	case errors.Is(err, client.ErrUnknownDocument):
+		e.Set("name", "UnknownDocumentError")
+	}
+	return e
+}

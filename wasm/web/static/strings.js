@@ -1,0 +1,43 @@
+// Every piece of text the Interlude page shows, in English. To translate
+// the app, translate the values here and set "lang" to the language's tag.
+// Entries that are functions build a sentence around a number or a name.
+globalThis.interludeStrings = Object.freeze({
+  lang: "en",
+  title: "Interlude",
+  tagline: "A private journal you can share with your therapist.",
+  loading: "Starting…",
+  otherTab: "Interlude is open in another tab. Close that tab to write here.",
+  loadFailed: "Interlude could not start. Reload the page to try again.",
+  stopped: "Interlude stopped unexpectedly. Reload the page; what you saved is kept on this device.",
+
+  entryLabel: "Your journal",
+  entryPlaceholder: "Write whatever is on your mind.",
+
+  saving: "Saving…",
+  saved: "Saved on this device",
+  waiting: (n) => n === 1 ? "Waiting to sync (1 change)" : `Waiting to sync (${n} changes)`,
+  synced: "Synced",
+  notSaved: "Not saved. Keep this page open and try typing again.",
+  quotaFull: "Not saved: this browser has no storage space left for Interlude. Free some space on this device, then type again.",
+  unsavedWarning: "Your last words are not saved yet.",
+
+  connected: "Connected",
+  disconnected: "Offline. Your writing stays on this device and syncs when the connection returns.",
+
+  deviceHeading: "This device",
+  publicIDLabel: "Your public id",
+  publicIDHelp: "Your therapist needs this id to share documents with you. It is not secret.",
+  fingerprintLabel: (f) => `Fingerprint: ${f}`,
+  copy: "Copy",
+  copied: "Copied",
+  copyFailed: "Could not copy. Select the id and copy it by hand.",
+
+  shareHeading: "Share with your therapist",
+  shareHelp: "Paste your therapist's public id. They will be able to read this journal, and nobody else, including the relay, can.",
+  shareLabel: "Therapist's public id",
+  shareButton: "Share",
+  sharing: "Sharing…",
+  shared: (f) => `Shared with the person whose fingerprint is ${f}. Check it with your therapist. They see your journal once you are both connected.`,
+  shareInvalid: "That public id is not valid. Check that you copied all of it.",
+  shareFailed: "Could not share. Try again.",
+});
