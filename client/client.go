@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -436,7 +437,12 @@ func (c *Client) compactLocked(ctx context.Context, d *document, b *Batch, meta 
 		return fmt.Errorf("client: save state of document %s: %w", d.id, err)
 	}
 	b.Put(stateKey(d.id), state)
-	err = c.store.Scan(ctx, recordPrefix(d.id), func(key, _ []byte) error {
+	// Records put earlier in this same batch are in the state too.
+	prefix := recordPrefix(d.id)
+	b.Ops = slices.DeleteFunc(b.Ops, func(op BatchOp) bool {
+		return !op.Delete && bytes.HasPrefix(op.Key, prefix)
+	})
+	err = c.store.Scan(ctx, prefix, func(key, _ []byte) error {
 		b.Del(slices.Clone(key))
 		return nil
 	})

@@ -3,6 +3,7 @@ package client_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -235,5 +236,63 @@ func assertNotInFiles(t *testing.T, dir, secret string) {
 	}
 	if strings.TrimSpace(secret) == "" {
 		t.Fatal("empty secret")
+	}
+}
+
+// TestManyDeliveriesSurviveReopen sends more updates than a document keeps
+// as separate records, so the receiver compacts while storing deliveries,
+// and checks that a reopened receiver still holds every word.
+func TestManyDeliveriesSurviveReopen(t *testing.T) {
+	ctx := context.Background()
+	logs := &lockedBuffer{}
+	r := startRelay(t, logs)
+	writer := newClient(t, r.url(), logs)
+
+	readerDir := t.TempDir()
+	readerID, err := client.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	openReader := func() *client.Client {
+		c, err := client.Open(ctx, client.Config{Store: openStore(t, readerDir), Identity: readerID, Dialer: wstransport.Dialer{}, RelayURL: r.url()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+
+	doc, err := writer.CreateDocument(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writer.Share(ctx, doc, readerID.Public()); err != nil {
+		t.Fatal(err)
+	}
+	want := ""
+	for i := range 700 {
+		word := fmt.Sprintf("w%d ", i)
+		want += word
+		if err := writer.Edit(ctx, doc, func(t *crdt.Text) error { return t.Insert(t.Len(), word) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := writer.SyncOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	reader := openReader()
+	if err := reader.SyncOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := text(t, reader, doc); got != want {
+		t.Fatalf("reader text has %d bytes, want %d", len(got), len(want))
+	}
+	if err := reader.Close(); err != nil {
+		t.Fatal(err)
+	}
+	reader = openReader()
+	defer reader.Close()
+	if got := text(t, reader, doc); got != want {
+		t.Fatalf("reopened reader text has %d bytes, want %d", len(got), len(want))
 	}
 }

@@ -233,34 +233,93 @@ func (s *session) call(ctx context.Context, m wire.Message) (wire.Message, error
 	}
 }
 
+// maxDeliveryGroup bounds how many deliveries are applied and stored in
+// one write.
+const maxDeliveryGroup = 256
+
+// readLoop reads frames in one goroutine and handles them in this one, so
+// deliveries that arrive together are stored in one write: one disk sync
+// for a burst of updates instead of one each.
 func (s *session) readLoop(ctx context.Context) error {
-	for {
-		msg, err := s.read(ctx)
-		if err != nil {
-			return err
+	inbox := make(chan wire.Message, maxDeliveryGroup)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(inbox)
+		for {
+			msg, err := s.read(ctx)
+			if err != nil {
+				readErr <- err
+				return
+			}
+			select {
+			case inbox <- msg:
+			case <-s.done:
+				return
+			}
 		}
-		switch m := msg.(type) {
-		case *wire.Deliver:
-			if err := s.c.applyDelivery(ctx, m); err != nil {
+	}()
+
+	var group []*wire.Deliver
+	for msg := range inbox {
+		for msg != nil {
+			d, ok := msg.(*wire.Deliver)
+			if !ok {
+				if err := s.handle(msg); err != nil {
+					return err
+				}
+				break
+			}
+			group, msg = drainDeliveries(inbox, append(group[:0], d))
+			if err := s.c.applyDeliveries(ctx, group); err != nil {
 				return err
 			}
-		case *wire.CaughtUp:
-			s.c.caughtUp(m)
-		case *wire.Error:
-			if m.Ref == 0 {
-				return fmt.Errorf("client: relay closed the session: %w", m)
-			}
-			s.reply(m.Ref, m)
-		case *wire.OK:
-			s.reply(m.Ref, m)
-		case *wire.Ack:
-			s.reply(m.Ref, m)
-		case *wire.Docs:
-			s.reply(m.Ref, m)
-		default:
-			return fmt.Errorf("client: unexpected message type %d from relay", msg.Type())
 		}
 	}
+	return <-readErr
+}
+
+// drainDeliveries appends to group the deliveries already waiting in inbox.
+// A waiting message of another type ends the group and is returned as
+// next, so messages are still handled in the order they came.
+func drainDeliveries(inbox <-chan wire.Message, group []*wire.Deliver) (_ []*wire.Deliver, next wire.Message) {
+	for len(group) < maxDeliveryGroup {
+		select {
+		case msg, ok := <-inbox:
+			if !ok {
+				return group, nil
+			}
+			d, isDelivery := msg.(*wire.Deliver)
+			if !isDelivery {
+				return group, msg
+			}
+			group = append(group, d)
+		default:
+			return group, nil
+		}
+	}
+	return group, nil
+}
+
+// handle dispatches one message that is not a delivery.
+func (s *session) handle(msg wire.Message) error {
+	switch m := msg.(type) {
+	case *wire.CaughtUp:
+		s.c.caughtUp(m)
+	case *wire.Error:
+		if m.Ref == 0 {
+			return fmt.Errorf("client: relay closed the session: %w", m)
+		}
+		s.reply(m.Ref, m)
+	case *wire.OK:
+		s.reply(m.Ref, m)
+	case *wire.Ack:
+		s.reply(m.Ref, m)
+	case *wire.Docs:
+		s.reply(m.Ref, m)
+	default:
+		return fmt.Errorf("client: unexpected message type %d from relay", msg.Type())
+	}
+	return nil
 }
 
 func (s *session) reply(ref uint64, m wire.Message) {
@@ -548,61 +607,71 @@ func (c *Client) acknowledge(ctx context.Context, id envelope.DocID, seq, cursor
 	return nil
 }
 
-// applyDelivery opens a delivered envelope and applies its update.
-func (c *Client) applyDelivery(ctx context.Context, m *wire.Deliver) error {
-	if len(m.Doc) != 16 {
-		return fmt.Errorf("client: relay delivered for a document id of %d bytes", len(m.Doc))
-	}
-	var id envelope.DocID
-	copy(id[:], m.Doc)
+// applyDeliveries opens delivered envelopes, applies their updates and
+// stores them with the new cursors in one write.
+func (c *Client) applyDeliveries(ctx context.Context, group []*wire.Deliver) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	d, ok := c.docs[id]
-	if !ok {
-		c.log.Warn("delivery for a document not on this device, ignored", "doc", id, "cursor", m.Cursor)
-		return nil
-	}
-	if m.Cursor <= d.meta.Cursor {
-		return nil
-	}
-
 	var b Batch
-	meta := d.meta
-	meta.Cursor = m.Cursor
-	update, err := openDelivery(m.Envelope, id, d.meta.key())
-	if err == nil {
-		err = d.crdt.Apply(update)
+	touched := make(map[envelope.DocID]*document)
+	before := make(map[envelope.DocID]docMeta)
+	records := make(map[envelope.DocID]int)
+	for _, m := range group {
+		if len(m.Doc) != 16 {
+			return fmt.Errorf("client: relay delivered for a document id of %d bytes", len(m.Doc))
+		}
+		var id envelope.DocID
+		copy(id[:], m.Doc)
+		d, ok := c.docs[id]
+		if !ok {
+			c.log.Warn("delivery for a document not on this device, ignored", "doc", id, "cursor", m.Cursor)
+			continue
+		}
+		if _, ok := touched[id]; !ok {
+			touched[id], before[id], records[id] = d, d.meta, d.records
+		}
+		if m.Cursor <= d.meta.Cursor {
+			continue
+		}
+		d.meta.Cursor = m.Cursor
+		update, err := openDelivery(m.Envelope, id, d.meta.key())
+		if err == nil {
+			err = d.crdt.Apply(update)
+		}
+		switch {
+		case err != nil:
+			// Keep what cannot be applied, so a later version of the client
+			// can retry, and move on: one bad envelope must not stall the
+			// document.
+			c.log.Error("delivered update rejected and kept aside", "doc", id, "cursor", m.Cursor, "err", err)
+			b.Put(append(append(docPrefix(id), "/rejected/"...), binaryCursor(m.Cursor)...), m.Envelope)
+		case d.records+1 > compactAfter:
+			if err := c.compactLocked(ctx, d, &b, &d.meta); err != nil {
+				return err
+			}
+			d.records = 0
+		default:
+			b.Put(recordKey(id, d.meta.NextRecord), update)
+			d.meta.NextRecord++
+			d.records++
+		}
 	}
-	if err != nil {
-		// Keep what cannot be applied, so a later version of the client can
-		// retry, and move on: one bad envelope must not stall the document.
-		c.log.Error("delivered update rejected and kept aside", "doc", id, "cursor", m.Cursor, "err", err)
-		b.Put(append(append(docPrefix(id), "/rejected/"...), binaryCursor(m.Cursor)...), m.Envelope)
-	} else if d.records+1 > compactAfter {
-		if err := c.compactLocked(ctx, d, &b, &meta); err != nil {
+	for _, d := range touched {
+		if err := putMeta(&b, d); err != nil {
 			return err
 		}
-	} else {
-		b.Put(recordKey(id, meta.NextRecord), update)
-		meta.NextRecord++
-	}
-	old := d.meta
-	d.meta = meta
-	if err := putMeta(&b, d); err != nil {
-		d.meta = old
-		return err
 	}
 	if err := c.store.Write(ctx, &b); err != nil {
-		d.meta = old
-		return fmt.Errorf("client: save delivered update of document %s: %w", id, err)
+		// The updates stay applied in memory but the cursors go back, so
+		// the next session fetches them again and stores them then.
+		for id, d := range touched {
+			d.meta, d.records = before[id], records[id]
+		}
+		return fmt.Errorf("client: save delivered updates: %w", err)
 	}
-	switch {
-	case meta.NextRecord == 0:
-		d.records = 0
-	case err == nil:
-		d.records++
+	for id := range touched {
+		c.notifyLocked(id)
 	}
-	c.notifyLocked(id)
 	return nil
 }
 
