@@ -39,7 +39,7 @@ type Config struct {
 	Logger   *slog.Logger
 }
 
-// Status is what a user needs to know about one document's sync.
+// Status is the sync state of one document, as a user needs to see it.
 type Status struct {
 	// Pending counts the updates and shares saved on this device that the
 	// relay has not yet acknowledged.

@@ -6,8 +6,8 @@
 // Every edit is applied to the local CRDT document and written to the
 // Store, together with its sealed envelope in the outbox, in one atomic
 // write. Once that write returns, the edit is saved on this device and
-// survives a closed tab or a killed process; the sync loop delivers it when
-// a relay is reachable and removes it from the outbox only when the relay
+// survives a closed tab or a killed process. The sync loop delivers it when
+// a relay is reachable, and removes it from the outbox only when the relay
 // acknowledges it.
 //
 // The package runs natively and in WebAssembly. The store and the

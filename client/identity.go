@@ -30,8 +30,8 @@ type Identity struct {
 	public  PublicID
 }
 
-// PublicID is what a person shares so others can add them to a document:
-// a device's Ed25519 and X25519 public keys.
+// PublicID is a device's pair of public keys, Ed25519 and X25519, which a
+// person shares so others can add them to a document.
 type PublicID struct {
 	Sign ed25519.PublicKey
 	Box  [32]byte

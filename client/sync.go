@@ -20,7 +20,7 @@ import (
 // long outbox streams without waiting for each round trip.
 const maxInFlight = 64
 
-// relistInterval is how often a running session asks the relay for
+// relistInterval is how often a running session requests from the relay
 // documents newly shared with this device.
 const relistInterval = 15 * time.Second
 
@@ -81,8 +81,8 @@ func (c *Client) session(ctx context.Context, once bool) error {
 	s := &session{c: c, conn: conn, replies: make(map[uint64]chan wire.Message), done: make(chan struct{})}
 	defer s.close()
 
-	// 1. Authenticate before anything else, because the relay answers
-	//    nothing to an unknown device.
+	// 1. Authenticate before anything else, because the relay
+	//    serves nothing to an unknown device.
 	if err := s.authenticate(ctx, host); err != nil {
 		return err
 	}
@@ -156,7 +156,7 @@ func (s *session) authenticate(ctx context.Context, host string) error {
 		return fmt.Errorf("client: relay speaks protocol version %d, this client %d: upgrade the older side", hello.Version, wire.Version)
 	}
 	if hello.Relay != host {
-		return fmt.Errorf("client: relay answers as %q, but this client connected to %q: check the relay URL", hello.Relay, host)
+		return fmt.Errorf("client: relay names itself %q, but this client connected to %q: check the relay URL", hello.Relay, host)
 	}
 	sig := ed25519.Sign(s.c.id.signing, wire.AuthMessage(host, hello.Challenge))
 	if err := s.write(ctx, &wire.Auth{Version: wire.Version, Device: s.c.id.public.Sign, Signature: sig}); err != nil {
@@ -387,7 +387,7 @@ func (s *session) acceptShared(ctx context.Context) error {
 	}
 	docs, ok := r.(*wire.Docs)
 	if !ok {
-		return fmt.Errorf("client: relay answered ListDocs with message type %d", r.Type())
+		return fmt.Errorf("client: relay responded to ListDocs with message type %d", r.Type())
 	}
 	for _, g := range docs.Grants {
 		if len(g.Doc) != 16 {
@@ -563,7 +563,7 @@ func (s *session) pushOutbox(ctx context.Context) error {
 				case *wire.Error:
 					return fmt.Errorf("client: push of document %s seq %d: %w", p.id, p.seq, m)
 				default:
-					return fmt.Errorf("client: relay answered Push with message type %d", r.Type())
+					return fmt.Errorf("client: relay responded to Push with message type %d", r.Type())
 				}
 			case <-s.done:
 				return errors.New("client: relay session closed")
