@@ -382,31 +382,59 @@ func (c *Client) Edit(ctx context.Context, doc envelope.DocID, fn func(t *crdt.T
 }
 
 // storeLocalUpdateLocked seals a local update into the outbox and stores
-// it with the update record in one write.
+// it with the update record in one write. If the write fails, the document
+// goes back to what the store holds, so an edit is either saved on this
+// device or has no effect at all. A failed edit never left the device, so
+// its operation ids may be used again.
 func (c *Client) storeLocalUpdateLocked(ctx context.Context, d *document, update []byte) error {
-	seq := d.meta.LastSeq + 1
-	env, err := envelope.Seal(envelope.Header{Kind: envelope.KindUpdate, Doc: d.id, Seq: seq}, d.meta.key(), c.id.signing, update)
-	if err != nil {
-		return err
+	err := c.writeLocalUpdatesLocked(ctx, d, [][]byte{update})
+	if err == nil {
+		return nil
 	}
-	sealed, err := env.Marshal()
-	if err != nil {
-		return err
+	err = fmt.Errorf("client: save edit of document %s: %w", d.id, err)
+	stored, reloadErr := c.loadDocument(ctx, d.id)
+	if reloadErr != nil {
+		c.log.Error("reload after a failed save failed too", "doc", d.id, "err", reloadErr)
+		return errors.Join(err, reloadErr)
 	}
+	stored.caughtUp = d.caughtUp
+	*d = *stored
+	c.log.Warn("edit not saved, document reloaded from the store", "doc", d.id, "err", err)
+	return err
+}
 
+// writeLocalUpdatesLocked seals updates in order and writes them, their
+// records and the new meta in one batch. On failure d is as it was.
+func (c *Client) writeLocalUpdatesLocked(ctx context.Context, d *document, updates [][]byte) error {
 	var b Batch
 	meta := d.meta
-	meta.LastSeq = seq
-	compact := d.records+1 > compactAfter
-	if compact {
+	var sealedEntries []outboxEntry
+	for _, update := range updates {
+		meta.LastSeq++
+		env, err := envelope.Seal(envelope.Header{Kind: envelope.KindUpdate, Doc: d.id, Seq: meta.LastSeq}, d.meta.key(), c.id.signing, update)
+		if err != nil {
+			return err
+		}
+		sealed, err := env.Marshal()
+		if err != nil {
+			return err
+		}
+		b.Put(outboxKey(d.id, meta.LastSeq), sealed)
+		sealedEntries = append(sealedEntries, outboxEntry{seq: meta.LastSeq, envelope: sealed})
+	}
+
+	records := d.records + len(updates)
+	if records > compactAfter {
 		if err := c.compactLocked(ctx, d, &b, &meta); err != nil {
 			return err
 		}
+		records = 0
 	} else {
-		b.Put(recordKey(d.id, meta.NextRecord), update)
-		meta.NextRecord++
+		for _, update := range updates {
+			b.Put(recordKey(d.id, meta.NextRecord), update)
+			meta.NextRecord++
+		}
 	}
-	b.Put(outboxKey(d.id, seq), sealed)
 	old := d.meta
 	d.meta = meta
 	if err := putMeta(&b, d); err != nil {
@@ -415,17 +443,10 @@ func (c *Client) storeLocalUpdateLocked(ctx context.Context, d *document, update
 	}
 	if err := c.store.Write(ctx, &b); err != nil {
 		d.meta = old
-		// The edit stays in memory, and is in no outbox: it will reach the
-		// relay only inside a later update's causal history, if at all, so
-		// the caller must see this error.
-		return fmt.Errorf("client: save edit of document %s: %w", d.id, err)
+		return err
 	}
-	if compact {
-		d.records = 0
-	} else {
-		d.records++
-	}
-	d.outbox = append(d.outbox, outboxEntry{seq: seq, envelope: sealed})
+	d.records = records
+	d.outbox = append(d.outbox, sealedEntries...)
 	return nil
 }
 

@@ -173,3 +173,66 @@ func TestSyncOnceWithoutRelay(t *testing.T) {
 		t.Errorf("SyncOnce with no relay: err = %v, want a hint to set the relay", err)
 	}
 }
+
+// flakyStore fails every Write while failing is set.
+type flakyStore struct {
+	client.Store
+	failing bool
+}
+
+func (s *flakyStore) Write(ctx context.Context, b *client.Batch) error {
+	if s.failing {
+		return errors.New("disk full")
+	}
+	return s.Store.Write(ctx, b)
+}
+
+// TestFailedWriteHasNoEffect makes one edit's write fail, then checks that
+// the edit left no trace and that later edits are saved, also after a
+// reopen.
+func TestFailedWriteHasNoEffect(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	id, err := client.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &flakyStore{Store: openStore(t, dir)}
+	c, err := client.Open(ctx, client.Config{Store: store, Identity: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := c.CreateDocument(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetText(ctx, doc, "kept"); err != nil {
+		t.Fatal(err)
+	}
+	store.failing = true
+	if err := c.SetText(ctx, doc, "kept, and a long paste"); err == nil {
+		t.Fatal("SetText on a failing store succeeded")
+	}
+	if got, _ := c.Text(doc); got != "kept" {
+		t.Errorf("text after a failed save = %q, want %q", got, "kept")
+	}
+	if st := c.Status(doc); st.Pending != 2 {
+		t.Errorf("pending after a failed save = %d, want 1 update and the registration", st.Pending)
+	}
+	store.failing = false
+	if err := c.SetText(ctx, doc, "kept, and short"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	c, err = client.Open(ctx, client.Config{Store: openStore(t, dir), Identity: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got, err := c.Text(doc); err != nil || got != "kept, and short" {
+		t.Errorf("text after reopen = %q, %v; want %q", got, err, "kept, and short")
+	}
+}

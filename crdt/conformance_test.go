@@ -181,7 +181,7 @@ func parseStep(raw json.RawMessage, replicas []string) (step, error) {
 		s, err = parseSend(f, replica)
 	case f.has("sync"):
 		s.kind = stepSync
-		s.syncWho, err = parseWho(f, "sync", replicas, replica)
+		s.syncWho, err = parseReplicaList(f, "sync", replicas, replica)
 		if err == nil && len(s.syncWho) < 2 {
 			err = fmt.Errorf("sync needs two or more replicas")
 		}
@@ -380,14 +380,14 @@ func parseSend(f *fields, replica func(string) error) (step, error) {
 	return s, nil
 }
 
-// parseWho reads "all", one replica name or a list of names.
-func parseWho(f *fields, key string, replicas []string, replica func(string) error) ([]string, error) {
-	var one string
-	if err := f.get(key, &one); err == nil {
-		if one == "all" {
+// parseReplicaList reads "all", one replica name or a list of names.
+func parseReplicaList(f *fields, key string, replicas []string, replica func(string) error) ([]string, error) {
+	var name string
+	if err := f.get(key, &name); err == nil {
+		if name == "all" {
 			return slices.Clone(replicas), nil
 		}
-		return []string{one}, replica(one)
+		return []string{name}, replica(name)
 	}
 	var list []string
 	if err := f.get(key, &list); err != nil {
@@ -407,7 +407,7 @@ func parseWho(f *fields, key string, replicas []string, replica func(string) err
 func parseCheck(f *fields, replicas []string, replica func(string) error) (step, error) {
 	s := step{kind: stepCheck}
 	var err error
-	if s.checkWho, err = parseWho(f, "check", replicas, replica); err != nil {
+	if s.checkWho, err = parseReplicaList(f, "check", replicas, replica); err != nil {
 		return s, err
 	}
 	switch {
@@ -585,11 +585,11 @@ func (run *scenarioRun) send(i int, from, to *scenarioReplica, order string, lim
 
 // sync exchanges updates among the replicas until each holds all that any
 // of them holds.
-func (run *scenarioRun) sync(i int, who []string) {
+func (run *scenarioRun) sync(i int, names []string) {
 	for changed := true; changed; {
 		changed = false
-		for _, a := range who {
-			for _, b := range who {
+		for _, a := range names {
+			for _, b := range names {
 				if a != b && run.send(i, run.replicas[a], run.replicas[b], "", -1) {
 					changed = true
 				}
@@ -660,4 +660,53 @@ func normalizeState(t *testing.T, state map[string]any) any {
 		t.Fatal(err)
 	}
 	return out
+}
+
+func TestParseScenarioRejectsMalformedSteps(t *testing.T) {
+	steps := map[string]string{
+		"unknown member":        `{"at":"A","text":"b","insert":0,"value":"x","colour":1}`,
+		"text without value":    `{"at":"A","text":"b","insert":0}`,
+		"text value not string": `{"at":"A","text":"b","insert":0,"value":3}`,
+		"unknown replica":       `{"at":"Z","text":"b","insert":0,"value":"x"}`,
+		"two containers":        `{"at":"A","text":"b","map":"m","insert":0,"value":"x"}`,
+		"no container":          `{"at":"A","insert":0,"value":"x"}`,
+		"delete without count":  `{"at":"A","text":"b","delete":0}`,
+		"map set and remove":    `{"at":"A","map":"m","set":"k","remove":"k","value":1}`,
+		"counter without add":   `{"at":"A","counter":"c"}`,
+		"bad new type":          `{"at":"A","list":"l","insert":0,"new":"set"}`,
+		"bad path element":      `{"at":"A","text":["e",1.5],"insert":0,"value":"x"}`,
+		"send bad order":        `{"send":"A","to":"B","order":"random"}`,
+		"send negative limit":   `{"send":"A","to":"B","limit":-1}`,
+		"sync one replica":      `{"sync":["A"]}`,
+		"check without state":   `{"check":"all"}`,
+		"check state and oneOf": `{"check":"A","state":{},"oneOf":[{}]}`,
+		"no step kind":          `{"to":"B"}`,
+	}
+	for name, s := range steps {
+		t.Run(name, func(t *testing.T) {
+			data := `{"name":"n","replicas":["A","B"],"steps":[` + s + `]}`
+			if _, err := parseScenario([]byte(data)); err == nil {
+				t.Errorf("step %s parsed without error", s)
+			}
+		})
+	}
+
+	valid := `{"name":"n","replicas":["A","B"],"steps":[` +
+		`{"at":"A","list":"l","insert":0,"new":"map"},` +
+		`{"at":"A","map":["l",0],"set":"k","value":{"x":[1,2]}},` +
+		`{"at":"B","counter":"c","add":-2,"rejected":false},` +
+		`{"send":"A","to":"B","order":"twice","limit":3},` +
+		`{"sync":"all"},{"restart":"B"},` +
+		`{"check":["A","B"],"oneOf":[{"l":[{"k":{"x":[1,2]}}]}]}]}`
+	sc, err := parseScenario([]byte(valid))
+	if err != nil {
+		t.Fatalf("valid scenario: %v", err)
+	}
+	want := []string{
+		"list, map, counter containers are not implemented yet",
+		"nested containers are not implemented yet",
+	}
+	if got := sc.unsupported(); !slices.Equal(got, want) {
+		t.Errorf("unsupported = %q, want %q", got, want)
+	}
 }

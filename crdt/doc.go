@@ -14,15 +14,16 @@
 // # Text merge rules
 //
 // Positions and counts are Unicode code points. Every inserted code point
-// records two origins: the code point to its left and the one to its right
-// when it was typed, tombstones included. A remote insert goes between its
-// origins; when other inserts unknown to its writer sit there too, the
-// order is fixed by comparing their origins, and the replica id breaks
-// the remaining ties. This is the list form of FugueMax (Weidner and
-// Kleppmann, "The Art of the Fugue", 2023): runs typed concurrently at one
-// place never interleave, whether typed forwards or backwards, and text
-// typed next to text its writer had seen stays next to it even when a
-// third replica inserts there concurrently.
+// records two origins: the code points to its left and to its right when
+// it was typed, tombstones included. A remote insert goes between its
+// origins. When inserts unknown to its writer sit there too, comparing
+// their origins fixes the order, and the replica id breaks the remaining
+// ties. This is the list form of FugueMax (Weidner and Kleppmann, "The Art
+// of the Fugue: Minimizing Interleaving in Collaborative Text Editing",
+// 2023). Runs typed concurrently at one place never interleave, whether
+// typed forwards or backwards. Text typed next to text that its writer had
+// seen stays next to it, even when a third replica inserts there
+// concurrently.
 //
 // A delete names the code points it removes, so it affects only what its
 // replica had seen: text inserted concurrently inside a deleted range
@@ -32,11 +33,13 @@
 // # Causality
 //
 // Every update lists its dependencies as a version vector: for each
-// replica, how many of its operations must be applied first. Apply holds
-// back an update until they are, skips operations it already has (so
-// duplicates are harmless) and rejects malformed bytes without changing
-// the document. Operations of one replica always apply in counter order,
-// so a [VersionVector] describes exactly which operations a document has.
+// replica whose operations it refers to, how many of them must be applied
+// first. Operations of one replica apply in counter order, so an update
+// also waits for the earlier operations of the replicas it carries, and a
+// [VersionVector] describes exactly which operations a document has.
+// Apply holds back an update until its causes are applied, skips
+// operations it already has (so duplicates are harmless) and rejects
+// malformed bytes without changing the document.
 //
 // # Storage
 //

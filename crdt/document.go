@@ -27,7 +27,7 @@ type Doc struct {
 	// returned.
 	uncommitted []span
 
-	held []*heldUpdate // updates waiting for their causes, oldest first
+	heldBack []*heldUpdate // updates waiting for their causes, oldest first
 }
 
 // heldUpdate is an update whose causes have not all been applied.
@@ -69,9 +69,9 @@ func (d *Doc) Replica() ReplicaID {
 // Text returns the root text container called name, creating it if the
 // document has none. A text appears in State once it has been edited here
 // or by an applied update, so that replicas holding the same updates
-// always show the same state. It returns ErrTypeMismatch if name belongs to
-// a root container of another type, and ErrInvalidUTF8 if name is not
-// valid UTF-8.
+// always show the same state. It returns ErrInvalidUTF8 if name is not
+// valid UTF-8. ErrTypeMismatch, for a name that belongs to a container of
+// another type, cannot occur while texts are the only type.
 func (d *Doc) Text(name string) (*Text, error) {
 	if !utf8.ValidString(name) {
 		return nil, fmt.Errorf("text name %q: %w", name, ErrInvalidUTF8)
@@ -122,7 +122,7 @@ func (d *Doc) versionLocked() VersionVector {
 func (d *Doc) HeldBack() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return len(d.held)
+	return len(d.heldBack)
 }
 
 // State returns the value of every root container that has been edited,
@@ -174,7 +174,7 @@ func (d *Doc) UpdatesSince(v VersionVector) [][]byte {
 	if len(spans) > 0 {
 		out = append(out, encodeUpdate(d.collect(spans)))
 	}
-	for _, h := range d.held {
+	for _, h := range d.heldBack {
 		if !h.upd.coveredBy(func(r ReplicaID) uint64 { return v[r] }) {
 			out = append(out, slices.Clone(h.raw))
 		}
@@ -218,12 +218,12 @@ func (d *Doc) Apply(data []byte) error {
 // holdBack keeps an update until its causes arrive, once per distinct
 // update.
 func (d *Doc) holdBack(data []byte, u *update) {
-	for _, h := range d.held {
+	for _, h := range d.heldBack {
 		if string(h.raw) == string(data) {
 			return
 		}
 	}
-	d.held = append(d.held, &heldUpdate{raw: slices.Clone(data), upd: u})
+	d.heldBack = append(d.heldBack, &heldUpdate{raw: slices.Clone(data), upd: u})
 }
 
 // releaseHeld applies every held-back update whose causes have now been
@@ -232,8 +232,8 @@ func (d *Doc) holdBack(data []byte, u *update) {
 func (d *Doc) releaseHeld() {
 	for progress := true; progress; {
 		progress = false
-		kept := d.held[:0]
-		for _, h := range d.held {
+		kept := d.heldBack[:0]
+		for _, h := range d.heldBack {
 			switch {
 			case h.upd.coveredBy(d.applied):
 				progress = true
@@ -246,7 +246,7 @@ func (d *Doc) releaseHeld() {
 				kept = append(kept, h)
 			}
 		}
-		clear(d.held[len(kept):])
-		d.held = kept
+		clear(d.heldBack[len(kept):])
+		d.heldBack = kept
 	}
 }

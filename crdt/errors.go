@@ -13,7 +13,8 @@ var (
 	ErrInvalidUTF8 = errors.New("invalid UTF-8")
 
 	// ErrTypeMismatch is returned by Doc.Text when the name already belongs
-	// to a root container of another type.
+	// to a root container of another type. Texts are the only type so far,
+	// so it is reserved for the list, map and counter containers to come.
 	ErrTypeMismatch = errors.New("container has another type")
 
 	// ErrInvalidUpdate is returned by Doc.Apply when the bytes are not a
@@ -26,8 +27,8 @@ var (
 	// document or are internally inconsistent.
 	ErrInvalidState = errors.New("invalid saved state")
 
-	// ErrCounterOverflow is returned when a replica has used up its
-	// operation counters. It cannot happen in practice (2^62 operations)
-	// but is checked so that counters never wrap.
+	// ErrCounterOverflow is returned when a local edit would take a
+	// replica past 2^62 operations. That is out of reach in practice, but
+	// the limit is checked so that counters never wrap.
 	ErrCounterOverflow = errors.New("operation counter overflow")
 )

@@ -5,7 +5,7 @@ import (
 	"sort"
 )
 
-// replicaState is what a document knows about one replica's operations.
+// replicaState is the part of a document that one replica's operations made.
 type replicaState struct {
 	id      ReplicaID
 	next    uint64      // operations [0, next) are applied

@@ -5,8 +5,9 @@ import (
 	"sort"
 )
 
-// maxTextLength bounds the code points a text may hold, tombstones
-// included, so that the counts in its tree can never overflow.
+// maxTextLength bounds the code points, tombstones included, that remote
+// updates and saved states may give a text, far below where the int counts
+// in its tree would overflow.
 const maxTextLength = 1 << 48
 
 // pendingRange is a run of counters that an earlier operation of the
@@ -82,6 +83,10 @@ func (d *Doc) validate(u *update) error {
 						i, o.id.replica, o.id.counter, ref.replica, ref.counter, u.containers[o.container].name, ErrInvalidUpdate)
 				}
 			}
+			if !d.originsInOrder(u.containers[o.container].name, left, o.right) {
+				return fmt.Errorf("apply update: operation %d of replica %d at counter %d has its right origin %d:%d before its left origin %d:%d: %w",
+					i, o.id.replica, o.id.counter, o.right.replica, o.right.counter, left.replica, left.counter, ErrInvalidUpdate)
+			}
 			added[o.container] += o.end() - cur
 		case opDelete:
 			for _, t := range o.targets {
@@ -110,6 +115,19 @@ func (d *Doc) validate(u *update) error {
 		}
 	}
 	return nil
+}
+
+// originsInOrder reports whether left comes before right in the text
+// called name, as it does for every insert that a replica made. Origins the
+// document does not have yet, because an earlier operation of the same
+// update inserts them, pass unchecked.
+func (d *Doc) originsInOrder(name string, left, right opID) bool {
+	t := d.texts[name]
+	if t == nil || left.isNone() || right.isNone() ||
+		left.counter >= d.applied(left.replica) || right.counter >= d.applied(right.replica) {
+		return true
+	}
+	return d.leftIndex(t, left) < d.rightIndex(t, right)
 }
 
 // applyValidated applies the operations of u that the document lacks.
@@ -150,18 +168,26 @@ func (d *Doc) applyValidated(u *update) {
 	}
 }
 
-// integrate places a remote run in the text. The rule is the one of
-// Fugue's list form (FugueMax, also known as YjsMod): scan the items
-// between the run's left and right origins and skip every one that must
-// come first. An item o in that range is compared through its own
-// origins. If o's left origin lies before the new run's, o belongs to an
-// enclosing insertion and the run goes before it. If both share the left
-// origin, the one whose right origin lies further left is nested inside
-// the other's gap and goes first; with the same right origin too, the
-// lower replica id goes first. Items whose left origin lies after the new
-// run's are descendants of an earlier sibling and are skipped with it.
-// Comparing right origins is what keeps runs from interleaving when typed
-// backwards and keeps text next to text its writer had seen.
+// integrate places a remote run in the text by the list form of FugueMax,
+// which diamond-types calls YjsMod. It scans the items between the run's
+// left and right origins and compares each item o with the run through
+// their origins:
+//
+//   - o's left origin lies before the run's: o was typed outside this gap,
+//     so the run goes before o and the scan stops.
+//   - same left origin, o's right origin further right: o was typed into a
+//     wider gap, so the run goes after o.
+//   - same left origin, o's right origin further left: o sits inside the
+//     run's gap. The run goes before o unless a later item with the same
+//     left origin makes it go after both, so the scan goes on without
+//     moving the destination.
+//   - same left and right origin: concurrent siblings, and the lower
+//     replica id goes first.
+//   - o's left origin lies after the run's: o hangs off an item already
+//     passed and goes wherever that item went.
+//
+// Because right origins take part, runs typed backwards do not interleave
+// and text typed next to text its writer had seen stays next to it.
 func (d *Doc) integrate(t *Text, rs *replicaState, it *item) {
 	var leftItem, rightItem *item
 	if !it.left.isNone() {

@@ -17,9 +17,9 @@ import (
 //	  replicas  count, then ids as 8 bytes little-endian, ascending
 //	  applied   per replica: operations applied
 //	  history   count, then (replica index, length) spans in the order
-//	            applied; each replica's spans continue where its last ended
-//	  pending   count, then (replica index, start, length): local
-//	            operations not yet returned by Commit
+//	            applied. Each replica's spans continue where its last ended.
+//	  pending   count, then (replica index, start, length) spans of local
+//	            operations that Commit has not returned yet
 //	  texts     count, then per text in name order: name, item count, and
 //	            six length-prefixed columns over the items in document
 //	            order (flags, replicas, counters, lengths, origins, content)
@@ -129,8 +129,8 @@ func (d *Doc) encodeState() []byte {
 		}
 	}
 
-	e.uvarint(uint64(len(d.held)))
-	for _, h := range d.held {
+	e.uvarint(uint64(len(d.heldBack)))
+	for _, h := range d.heldBack {
 		e.bytes(h.raw)
 	}
 	return e.buf
@@ -200,9 +200,9 @@ func encodeItems(e *encoder, t *Text, index map[ReplicaID]uint64) {
 }
 
 // Load restores a document saved by Save. Local edits made after loading
-// belong to replica, which may differ from the replica that saved; it must
-// then be an id no other live replica uses. Edits the saved document had
-// not committed are returned by the next Commit either way.
+// belong to replica. It may differ from the replica that saved, but then
+// it must be an id that no other live replica uses. Edits that the saved
+// document had not committed are returned by the next Commit either way.
 func Load(data []byte, replica ReplicaID) (*Doc, error) {
 	body, err := decompressState(data)
 	if err != nil {
@@ -235,7 +235,7 @@ func decompressState(data []byte) ([]byte, error) {
 		return nil, fmt.Errorf("decompress: %w", err)
 	}
 	if uint64(len(body)) != size {
-		return nil, fmt.Errorf("body has %d bytes, header says %d", len(body), size)
+		return nil, fmt.Errorf("decompressed body has %d bytes, but the header gives %d", len(body), size)
 	}
 	return body, nil
 }
@@ -336,12 +336,15 @@ func decodeState(body []byte) (*Doc, error) {
 		if err != nil {
 			return nil, fmt.Errorf("held-back update: %w", err)
 		}
-		d.held = append(d.held, &heldUpdate{raw: slices.Clone(raw), upd: u})
+		d.heldBack = append(d.heldBack, &heldUpdate{raw: slices.Clone(raw), upd: u})
 	}
 	if err := dec.finish(); err != nil {
 		return nil, err
 	}
 	if err := s.checkConsistency(); err != nil {
+		return nil, err
+	}
+	if err := s.checkCausality(); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -603,33 +606,84 @@ func (s *stateDecoder) checkConsistency() error {
 			return err
 		}
 		if c != rs.next || di != len(rs.deletes) {
-			return fmt.Errorf("replica %d: operations up to %d account for %d of its %d", r, c, c, rs.next)
+			return fmt.Errorf("replica %d: inserts and deletes account for %d of its %d operations", r, c, rs.next)
 		}
 	}
 
 	for _, t := range s.doc.texts {
-		var err error
-		t.tree.each(func(it *item) bool {
-			for _, ref := range []opID{it.left, it.right} {
-				if ref.isNone() {
-					continue
-				}
-				rs := s.doc.replicas[ref.replica]
-				if rs == nil {
-					err = fmt.Errorf("origin %d:%d names an unknown replica", ref.replica, ref.counter)
-					return false
-				}
-				o, _ := rs.items.find(ref.counter)
-				if o == nil || o.text != t {
-					err = fmt.Errorf("origin %d:%d is not a code point of text %q", ref.replica, ref.counter, t.name)
-					return false
-				}
-			}
-			return true
-		})
-		if err != nil {
-			return err
+		if err := s.checkOrigins(t); err != nil {
+			return fmt.Errorf("text %q: %w", t.name, err)
 		}
+	}
+	return nil
+}
+
+// checkOrigins checks that every origin of every item of t is a code point
+// of t, and that the left one comes before the item, as integration always
+// places it. A right origin after the item is not required: Apply cannot
+// check that for an origin inserted by the same update, and a document
+// that accepted such an update must still load.
+func (s *stateDecoder) checkOrigins(t *Text) error {
+	visited := make(map[*item]bool)
+	var err error
+	t.tree.each(func(it *item) bool {
+		for side, ref := range []opID{it.left, it.right} {
+			if ref.isNone() {
+				continue
+			}
+			var o *item
+			if rs := s.doc.replicas[ref.replica]; rs != nil {
+				o, _ = rs.items.find(ref.counter)
+			}
+			switch {
+			case o == nil || o.text != t:
+				err = fmt.Errorf("origin %d:%d of item %d:%d is not a code point of the text",
+					ref.replica, ref.counter, it.id.replica, it.id.counter)
+			case side == 0 && !visited[o]:
+				err = fmt.Errorf("left origin %d:%d of item %d:%d does not come before it",
+					ref.replica, ref.counter, it.id.replica, it.id.counter)
+			case side == 1 && o == it:
+				err = fmt.Errorf("right origin %d:%d of item %d:%d lies inside the item",
+					ref.replica, ref.counter, it.id.replica, it.id.counter)
+			}
+			if err != nil {
+				return false
+			}
+		}
+		visited[it] = true
+		return true
+	})
+	return err
+}
+
+// checkCausality checks that the history lists every operation after
+// everything it refers to: origins and delete targets. UpdatesSince sends
+// operations in history order, so a history that broke this rule would
+// make updates that other replicas reject.
+func (s *stateDecoder) checkCausality() error {
+	d := s.doc
+	seen := make(map[ReplicaID]uint64)
+	precedes := func(id opID) bool { return id.isNone() || id.counter < seen[id.replica] }
+	for _, sp := range d.history {
+		rs := d.replicas[sp.replica]
+		for c := sp.start; c < sp.end; {
+			seen[sp.replica] = c
+			if i := rs.findDelete(c); i >= 0 {
+				run := rs.deletes[i]
+				end := min(sp.end, run.end())
+				if !precedes(run.targetAt(c)) || !precedes(run.targetAt(end-1)) {
+					return fmt.Errorf("delete %d:%d comes before a code point it deletes", sp.replica, c)
+				}
+				c = end
+				continue
+			}
+			it, off := rs.items.find(c)
+			if off == 0 && (!precedes(it.left) || !precedes(it.right)) {
+				return fmt.Errorf("insert %d:%d comes before one of its origins", sp.replica, c)
+			}
+			c = min(sp.end, it.end())
+		}
+		seen[sp.replica] = sp.end
 	}
 	return nil
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"math/rand/v2"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -171,5 +173,26 @@ func TestLoadRejectsCorruptState(t *testing.T) {
 	}
 	if rejected == 0 {
 		t.Errorf("no corrupted state was rejected")
+	}
+}
+
+func TestLoadRejectsAcausalHistory(t *testing.T) {
+	a, b := NewDoc(1), NewDoc(2)
+	mustInsert(t, textOf(t, a), 0, "x")
+	syncAll(t, a, b)
+	mustDelete(t, textOf(t, b), 0, 1)
+	mustInsert(t, textOf(t, b), 0, "y")
+	if _, err := decodeState(b.encodeState()); err != nil {
+		t.Fatalf("state in causal order: %v", err)
+	}
+
+	// B's delete of A's "x" listed before A's insert of it.
+	slices.Reverse(b.history)
+	_, err := decodeState(b.encodeState())
+	if err == nil {
+		t.Fatal("state whose history lists a delete before its target loaded without error")
+	}
+	if !strings.Contains(err.Error(), "comes before") {
+		t.Errorf("error = %v, want one about the order of operations", err)
 	}
 }

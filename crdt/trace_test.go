@@ -4,6 +4,7 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"os"
+	"slices"
 	"testing"
 	"time"
 )
@@ -159,4 +160,176 @@ func BenchmarkReplayAutomergePaper(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(len(saved)), "saved-bytes")
+}
+
+// BenchmarkSaveAutomergePaper measures Save of the replayed trace.
+func BenchmarkSaveAutomergePaper(b *testing.B) {
+	trace := loadSequentialTrace(b, "automerge-paper.json.gz")
+	doc, _ := replayLocal(b, trace)
+	var saved []byte
+	for b.Loop() {
+		var err error
+		if saved, err = doc.Save(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(saved)), "saved-bytes")
+}
+
+// BenchmarkLoadAutomergePaper measures Load of the saved trace.
+func BenchmarkLoadAutomergePaper(b *testing.B) {
+	trace := loadSequentialTrace(b, "automerge-paper.json.gz")
+	doc, _ := replayLocal(b, trace)
+	saved, err := doc.Save()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := Load(saved, 2); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkApplyRemoteAutomergePaper measures a fresh replica applying the
+// trace's whole history as one update from UpdatesSince.
+func BenchmarkApplyRemoteAutomergePaper(b *testing.B) {
+	trace := loadSequentialTrace(b, "automerge-paper.json.gz")
+	doc, _ := replayLocal(b, trace)
+	update := doc.UpdatesSince(nil)[0]
+	for b.Loop() {
+		if err := NewDoc(2).Apply(update); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(update)), "update-bytes")
+}
+
+func TestReplaySequentialTraces(t *testing.T) {
+	for _, name := range []string{"seph-blog1.json.gz", "rustcode.json.gz"} {
+		t.Run(name, func(t *testing.T) {
+			trace := loadSequentialTrace(t, name)
+			doc, text := replayLocal(t, trace)
+			if text.String() != trace.EndContent {
+				t.Fatalf("replayed text differs from endContent")
+			}
+			saved, err := doc.Save()
+			if err != nil {
+				t.Fatal(err)
+			}
+			loaded, err := Load(saved, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if loaded.State()["body"] != trace.EndContent {
+				t.Errorf("loaded text differs from endContent")
+			}
+		})
+	}
+}
+
+// concurrentTrace is the concurrent trace format: each transaction was
+// made by one agent on the merged state of the transactions in parents.
+type concurrentTrace struct {
+	NumAgents  int    `json:"numAgents"`
+	EndContent string `json:"endContent"`
+	Txns       []struct {
+		Agent   int          `json:"agent"`
+		Parents []int        `json:"parents"`
+		Patches []tracePatch `json:"patches"`
+	} `json:"txns"`
+}
+
+// TestReplayConcurrentTraces replays real concurrent editing sessions: a
+// replica per agent, each transaction made on exactly the updates of its
+// parents, then all updates merged into one document.
+func TestReplayConcurrentTraces(t *testing.T) {
+	for _, name := range []string{"friendsforever.json.gz", "clownschool.json.gz"} {
+		t.Run(name, func(t *testing.T) {
+			f, err := os.Open(tracesDir + "/" + name)
+			if os.IsNotExist(err) {
+				t.Skipf("trace %s not found in %s; it is shared material beside the project", name, tracesDir)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			zr, err := gzip.NewReader(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var trace concurrentTrace
+			if err := json.NewDecoder(zr).Decode(&trace); err != nil {
+				t.Fatal(err)
+			}
+			replayConcurrent(t, &trace)
+		})
+	}
+}
+
+func replayConcurrent(t *testing.T, trace *concurrentTrace) {
+	agents := make([]*Doc, trace.NumAgents)
+	applied := make([]map[int]bool, trace.NumAgents) // transactions each agent has
+	for i := range agents {
+		agents[i] = NewDoc(ReplicaID(1000 + i))
+		applied[i] = make(map[int]bool)
+	}
+	updates := make([][]byte, len(trace.Txns))
+
+	for i, txn := range trace.Txns {
+		doc := agents[txn.Agent]
+		// Collect the ancestors this agent lacks; what it has is closed
+		// under ancestry, so the walk stops there.
+		var missing []int
+		stack := append([]int(nil), txn.Parents...)
+		seen := make(map[int]bool)
+		for len(stack) > 0 {
+			p := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			if applied[txn.Agent][p] || seen[p] {
+				continue
+			}
+			seen[p] = true
+			missing = append(missing, p)
+			stack = append(stack, trace.Txns[p].Parents...)
+		}
+		slices.Sort(missing)
+		for _, p := range missing {
+			if err := doc.Apply(updates[p]); err != nil {
+				t.Fatalf("txn %d: apply txn %d: %v", i, p, err)
+			}
+			applied[txn.Agent][p] = true
+		}
+
+		text := textOf(t, doc)
+		for _, p := range txn.Patches {
+			if p.Delete > 0 {
+				mustDelete(t, text, p.Pos, p.Delete)
+			}
+			if p.Insert != "" {
+				mustInsert(t, text, p.Pos, p.Insert)
+			}
+		}
+		updates[i] = doc.Commit()
+		applied[txn.Agent][i] = true
+	}
+
+	merged := NewDoc(1)
+	for i, u := range updates {
+		if u == nil {
+			continue
+		}
+		if err := merged.Apply(u); err != nil {
+			t.Fatalf("merge txn %d: %v", i, err)
+		}
+	}
+	if got := textOf(t, merged).String(); got != trace.EndContent {
+		t.Fatalf("merged text (%d bytes) differs from endContent (%d bytes)", len(got), len(trace.EndContent))
+	}
+	for _, doc := range agents {
+		deliver(t, merged, doc)
+		if got := textOf(t, doc).String(); got != trace.EndContent {
+			t.Fatalf("agent replica %d differs from endContent after sync", doc.Replica())
+		}
+	}
 }

@@ -9,30 +9,33 @@ import (
 // Update format, version 1. All integers are unsigned LEB128 varints
 // unless noted.
 //
-//	byte     tagUpdate
-//	replicas count, then each replica id as 8 bytes little-endian;
-//	         later fields name replicas by their index in this table
-//	deps     count, then (replica index, counter) pairs: the update needs
-//	         operations [0, counter) of each listed replica
-//	conts    count, then per container: kind byte (0 = root), type byte
-//	         (1 = text), name as length-prefixed UTF-8
-//	ops      count, then per operation:
-//	           kind byte, container index, replica index, first counter,
-//	           then by kind:
-//	           insert:         length, left origin, right origin, content
-//	                           as length-prefixed UTF-8 of length code points
-//	           insert deleted: length, left origin, right origin
-//	           delete:         target count, then per target run: replica
-//	                           index, counter, length, backward byte;
-//	                           the operation's length is the targets' sum
-//	origin   0 for none, else replica index + 1 followed by the counter
+//	byte       tagUpdate
+//	replicas   count, then each replica id as 8 bytes little-endian.
+//	           Later fields name replicas by their index in this table.
+//	deps       count, then (replica index, counter) pairs. The update
+//	           needs operations [0, counter) of each listed replica.
+//	containers count, then per container: kind byte (0 = root), type
+//	           byte (1 = text), name as length-prefixed UTF-8
+//	ops        count, then per operation:
+//	             kind byte, container index, replica index, first counter,
+//	             then by kind:
+//	             insert:         length, left origin, right origin, content
+//	                             as length-prefixed UTF-8 of length code
+//	                             points
+//	             insert deleted: length, left origin, right origin, for
+//	                             code points deleted before the update was
+//	                             made, which travel without content
+//	             delete:         target count, then per target run: replica
+//	                             index, counter, length, backward byte. The
+//	                             operation's length is the targets' sum.
+//	origin     0 for none, else replica index + 1 followed by the counter
 //
 // Operations of one replica within an update have consecutive counters.
-// A replica at version v can apply an update once v includes its deps and,
-// for each replica with operations in it, the counter before that
-// replica's first operation. Containers are named by kind and type so that
-// list, map, counter and nested containers can be added without changing
-// this framing.
+// A replica can apply an update once it has applied the operations that
+// deps names and, for each replica whose operations the update carries,
+// all operations of that replica before the first one carried. Containers
+// are named by kind and type so that list, map, counter and nested
+// containers can be added without changing this framing.
 const tagUpdate = 0x01
 
 type containerType byte
@@ -137,10 +140,10 @@ func (d *Doc) collect(spans []span) *update {
 }
 
 // coverGaps turns spans into one span per replica, from its lowest start
-// to its highest end, ordered by first appearance. Commit uses it because
-// local operations normally have consecutive counters; a gap only arises
-// when operations under the local replica id arrived from elsewhere, and
-// covering it re-sends operations that receivers skip.
+// to its highest end, ordered by first appearance. Local operations
+// normally have consecutive counters. A gap arises only when operations
+// under the local replica id arrived from elsewhere, and covering it
+// re-sends operations that receivers skip.
 func coverGaps(spans []span) []span {
 	var out []span
 	pos := make(map[ReplicaID]int)
@@ -446,6 +449,9 @@ func parseUpdate(data []byte) (*update, error) {
 
 	next := make(map[ReplicaID]uint64) // end of each replica's last operation so far
 	u.ops = make([]op, dec.count(4))
+	if dec.err == nil && len(u.ops) == 0 {
+		return nil, fmt.Errorf("update has no operations")
+	}
 	for i := range u.ops {
 		o := &u.ops[i]
 		o.kind = opKind(dec.byte())

@@ -294,3 +294,31 @@ func TestUpdateEncodingRoundTrip(t *testing.T) {
 		t.Errorf("update has %d containers, want 2", len(u.containers))
 	}
 }
+
+func TestApplyRejectsRightOriginBeforeLeft(t *testing.T) {
+	a := NewDoc(1)
+	mustInsert(t, textOf(t, a), 0, "abc")
+	b := NewDoc(2)
+	if err := b.Apply(a.Commit()); err != nil {
+		t.Fatal(err)
+	}
+	u := &update{
+		deps:       VersionVector{1: 3},
+		containers: []containerRef{{typ: typeText, name: "body"}},
+		ops: []op{{
+			kind:    opInsert,
+			id:      opID{replica: 3, counter: 0},
+			length:  1,
+			left:    opID{replica: 1, counter: 2},
+			right:   opID{replica: 1, counter: 0},
+			content: []rune("x"),
+		}},
+	}
+	before := stateOf(b)
+	if err := b.Apply(encodeUpdate(u)); !errors.Is(err, ErrInvalidUpdate) {
+		t.Fatalf("error = %v, want ErrInvalidUpdate", err)
+	}
+	if got := stateOf(b); !reflect.DeepEqual(got, before) {
+		t.Errorf("rejected update changed the document from %v to %v", before, got)
+	}
+}
