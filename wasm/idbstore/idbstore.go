@@ -51,7 +51,11 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	msg := fmt.Sprintf("idbstore: %s: %s: %s", e.Op, e.Name, e.Message)
+	// Chromium leaves the message of a QuotaExceededError empty.
+	msg := fmt.Sprintf("idbstore: %s: %s", e.Op, e.Name)
+	if e.Message != "" {
+		msg += ": " + e.Message
+	}
 	switch e.Name {
 	case "QuotaExceededError":
 		msg += " (the browser's storage for this site is full: free some disk space or allow this site more storage, then try again)"
@@ -252,8 +256,8 @@ func (s *Store) Write(ctx context.Context, b *client.Batch) error {
 // order Badger uses.
 //
 // NOTE: Scan reads every matching entry in one transaction before it calls
-// fn, so fn sees one snapshot but the whole prefix is held in memory at
-// once. Callers keep prefixes narrow.
+// fn. So fn gets one consistent snapshot, but the whole prefix is in memory
+// at once, which suits the client's per-document prefixes.
 func (s *Store) Scan(ctx context.Context, prefix []byte, fn func(key, value []byte) error) error {
 	var keysReq, valuesReq js.Value
 	err := s.run(ctx, "scan", "readonly", func(store js.Value) {
@@ -353,7 +357,7 @@ func (s *Store) run(ctx context.Context, op, mode string, issue func(store js.Va
 		return err
 	case <-ctx.Done():
 		// abort throws InvalidStateError once the transaction has
-		// finished; the event already sent then tells what happened.
+		// finished, and then the event already sent reports the outcome.
 		_ = catch(op, func() { tx.Call("abort") })
 		if err := <-done; err == nil {
 			return nil
@@ -405,7 +409,7 @@ func bytesFromJS(v js.Value) ([]byte, error) {
 	case js.Global().Get("ArrayBuffer").Call("isView", v).Bool():
 		v = u8.New(v.Get("buffer"), v.Get("byteOffset"), v.Get("byteLength"))
 	default:
-		return nil, fmt.Errorf("stored %s is not binary: the database holds data this app did not write", v.Type())
+		return nil, fmt.Errorf("invalid stored %s, want the binary data this app writes", v.Type())
 	}
 	b := make([]byte, v.Length())
 	js.CopyBytesToGo(b, v)

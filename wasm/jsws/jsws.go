@@ -39,7 +39,7 @@ const drainPoll = 20 * time.Millisecond
 // closeNormal is the close code this package sends. The browser's
 // WebSocket.close accepts only 1000 and 3000 to 4999, so the protocol
 // codes for a text frame (1003) or a frame too large (1009) cannot be
-// sent, and the reason text tells the relay what went wrong instead.
+// sent, and the reason text names the problem instead.
 const closeNormal = 1000
 
 // CloseError reports how the connection was closed by the relay or the
@@ -108,7 +108,7 @@ type conn struct {
 	mu       sync.Mutex
 	queue    [][]byte  // received frames not yet read; guarded by mu
 	queued   int       // bytes in queue; guarded by mu
-	err      error     // why the connection ended, set once; guarded by mu
+	err      error     // the reason the connection ended, set once; guarded by mu
 	handlers []js.Func // released once the connection ends; guarded by mu
 }
 

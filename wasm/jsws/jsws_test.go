@@ -146,8 +146,8 @@ func TestDialContextCanceled(t *testing.T) {
 	if *wsBase == "" {
 		t.Skip("run by tests/browser with -ws-base set to its WebSocket server")
 	}
-	// The /stall endpoint never answers the handshake, so only ctx can
-	// end the Dial.
+	// The /stall endpoint never completes the handshake, so only ctx
+	// can end the Dial.
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
 		time.Sleep(100 * time.Millisecond)

@@ -105,9 +105,9 @@ func CopyLoader(ctx context.Context, outDir string) error {
 
 // goCommand returns the go binary of the toolchain that built this
 // program, or failing that the one on PATH. runtime.GOROOT is deprecated
-// as a guess at the toolchain in use, but here the toolchain that built
-// the caller (a test binary, say) is exactly the one wanted; it is empty
-// in a binary built with -trimpath.
+// because that toolchain need not be the one in use. Here it is exactly
+// the one wanted, since its compiler built the caller (a test binary, say).
+// It is empty in a binary built with -trimpath, hence the fallback.
 func goCommand() (string, error) {
 	bin := filepath.Join(runtime.GOROOT(), "bin", "go")
 	if _, err := os.Stat(bin); err == nil {

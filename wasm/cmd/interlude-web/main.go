@@ -17,13 +17,24 @@
 //	onChange(fn)   fn(docId) runs after a local or remote change or a
 //	               change of sync status
 //
-// A rejected Promise carries an Error whose name tells the kind of
+// A rejected Promise carries an Error whose name is the kind of
 // failure: QuotaExceededError (and the other DOMException names from
 // IndexedDB), InvalidPublicIDError, UnknownDocumentError, NotStartedError
 // or TypeError.
 //
 // Once globalThis.interlude is set, the program dispatches the event
 // "interlude-ready" on globalThis.
+//
+// # Why text and status read a copy
+//
+// A synchronous function runs on the JavaScript event loop, and while it
+// runs no IndexedDB or WebSocket event can be delivered. The client holds
+// its lock while it waits for IndexedDB to finish a write, so a
+// synchronous call that took that lock would wait for an event that can
+// only come after the call returns, and the program would deadlock. text
+// and status therefore read a copy of each document's text and status
+// that a goroutine refreshes after every change the client reports, before
+// the onChange listeners run.
 package main
 
 import (
@@ -47,11 +58,16 @@ const defaultDatabase = "interlude"
 
 // journalKey is where the app keeps the id of the device's journal in the
 // client's store. The client's own keys start with "d/" or are
-// "identity", so this key cannot collide with them.
+// "identity" (package client), so this key does not collide with them.
 var journalKey = []byte("web/journal")
 
 func main() {
-	a := &app{log: slog.New(slog.NewTextHandler(os.Stderr, nil))}
+	a := &app{
+		log:     slog.New(slog.NewTextHandler(os.Stderr, nil)),
+		views:   make(map[envelope.DocID]docView),
+		changed: make(map[envelope.DocID]struct{}),
+		wake:    make(chan struct{}, 1),
+	}
 	js.Global().Set("interlude", a.exports())
 	if dispatch := js.Global().Get("dispatchEvent"); dispatch.Type() == js.TypeFunction {
 		js.Global().Call("dispatchEvent", js.Global().Get("Event").New("interlude-ready"))
@@ -64,13 +80,28 @@ func main() {
 type app struct {
 	log *slog.Logger
 
+	// mu is never held while waiting for the client, IndexedDB or the
+	// network, because text and status take it on the event loop.
 	mu        sync.Mutex
-	client    *client.Client  // nil until start succeeds; guarded by mu
-	store     *idbstore.Store // the client's store; guarded by mu
-	starting  bool            // guarded by mu
-	listeners []js.Value      // JavaScript onChange functions; guarded by mu
+	client    *client.Client              // nil until start succeeds; guarded by mu
+	store     *idbstore.Store             // the client's store; guarded by mu
+	starting  bool                        // guarded by mu
+	listeners []js.Value                  // JavaScript onChange functions; guarded by mu
+	views     map[envelope.DocID]docView  // copies read by text and status; guarded by mu
+	changed   map[envelope.DocID]struct{} // documents whose view is stale; guarded by mu
 
+	// wake signals the refresh loop that changed has entries.
+	wake chan struct{}
+	// refreshMu is held from reading a document from the client until its
+	// view is stored, so a view read earlier never replaces a newer one.
+	refreshMu sync.Mutex
 	journalMu sync.Mutex // serializes journal, so two calls make one journal
+}
+
+// docView is the copy of a document that text and status return.
+type docView struct {
+	text   string
+	status client.Status
 }
 
 func (a *app) exports() js.Value {
@@ -148,11 +179,12 @@ func (a *app) open(relay, database string) (*client.Client, error) {
 		store.Close()
 		return nil, err
 	}
-	c.OnChange(a.changed)
+	c.OnChange(a.markChanged)
 
 	a.mu.Lock()
 	a.client, a.store = c, store
 	a.mu.Unlock()
+	go a.refreshLoop(c)
 	if relay != "" {
 		// Run returns only when its context ends, and this one never does:
 		// the page's lifetime is the client's.
@@ -161,17 +193,67 @@ func (a *app) open(relay, database string) (*client.Client, error) {
 	return c, nil
 }
 
-// changed forwards a client change to every JavaScript listener. Each is
-// called from a fresh JavaScript task, so an exception it throws stays in
-// the console and a listener that calls back into this API cannot
-// re-enter the Go code that reported the change.
-func (a *app) changed(doc envelope.DocID) {
+// markChanged records that doc changed and wakes the refresh loop. The
+// client calls it on a goroutine of its own.
+func (a *app) markChanged(doc envelope.DocID) {
 	a.mu.Lock()
-	listeners := append([]js.Value(nil), a.listeners...)
+	a.changed[doc] = struct{}{}
 	a.mu.Unlock()
-	for _, fn := range listeners {
-		js.Global().Call("setTimeout", fn, 0, doc.String())
+	select {
+	case a.wake <- struct{}{}:
+	default:
 	}
+}
+
+// refreshLoop refreshes the view of each changed document, then calls the
+// JavaScript listeners. Each listener is called from a fresh JavaScript
+// task, so an exception it throws stays in the console.
+func (a *app) refreshLoop(c *client.Client) {
+	for range a.wake {
+		a.mu.Lock()
+		docs := make([]envelope.DocID, 0, len(a.changed))
+		for doc := range a.changed {
+			docs = append(docs, doc)
+		}
+		clear(a.changed)
+		a.mu.Unlock()
+
+		for _, doc := range docs {
+			a.refresh(c, doc)
+		}
+		a.mu.Lock()
+		listeners := append([]js.Value(nil), a.listeners...)
+		a.mu.Unlock()
+		for _, doc := range docs {
+			for _, fn := range listeners {
+				js.Global().Call("setTimeout", fn, 0, doc.String())
+			}
+		}
+	}
+}
+
+// refresh reads doc's text and status from the client into its view. It
+// may wait for the client's lock, so it runs only on goroutines.
+func (a *app) refresh(c *client.Client, doc envelope.DocID) {
+	a.refreshMu.Lock()
+	defer a.refreshMu.Unlock()
+	text, err := c.Text(doc)
+	if err != nil {
+		// The document is not on this device; text keeps returning null.
+		return
+	}
+	status := c.Status(doc)
+	a.mu.Lock()
+	a.views[doc] = docView{text: text, status: status}
+	a.mu.Unlock()
+}
+
+// view returns the copy of doc, if there is one.
+func (a *app) view(doc envelope.DocID) (docView, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	v, ok := a.views[doc]
+	return v, ok
 }
 
 func (a *app) current() *client.Client {
@@ -222,6 +304,7 @@ func (a *app) journal([]js.Value) any {
 				return nil, fmt.Errorf("interlude: stored journal id has %d bytes, want %d: the site's data is damaged", len(b), len(id))
 			}
 			copy(id[:], b)
+			a.refresh(c, id)
 			return id.String(), nil
 		case !errors.Is(err, client.ErrNotFound):
 			return nil, fmt.Errorf("interlude: read the journal's id: %w", err)
@@ -238,6 +321,7 @@ func (a *app) journal([]js.Value) any {
 		if err := store.Write(ctx, &batch); err != nil {
 			return nil, fmt.Errorf("interlude: record the journal's id: %w", err)
 		}
+		a.refresh(c, id)
 		return id.String(), nil
 	})
 }
@@ -246,16 +330,15 @@ func (a *app) journal([]js.Value) any {
 // started or does not hold the document. A synchronous function cannot
 // throw into JavaScript, so null stands for every failure.
 func (a *app) text(args []js.Value) any {
-	c := a.current()
 	doc, err := docArg(args, 0)
-	if c == nil || err != nil {
-		return nil
-	}
-	t, err := c.Text(doc)
 	if err != nil {
 		return nil
 	}
-	return t
+	v, ok := a.view(doc)
+	if !ok {
+		return nil
+	}
+	return v.text
 }
 
 func (a *app) setText(args []js.Value) any {
@@ -269,7 +352,12 @@ func (a *app) setText(args []js.Value) any {
 		if err := errors.Join(docErr, textErr); err != nil {
 			return nil, err
 		}
-		return nil, c.SetText(context.Background(), doc, text)
+		if err := c.SetText(context.Background(), doc, text); err != nil {
+			return nil, err
+		}
+		// The view includes this edit once the Promise resolves.
+		a.refresh(c, doc)
+		return nil, nil
 	})
 }
 
@@ -291,22 +379,23 @@ func (a *app) share(args []js.Value) any {
 		if err := c.Share(context.Background(), doc, member); err != nil {
 			return nil, err
 		}
+		a.refresh(c, doc)
 		return map[string]any{"fingerprint": member.Fingerprint()}, nil
 	})
 }
 
-// status returns the document's sync status for the page: "waiting" while
-// edits or shares saved on this device have not reached the relay,
-// "synced" once nothing is pending and the relay's copy has been
-// received, and "saved" otherwise (everything is on this device, but the
-// relay has not confirmed it is up to date, for example while offline).
+// status returns the document's sync status for the page. The state is
+// "waiting" while edits or shares saved on this device have not reached
+// the relay, and "synced" once nothing is pending and the relay's copy has
+// been received. Otherwise it is "saved": everything is on this device,
+// but the relay has not confirmed it is up to date, as while offline.
 func (a *app) status(args []js.Value) any {
-	c := a.current()
 	doc, err := docArg(args, 0)
-	if c == nil || err != nil {
+	v, ok := a.view(doc)
+	if err != nil || !ok {
 		return map[string]any{"state": "saved", "pending": 0, "connected": false}
 	}
-	s := c.Status(doc)
+	s := v.status
 	state := "saved"
 	switch {
 	case s.Pending > 0:

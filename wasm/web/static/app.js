@@ -42,7 +42,8 @@
 
     $("public-id").value = info.publicID;
     $("fingerprint").textContent = S.fingerprintLabel(info.fingerprint);
-    entry.value = globalThis.interlude.text(journalID) ?? "";
+    const text = globalThis.interlude.text(journalID);
+    entry.value = typeof text === "string" ? text : "";
     for (const id of ["entry", "copy-id", "share-id", "share-button"]) {
       $(id).disabled = false;
     }
@@ -174,7 +175,7 @@
     // local edit is waiting.
     if (!dirty && !saving) {
       const text = globalThis.interlude.text(journalID);
-      if (text !== null && text !== entry.value) replaceText(text);
+      if (typeof text === "string" && text !== entry.value) replaceText(text);
     }
     renderStatus();
   }

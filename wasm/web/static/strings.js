@@ -26,18 +26,18 @@ globalThis.interludeStrings = Object.freeze({
 
   deviceHeading: "This device",
   publicIDLabel: "Your public id",
-  publicIDHelp: "Your therapist needs this id to share documents with you. It is not secret.",
+  publicIDHelp: "Give this id to anyone who wants to share a document with you. It is not secret.",
   fingerprintLabel: (f) => `Fingerprint: ${f}`,
   copy: "Copy",
   copied: "Copied",
   copyFailed: "Could not copy. Select the id and copy it by hand.",
 
   shareHeading: "Share with your therapist",
-  shareHelp: "Paste your therapist's public id. They will be able to read this journal, and nobody else, including the relay, can.",
+  shareHelp: "Paste your therapist's public id. Only you and the people you share with can read this journal; the server that syncs it cannot.",
   shareLabel: "Therapist's public id",
   shareButton: "Share",
   sharing: "Sharing…",
-  shared: (f) => `Shared with the person whose fingerprint is ${f}. Check it with your therapist. They see your journal once you are both connected.`,
+  shared: (f) => `Shared with fingerprint ${f}. Check that your therapist sees the same fingerprint. They can read your journal once you have both been online.`,
   shareInvalid: "That public id is not valid. Check that you copied all of it.",
   shareFailed: "Could not share. Try again.",
 });
