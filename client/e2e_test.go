@@ -296,3 +296,53 @@ func TestManyDeliveriesSurviveReopen(t *testing.T) {
 		t.Fatalf("reopened reader text has %d bytes, want %d", len(got), len(want))
 	}
 }
+
+// TestRelayWithoutDocumentSkipsIt points a client at a second relay that
+// has never seen its first document: the sync reports that document and
+// still registers and pushes the others.
+func TestRelayWithoutDocumentSkipsIt(t *testing.T) {
+	ctx := context.Background()
+	logs := &lockedBuffer{}
+	first, second := startRelay(t, logs), startRelay(t, logs)
+	store := t.TempDir()
+	id, err := client.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func(relayURL string) *client.Client {
+		c, err := client.Open(ctx, client.Config{Store: openStore(t, store), Identity: id, Dialer: wstransport.Dialer{}, RelayURL: relayURL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+
+	c := open(first.url())
+	old, err := c.CreateDocument(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SyncOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	c = open(second.url())
+	defer c.Close()
+	fresh, err := c.CreateDocument(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetText(ctx, fresh, "new relay, new page"); err != nil {
+		t.Fatal(err)
+	}
+	err = c.SyncOnce(ctx)
+	if err == nil || !strings.Contains(err.Error(), "has no record of document "+old.String()) {
+		t.Fatalf("SyncOnce against a relay without the document: err = %v, want it to name %s", err, old)
+	}
+	if st := c.Status(fresh); st.Pending != 0 {
+		t.Errorf("the other document still has %d pending after sync, want 0", st.Pending)
+	}
+}

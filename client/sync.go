@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	gosync "sync"
@@ -78,7 +79,14 @@ func (c *Client) session(ctx context.Context, once bool) error {
 	if err != nil {
 		return fmt.Errorf("client: connect to relay %s: %w", c.relay, err)
 	}
-	s := &session{c: c, conn: conn, replies: make(map[uint64]chan wire.Message), done: make(chan struct{})}
+	s := &session{
+		c:           c,
+		conn:        conn,
+		replies:     make(map[uint64]chan wire.Message),
+		subscribed:  make(map[envelope.DocID]bool),
+		unavailable: make(map[envelope.DocID]error),
+		done:        make(chan struct{}),
+	}
 	defer s.close()
 
 	// 1. Authenticate before anything else, because the relay
@@ -118,8 +126,11 @@ type session struct {
 	replies map[uint64]chan wire.Message
 	// subscribed lists the documents subscribed in this session.
 	subscribed map[envelope.DocID]bool
-	done       chan struct{}
-	closeOnce  gosync.Once
+	// unavailable holds the documents the relay refused to serve in this
+	// session, with the reason.
+	unavailable map[envelope.DocID]error
+	done        chan struct{}
+	closeOnce   gosync.Once
 }
 
 func (s *session) close() {
@@ -358,8 +369,11 @@ func (s *session) run(ctx context.Context, once bool) error {
 			return err
 		}
 		if once {
-			if s.c.allSynced() {
-				return nil
+			s.mu.Lock()
+			skip := maps.Clone(s.unavailable)
+			s.mu.Unlock()
+			if s.c.allSynced(skip) {
+				return errors.Join(slices.Collect(maps.Values(skip))...)
 			}
 			// Wait for CaughtUp of every subscription.
 			select {
@@ -514,13 +528,23 @@ func (s *session) subscribeAll(ctx context.Context) error {
 	}
 	s.c.mu.Unlock()
 	for _, sb := range subs {
-		if _, err := s.call(ctx, &wire.Subscribe{Doc: sb.id[:], After: sb.cursor}); err != nil {
+		_, err := s.call(ctx, &wire.Subscribe{Doc: sb.id[:], After: sb.cursor})
+		var relayErr *wire.Error
+		if errors.As(err, &relayErr) && relayErr.Code == wire.CodeNotMember {
+			// One document the relay will not serve must not stop the
+			// others from syncing.
+			err = fmt.Errorf("client: relay %s has no record of document %s for this device: a member removed it, or the relay's data was reset or is another relay's", s.c.relay, sb.id)
+			s.c.log.Error("document not available on relay, skipped", "doc", sb.id, "err", err)
+			s.mu.Lock()
+			s.unavailable[sb.id] = err
+			s.subscribed[sb.id] = true
+			s.mu.Unlock()
+			continue
+		}
+		if err != nil {
 			return fmt.Errorf("client: subscribe to document %s: %w", sb.id, err)
 		}
 		s.mu.Lock()
-		if s.subscribed == nil {
-			s.subscribed = make(map[envelope.DocID]bool)
-		}
 		s.subscribed[sb.id] = true
 		s.mu.Unlock()
 	}
@@ -539,9 +563,12 @@ func (s *session) pushOutbox(ctx context.Context) error {
 	for {
 		var batch []outboxEntry
 		var doc envelope.DocID
+		s.mu.Lock()
+		skip := maps.Clone(s.unavailable)
+		s.mu.Unlock()
 		s.c.mu.Lock()
 		for id, d := range s.c.docs {
-			if d.meta.Registered && len(d.outbox) > 0 {
+			if d.meta.Registered && len(d.outbox) > 0 && skip[id] == nil {
 				doc, batch = id, slices.Clone(d.outbox)
 				break
 			}
@@ -706,12 +733,15 @@ func (c *Client) caughtUp(m *wire.CaughtUp) {
 	}
 }
 
-// allSynced reports whether every document is registered, has nothing in
-// its outbox or shares, and has caught up.
-func (c *Client) allSynced() bool {
+// allSynced reports whether every document not in skip is registered, has
+// nothing in its outbox or shares, and has caught up.
+func (c *Client) allSynced(skip map[envelope.DocID]error) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, d := range c.docs {
+	for id, d := range c.docs {
+		if skip[id] != nil {
+			continue
+		}
 		if !d.meta.Registered || len(d.outbox) > 0 || len(d.shares) > 0 || !d.caughtUp {
 			return false
 		}

@@ -3,8 +3,10 @@ package wstransport
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -23,8 +25,13 @@ type Dialer struct{}
 // Dial implements client.Dialer.
 func (Dialer) Dial(ctx context.Context, url string) (client.Conn, error) {
 	d := websocket.Dialer{HandshakeTimeout: 15 * time.Second}
-	ws, _, err := d.DialContext(ctx, url, nil)
-	if err != nil {
+	ws, resp, err := d.DialContext(ctx, url, nil)
+	switch {
+	case errors.Is(err, websocket.ErrBadHandshake) && resp != nil:
+		return nil, fmt.Errorf("wstransport: %s answered HTTP %d, not a WebSocket upgrade: check that the URL ends in /v1/sync", url, resp.StatusCode)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return nil, fmt.Errorf("wstransport: nothing is listening at %s: check that the relay is running at this address: %w", url, err)
+	case err != nil:
 		return nil, fmt.Errorf("wstransport: dial %s: %w", url, err)
 	}
 	ws.SetReadLimit(wire.MaxFrame)

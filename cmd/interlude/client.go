@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -92,7 +93,7 @@ func runIDNew(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s\nfingerprint %s\n", id.PublicID(), id.Public().Fingerprint())
+	printPublicID(id, stdout, stderr)
 	return nil
 }
 
@@ -105,8 +106,23 @@ func runIDShow(_ context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%s\nfingerprint %s\n", id.PublicID(), id.Public().Fingerprint())
+	printPublicID(id, stdout, stderr)
 	return nil
+}
+
+// printPublicID writes the public id alone to stdout, so a script can take
+// it with $(interlude id show), and the fingerprint to stderr for a person.
+func printPublicID(id *client.Identity, stdout, stderr io.Writer) {
+	fmt.Fprintln(stdout, id.PublicID())
+	fmt.Fprintf(stderr, "fingerprint %s: compare it with the person you share with\n", id.Public().Fingerprint())
+}
+
+// explain adds the next step to errors a person can act on.
+func explain(err error) error {
+	if errors.Is(err, client.ErrUnknownDocument) {
+		return fmt.Errorf("%w: this profile does not have it; run 'interlude sync' to fetch documents shared with you, and 'interlude doc list' to see what is here", err)
+	}
+	return err
 }
 
 func runDocNew(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -138,8 +154,11 @@ func runDocList(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	defer c.Close()
 	for _, id := range c.Documents() {
-		st := c.Status(id)
-		fmt.Fprintf(stdout, "%s\tpending=%d\n", id, st.Pending)
+		if st := c.Status(id); st.Pending > 0 {
+			fmt.Fprintf(stdout, "%s\t%d pending\n", id, st.Pending)
+		} else {
+			fmt.Fprintf(stdout, "%s\tsynced\n", id)
+		}
 	}
 	return nil
 }
@@ -166,7 +185,7 @@ func runDocShare(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	defer c.Close()
 	if err := c.Share(ctx, doc, to); err != nil {
-		return err
+		return explain(err)
 	}
 	fmt.Fprintf(stdout, "shared %s with %s; run 'interlude sync' to send it\n", doc, to.Fingerprint())
 	return nil
@@ -190,7 +209,7 @@ func runDocWrite(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	defer c.Close()
-	return c.Edit(ctx, doc, func(t *crdt.Text) error { return t.Insert(t.Len(), text) })
+	return explain(c.Edit(ctx, doc, func(t *crdt.Text) error { return t.Insert(t.Len(), text) }))
 }
 
 func runDocCat(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -212,7 +231,7 @@ func runDocCat(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	defer c.Close()
 	text, err := c.Text(doc)
 	if err != nil {
-		return err
+		return explain(err)
 	}
 	fmt.Fprintln(stdout, text)
 	return nil

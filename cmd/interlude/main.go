@@ -19,6 +19,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
 	"syscall"
@@ -71,7 +72,11 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	switch {
 	case args[0] == "relay":
-		return runRelay(ctx, args[1:], stdout, stderr, web.FS())
+		app := web.FS()
+		if _, err := fs.Stat(app, web.WASMFile); err != nil {
+			fmt.Fprintf(stderr, "interlude: warning: this binary was built without the web app (%s is missing), so the page will not start: run 'go generate ./wasm/web' and build again\n", web.WASMFile)
+		}
+		return runRelay(ctx, args[1:], stdout, stderr, app)
 	case args[0] == "id" && sub == "new":
 		return runIDNew(ctx, args[2:], stdout, stderr)
 	case args[0] == "id" && sub == "show":

@@ -47,8 +47,8 @@ func TestSecondDeviceFlow(t *testing.T) {
 	therapist := filepath.Join(t.TempDir(), "therapist")
 
 	run(t, "id", "new", "--profile", patient)
-	therapistID := strings.Fields(run(t, "id", "new", "--profile", therapist))[0]
-	if shown := strings.Fields(run(t, "id", "show", "--profile", therapist))[0]; shown != therapistID {
+	therapistID := strings.TrimSpace(run(t, "id", "new", "--profile", therapist))
+	if shown := strings.TrimSpace(run(t, "id", "show", "--profile", therapist)); shown != therapistID {
 		t.Fatalf("id show = %s, id new printed %s", shown, therapistID)
 	}
 
@@ -64,7 +64,7 @@ func TestSecondDeviceFlow(t *testing.T) {
 	if got := run(t, "doc", "cat", "--profile", therapist, doc); got != "Slept well.\n" {
 		t.Fatalf("doc cat = %q, want %q", got, "Slept well.\n")
 	}
-	if list := run(t, "doc", "list", "--profile", therapist); !strings.Contains(list, doc+"\tpending=0") {
+	if list := run(t, "doc", "list", "--profile", therapist); !strings.Contains(list, doc+"\tsynced") {
 		t.Fatalf("doc list = %q, want %s with nothing pending", list, doc)
 	}
 }
@@ -78,6 +78,7 @@ func TestCommandErrors(t *testing.T) {
 		{[]string{"frobnicate"}, "unknown command"},
 		{[]string{"doc", "cat", "--profile", profile, "abc"}, "invalid document id"},
 		{[]string{"doc", "new", "--profile", profile}, "id new"},
+		{[]string{"sync", "--profile", profile}, "id new"},
 		{[]string{"doc", "share", "--profile", profile, "00000000000000000000000000000000", "nope"}, "invalid public id"},
 		{[]string{"bench", "trace", "--batch", "0", "x.json.gz"}, "invalid --batch 0"},
 	}
@@ -88,6 +89,14 @@ func TestCommandErrors(t *testing.T) {
 			t.Errorf("interlude %s: err = %v, want it to mention %q", strings.Join(c.args, " "), err, c.want)
 		}
 	}
+	withID := filepath.Join(t.TempDir(), "profile")
+	run(t, "id", "new", "--profile", withID)
+	var out, msgs bytes.Buffer
+	err := Run(context.Background(), []string{"doc", "cat", "--profile", withID, "00000000000000000000000000000000"}, &out, &msgs)
+	if err == nil || !strings.Contains(err.Error(), "interlude sync") {
+		t.Errorf("doc cat of an unknown document: err = %v, want a hint to run 'interlude sync'", err)
+	}
+
 	var stdout, stderr bytes.Buffer
 	if err := Run(context.Background(), nil, &stdout, &stderr); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("no arguments: err = %v, want flag.ErrHelp", err)

@@ -18,12 +18,6 @@ import (
 // mainPackage is the import path of the WebAssembly client's main package.
 const mainPackage = "interlude/wasm/cmd/interlude-web"
 
-// Names of the generated files, as index.html and app.js load them.
-const (
-	WASMFile   = "interlude.wasm"
-	LoaderFile = "wasm_exec.js"
-)
-
 // Build writes the whole app into outDir: the page files embedded in this
 // package and a freshly built interlude.wasm and wasm_exec.js. It runs the
 // go command, so the working directory must be inside the interlude module.

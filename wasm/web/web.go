@@ -15,6 +15,12 @@ import (
 	"io/fs"
 )
 
+// Names of the generated files, as index.html and app.js load them.
+const (
+	WASMFile   = "interlude.wasm"
+	LoaderFile = "wasm_exec.js"
+)
+
 //go:embed static
 var static embed.FS
 

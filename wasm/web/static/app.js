@@ -16,6 +16,8 @@
   // would each keep their own copy of the documents in memory and
   // overwrite each other's records.
   const TAB_LOCK = "interlude-client";
+  // How long the page shows "Connecting…" before it calls itself offline.
+  const CONNECTING_MS = 4000;
 
   const entry = $("entry");
   const saveState = $("save-state");
@@ -26,6 +28,7 @@
   let saving = null; // the Promise of the setText in flight
   let saveTimer = 0;
   let saveError = null; // the last setText failure, until a save succeeds
+  let firstAttemptOver = false; // connected once, or CONNECTING_MS passed
 
   applyStrings();
   main().catch((err) => {
@@ -38,6 +41,12 @@
     await acquireTabLock();
     await loadClient();
     const info = await globalThis.interlude.start({ relay: relayURL() });
+    // Until the first connection succeeds or this much time passes, the
+    // page says it is connecting rather than offline.
+    setTimeout(() => {
+      firstAttemptOver = true;
+      renderStatus();
+    }, CONNECTING_MS);
     journalID = await globalThis.interlude.journal();
 
     $("public-id").value = info.publicID;
@@ -75,7 +84,7 @@
       el.placeholder = S[el.dataset.placeholder];
     }
     setSaveState("loading", S.loading);
-    setConnection(false);
+    setConnection(null);
   }
 
   // The relay's address: the "relay" query parameter when present, else
@@ -196,7 +205,8 @@
   function renderStatus() {
     if (!journalID) return;
     const status = globalThis.interlude.status(journalID);
-    setConnection(status.connected);
+    if (status.connected) firstAttemptOver = true;
+    setConnection(status.connected || firstAttemptOver ? status.connected : null);
     if (saveError) {
       setSaveState("error", saveError.name === "QuotaExceededError" ? S.quotaFull : S.notSaved);
     } else if (dirty || saving) {
@@ -215,7 +225,13 @@
     saveState.textContent = text;
   }
 
+  // connected is true, false, or null before the first attempt has ended.
   function setConnection(connected) {
+    if (connected === null) {
+      connection.dataset.state = "connecting";
+      connection.textContent = S.connecting;
+      return;
+    }
     connection.dataset.state = connected ? "connected" : "disconnected";
     connection.textContent = connected ? S.connected : S.disconnected;
   }

@@ -21,6 +21,7 @@ globalThis.interludeStrings = Object.freeze({
   quotaFull: "Not saved: this browser has no storage space left for Interlude. Free some space on this device, then type again.",
   unsavedWarning: "Your last words are not saved yet.",
 
+  connecting: "Connecting…",
   connected: "Connected",
   disconnected: "Offline. Your writing stays on this device and syncs when the connection returns.",
 
