@@ -1,0 +1,160 @@
+package keyring
+
+import (
+	"encoding/base64"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestInvitationFlow(t *testing.T) {
+	therapist, client := newTestDevice(t), newTestDevice(t)
+	inv, err := NewInvitation(therapist.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	link, err := inv.Link("interlude.example:8443")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(link, "https://interlude.example:8443/#invite=") {
+		t.Fatalf("link %q: want the secret in the fragment", link)
+	}
+
+	// The client opens the link and responds.
+	got, err := ParseInvitationLink(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Inviter != therapist.Public() || got.ID() != inv.ID() {
+		t.Fatal("parsed invitation differs")
+	}
+	resp := got.Accept(client.Public())
+
+	// Both compare the same code by phone.
+	onClient := got.ComparisonCode(client.Public())
+	onTherapist := inv.ComparisonCode(resp.Invitee)
+	if onClient != onTherapist {
+		t.Fatalf("comparison codes differ: client %q, therapist %q", onClient, onTherapist)
+	}
+
+	if err := inv.Redeem(resp); err != nil {
+		t.Fatal(err)
+	}
+	who, used := inv.Used()
+	if !used || who != client.Public() {
+		t.Errorf("Used = %v, %v; want the client, true", who.Fingerprint(), used)
+	}
+	// A retry of the same response succeeds again.
+	if err := inv.Redeem(resp); err != nil {
+		t.Errorf("retried response: %v", err)
+	}
+}
+
+func TestInvitationReuseDetected(t *testing.T) {
+	inv, err := NewInvitation(newTestDevice(t).Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	link, err := inv.Link("interlude.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := ParseInvitationLink(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := inv.Redeem(first.Accept(newTestDevice(t).Public())); err != nil {
+		t.Fatal(err)
+	}
+
+	// The inviter restarts and loads the record from its store.
+	b, _ := inv.MarshalBinary()
+	loaded, err := UnmarshalInvitation(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The link was forwarded, and a second person responds to it.
+	second, err := ParseInvitationLink(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := loaded.Redeem(second.Accept(newTestDevice(t).Public())); !errors.Is(err, ErrInvitationUsed) {
+		t.Fatalf("second invitee: err = %v, want ErrInvitationUsed", err)
+	}
+}
+
+func TestInvitationTamperingDetected(t *testing.T) {
+	therapist, client, other := newTestDevice(t), newTestDevice(t), newTestDevice(t)
+	inv, err := NewInvitation(therapist.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	link, err := inv.Link("interlude.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Someone swaps the inviter's keys in the link for their own.
+	payload, _ := base64.RawURLEncoding.DecodeString(link[strings.Index(link, "invite=")+len("invite="):])
+	copy(payload[invitationSecretSize:], other.Public().bytes())
+	swapped := "https://interlude.example/#invite=" + base64.RawURLEncoding.EncodeToString(payload)
+	fake, err := ParseInvitationLink(swapped)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := fake.Accept(client.Public())
+	if fake.ComparisonCode(client.Public()) == inv.ComparisonCode(client.Public()) {
+		t.Error("the swapped link shows the genuine comparison code")
+	}
+	if err := inv.Redeem(resp); !errors.Is(err, ErrInvitationMAC) {
+		t.Errorf("response to the swapped link: err = %v, want ErrInvitationMAC", err)
+	}
+
+	// Someone swaps the invitee's keys in a genuine response.
+	genuine, err := ParseInvitationLink(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp = genuine.Accept(client.Public())
+	resp.Invitee = other.Public()
+	if err := inv.Redeem(resp); !errors.Is(err, ErrInvitationMAC) {
+		t.Errorf("swapped invitee: err = %v, want ErrInvitationMAC", err)
+	}
+
+	// A response made without the secret.
+	guess := &Invitation{Inviter: therapist.Public()}
+	resp = guess.Accept(other.Public())
+	resp.Invitation = inv.ID()
+	if err := inv.Redeem(resp); !errors.Is(err, ErrInvitationMAC) {
+		t.Errorf("response without the secret: err = %v, want ErrInvitationMAC", err)
+	}
+	// None of the rejected responses used the invitation up.
+	if _, used := inv.Used(); used {
+		t.Error("a rejected response marked the invitation used")
+	}
+	if err := inv.Redeem(genuine.Accept(client.Public())); err != nil {
+		t.Errorf("genuine response after rejected ones: %v", err)
+	}
+}
+
+func TestInvitationLinkErrors(t *testing.T) {
+	inv, err := NewInvitation(newTestDevice(t).Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, host := range []string{"", "evil.example/path", "a@b", "host#x"} {
+		if _, err := inv.Link(host); err == nil {
+			t.Errorf("Link(%q) succeeded", host)
+		}
+	}
+	link, _ := inv.Link("interlude.example")
+	for _, bad := range []string{"https://interlude.example/", "https://interlude.example/#invite=abc", link[:len(link)-2], "https://interlude.example/?invite=" + link[strings.Index(link, "=")+1:]} {
+		if _, err := ParseInvitationLink(bad); err == nil {
+			t.Errorf("ParseInvitationLink(%q) succeeded", bad)
+		}
+	}
+	if _, err := UnmarshalInvitation([]byte{1, 2, 3}); err == nil {
+		t.Error("short record decoded")
+	}
+}
