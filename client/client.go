@@ -94,6 +94,9 @@ type document struct {
 	// caughtUp is set when the relay has sent the whole backlog of the
 	// current session's subscription.
 	caughtUp bool
+	// trust is the state of the authors' envelope chains, loaded on first
+	// use (see verify.go).
+	trust *docTrust
 }
 
 type outboxEntry struct {
@@ -404,14 +407,26 @@ func (c *Client) storeLocalUpdateLocked(ctx context.Context, d *document, update
 }
 
 // writeLocalUpdatesLocked seals updates in order and writes them, their
-// records and the new meta in one batch. On failure d is as it was.
+// records and the new meta in one batch. Each envelope names the hash of
+// this device's previous one and the newest envelope received from each
+// other author. On failure d is as it was.
 func (c *Client) writeLocalUpdatesLocked(ctx context.Context, d *document, updates [][]byte) error {
+	trust, err := c.trustLocked(ctx, d)
+	if err != nil {
+		return err
+	}
 	var b Batch
 	meta := d.meta
+	prev := trust.ownHash
+	self := c.selfKey()
 	var sealedEntries []outboxEntry
 	for _, update := range updates {
 		meta.LastSeq++
-		env, err := envelope.Seal(envelope.Header{Kind: envelope.KindUpdate, Doc: d.id, Seq: meta.LastSeq}, d.meta.key(), c.id.signing, update)
+		h, err := c.sealHeaderLocked(trust, d, meta.LastSeq, prev)
+		if err != nil {
+			return err
+		}
+		env, err := envelope.Seal(h, d.meta.key(), c.id.signing, update)
 		if err != nil {
 			return err
 		}
@@ -419,9 +434,12 @@ func (c *Client) writeLocalUpdatesLocked(ctx context.Context, d *document, updat
 		if err != nil {
 			return err
 		}
+		prev = env.Hash()
 		b.Put(outboxKey(d.id, meta.LastSeq), sealed)
+		b.Put(chainIndexKey(d.id, self, meta.LastSeq), prev[:])
 		sealedEntries = append(sealedEntries, outboxEntry{seq: meta.LastSeq, envelope: sealed})
 	}
+	b.Put(ownHashKey(d.id), prev[:])
 
 	records := d.records + len(updates)
 	if records > compactAfter {
@@ -447,6 +465,7 @@ func (c *Client) writeLocalUpdatesLocked(ctx context.Context, d *document, updat
 	}
 	d.records = records
 	d.outbox = append(d.outbox, sealedEntries...)
+	trust.ownHash = prev
 	return nil
 }
 

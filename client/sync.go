@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
@@ -634,12 +633,15 @@ func (c *Client) acknowledge(ctx context.Context, id envelope.DocID, seq, cursor
 	return nil
 }
 
-// applyDeliveries opens delivered envelopes, applies their updates and
-// stores them with the new cursors in one write.
+// applyDeliveries checks each delivered envelope against its author's
+// hash chain (see verify.go), applies the updates that pass, and stores
+// them, what was kept aside, the chain heads, the reports and the new
+// cursors in one write.
 func (c *Client) applyDeliveries(ctx context.Context, group []*wire.Deliver) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var b Batch
+	r := newReceiver(ctx, c, &b)
 	touched := make(map[envelope.DocID]*document)
 	before := make(map[envelope.DocID]docMeta)
 	records := make(map[envelope.DocID]int)
@@ -655,46 +657,33 @@ func (c *Client) applyDeliveries(ctx context.Context, group []*wire.Deliver) err
 			continue
 		}
 		if _, ok := touched[id]; !ok {
-			touched[id], before[id], records[id] = d, d.meta, d.records
-		}
-		if m.Cursor <= d.meta.Cursor {
-			continue
-		}
-		d.meta.Cursor = m.Cursor
-		update, err := openDelivery(m.Envelope, id, d.meta.key())
-		if err == nil {
-			err = d.crdt.Apply(update)
-		}
-		switch {
-		case err != nil:
-			// Keep what cannot be applied, so a later version of the client
-			// can retry, and move on: one bad envelope must not stall the
-			// document.
-			c.log.Error("delivered update rejected and kept aside", "doc", id, "cursor", m.Cursor, "err", err)
-			b.Put(append(append(docPrefix(id), "/rejected/"...), binaryCursor(m.Cursor)...), m.Envelope)
-		case d.records+1 > compactAfter:
-			if err := c.compactLocked(ctx, d, &b, &d.meta); err != nil {
+			if _, err := c.trustLocked(ctx, d); err != nil {
 				return err
 			}
-			d.records = 0
-		default:
-			b.Put(recordKey(id, d.meta.NextRecord), update)
-			d.meta.NextRecord++
-			d.records++
+			touched[id], before[id], records[id] = d, d.meta, d.records
+		}
+		if err := r.receive(d, m.Cursor, m.Envelope); err != nil {
+			return c.undoDeliveriesLocked(touched, before, records, err)
 		}
 	}
 	for _, d := range touched {
+		if !d.caughtUp {
+			continue
+		}
+		if err := r.checkWithheld(d); err != nil {
+			return c.undoDeliveriesLocked(touched, before, records, err)
+		}
+	}
+	if err := r.finish(); err != nil {
+		return c.undoDeliveriesLocked(touched, before, records, err)
+	}
+	for _, d := range touched {
 		if err := putMeta(&b, d); err != nil {
-			return err
+			return c.undoDeliveriesLocked(touched, before, records, err)
 		}
 	}
 	if err := c.store.Write(ctx, &b); err != nil {
-		// The updates stay applied in memory but the cursors go back, so
-		// the next session fetches them again and stores them then.
-		for id, d := range touched {
-			d.meta, d.records = before[id], records[id]
-		}
-		return fmt.Errorf("client: save delivered updates: %w", err)
+		return c.undoDeliveriesLocked(touched, before, records, fmt.Errorf("client: save delivered updates: %w", err))
 	}
 	for id := range touched {
 		c.notifyLocked(id)
@@ -702,21 +691,16 @@ func (c *Client) applyDeliveries(ctx context.Context, group []*wire.Deliver) err
 	return nil
 }
 
-func binaryCursor(c uint64) []byte {
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], c)
-	return b[:]
-}
-
-func openDelivery(raw []byte, id envelope.DocID, key *[32]byte) ([]byte, error) {
-	env, err := envelope.Unmarshal(raw)
-	if err != nil {
-		return nil, err
+// undoDeliveriesLocked undoes a group of deliveries that was not saved.
+// The updates stay applied in memory, but the cursors and chain heads go
+// back to what the store holds, so the next session fetches the envelopes
+// again and stores them then. Applying an update twice changes nothing.
+func (c *Client) undoDeliveriesLocked(touched map[envelope.DocID]*document, before map[envelope.DocID]docMeta, records map[envelope.DocID]int, err error) error {
+	for id, d := range touched {
+		d.meta, d.records = before[id], records[id]
+		d.trust = nil
 	}
-	if env.Doc != id {
-		return nil, fmt.Errorf("client: envelope of document %s delivered as document %s", env.Doc, id)
-	}
-	return env.Open(key)
+	return err
 }
 
 func (c *Client) caughtUp(m *wire.CaughtUp) {
@@ -729,6 +713,7 @@ func (c *Client) caughtUp(m *wire.CaughtUp) {
 	defer c.mu.Unlock()
 	if d, ok := c.docs[id]; ok {
 		d.caughtUp = true
+		c.caughtUpLocked(d, m.Cursor)
 		c.notifyLocked(id)
 	}
 }

@@ -127,3 +127,27 @@ func TestAuthTwiceRejected(t *testing.T) {
 		t.Fatalf("ListDocs after a second Auth = %#v, want empty Docs", docs)
 	}
 }
+
+// TestAuthProofForAnotherRelayRejected replays a valid proof made for one
+// relay against another: the challenge and the host name it signs belong
+// to the first relay, so the second must refuse it.
+func TestAuthProofForAnotherRelayRejected(t *testing.T) {
+	first, second := startRelay(t), startRelay(t)
+	dev := newDevice(t)
+	a := dial(t, first, dev)
+	proof := a.auth(wire.Version, a.hello.Relay)
+	b := dial(t, second, dev)
+	if b.hello.Relay == a.hello.Relay {
+		t.Fatalf("both relays name themselves %q", a.hello.Relay)
+	}
+
+	b.send(proof)
+
+	wantError(t, b.recv(), wire.CodeAuthFailed)
+	b.expectClosed()
+	// The proof is still good for the relay it was made for.
+	a.send(proof)
+	if _, ok := a.recv().(*wire.Welcome); !ok {
+		t.Fatal("proof not accepted by the relay it was made for")
+	}
+}

@@ -208,6 +208,7 @@ func (c *conn) authenticate() error {
 		}
 
 		copy(c.device[:], auth.Device)
+		c.auditEvent(AuditAuth, nil, 0, 0, "")
 		if err := c.writeMessage(&wire.Welcome{Version: wire.Version}); err != nil {
 			return fmt.Errorf("send Welcome: %w", err)
 		}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -91,10 +92,20 @@ func (r *testRelay) stop() {
 
 func (r *testRelay) url(path string) string { return "http://" + r.addr + path }
 
-// device is a test device's signing key.
+// device is a test device's signing key and the hashes of the envelopes
+// it sealed, so each new envelope names its predecessor.
 type device struct {
 	pub  ed25519.PublicKey
 	priv ed25519.PrivateKey
+	// sealedHashes maps a document and sequence number to the hash of the
+	// envelope last sealed with them. Copies of a device share it.
+	sealedHashes map[chainPos]envelope.Hash
+	mu           *sync.Mutex // guards sealedHashes
+}
+
+type chainPos struct {
+	doc envelope.DocID
+	seq uint64
 }
 
 func newDevice(t testing.TB) device {
@@ -103,7 +114,42 @@ func newDevice(t testing.TB) device {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return device{pub, priv}
+	return device{pub: pub, priv: priv, sealedHashes: map[chainPos]envelope.Hash{}, mu: new(sync.Mutex)}
+}
+
+// header returns the header of d's envelope seq in doc, chained to the
+// envelope d sealed last for seq-1. Without one, Prev is a random hash,
+// which the relay rejects as a broken chain.
+func (d device) header(t testing.TB, doc envelope.DocID, seq uint64) envelope.Header {
+	t.Helper()
+	h := envelope.Header{Kind: envelope.KindUpdate, Doc: doc, Seq: seq}
+	if seq > 1 {
+		d.mu.Lock()
+		prev, ok := d.sealedHashes[chainPos{doc, seq - 1}]
+		d.mu.Unlock()
+		if !ok {
+			rand.Read(prev[:])
+		}
+		h.Prev = prev
+	}
+	return h
+}
+
+// seal seals plaintext as d's envelope seq of doc and remembers its hash.
+func (d device) seal(t testing.TB, h envelope.Header, key *[envelope.KeySize]byte, plaintext []byte) []byte {
+	t.Helper()
+	env, err := envelope.Seal(h, key, d.priv, plaintext)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := env.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.mu.Lock()
+	d.sealedHashes[chainPos{h.Doc, h.Seq}] = env.Hash()
+	d.mu.Unlock()
+	return b
 }
 
 func newDocID(t testing.TB) envelope.DocID {
@@ -115,20 +161,13 @@ func newDocID(t testing.TB) envelope.DocID {
 	return doc
 }
 
-// sealed returns an envelope of doc written by d with sequence number seq.
+// sealed returns an envelope of doc written by d with sequence number seq,
+// chained to the envelope d sealed last for seq-1.
 func (d device) sealed(t testing.TB, doc envelope.DocID, seq uint64) []byte {
 	t.Helper()
 	var key [envelope.KeySize]byte
 	rand.Read(key[:])
-	env, err := envelope.Seal(envelope.Header{Kind: envelope.KindUpdate, Doc: doc, Seq: seq}, &key, d.priv, fmt.Appendf(nil, "update %d", seq))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := env.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return d.seal(t, d.header(t, doc, seq), &key, fmt.Appendf(nil, "update %d", seq))
 }
 
 // client is a test client speaking wire over gorilla/websocket.
@@ -382,15 +421,7 @@ func (c *client) listDocs() *wire.Docs {
 func (d device) sealedSize(t testing.TB, doc envelope.DocID, seq uint64, size int) []byte {
 	t.Helper()
 	var key [envelope.KeySize]byte
-	env, err := envelope.Seal(envelope.Header{Kind: envelope.KindUpdate, Doc: doc, Seq: seq}, &key, d.priv, make([]byte, size))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := env.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return d.seal(t, d.header(t, doc, seq), &key, make([]byte, size))
 }
 
 // checkDeliveries compares deliveries with the expected ones: same count,

@@ -3,14 +3,19 @@
 // each document, over the WebSocket protocol of package sync/wire.
 //
 // The relay holds no document key. It authenticates devices by their
-// Ed25519 public keys and checks each envelope's signature and sequence
-// number with the author's public key. Per document it keeps an
-// append-only log of envelopes numbered by cursor, and each member's
-// sealed copy of the document key. It cannot read any of it, and it does
-// not link the packages that can (crdt and client), which a test enforces.
+// Ed25519 public keys, bound to the relay's host name by the signed
+// challenge, and checks each envelope's signature, sequence number and
+// hash chain with the author's public key. Per document it keeps an
+// append-only log of envelopes numbered by cursor, the head of each
+// author's chain, and each member's sealed copy of the document key. It
+// cannot read any of it, and it does not link the packages that can (crdt
+// and client), which a test enforces.
 //
 // Data lives in one Badger database with synchronous writes: the relay
-// sends Ack for a push only after the envelope is on disk.
+// sends Ack for a push only after the envelope is on disk. With
+// Config.EncryptionKey set, Badger encrypts the database at rest. The
+// same database holds an append-only, hash-chained audit log of what the
+// relay did, with metadata only (see AuditRecord and VerifyAudit).
 //
 // To run a relay on loopback, for example in a test, call Open, listen on
 // 127.0.0.1:0 and call Serve (see the package example).
@@ -43,6 +48,10 @@ type Config struct {
 	// Web is the built web app served at "/". When nil, "/" serves a page
 	// that explains how to build it.
 	Web fs.FS
+	// EncryptionKey, when set, encrypts the database at rest. A data
+	// directory created with a key opens only with the same key, and one
+	// created without a key only without. See ReadEncryptionKeyFile.
+	EncryptionKey EncryptionKey
 }
 
 // Server is a relay. Create it with Open, serve it with Serve or mount
@@ -51,6 +60,7 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	store   *store
+	audit   *auditLog
 	hub     hub
 	handler http.Handler
 	http    *http.Server
@@ -83,9 +93,14 @@ func Open(cfg Config) (*Server, error) {
 	}
 	log := base.With("component", "relay")
 
-	st, err := openStore(cfg.DataDir, base.With("component", "badger"))
+	st, err := openStore(cfg.DataDir, cfg.EncryptionKey, base.With("component", "badger"))
 	if err != nil {
 		return nil, fmt.Errorf("relay: %w", err)
+	}
+	audit, err := openAuditLog(st.db, log.With("component", "audit"))
+	if err != nil {
+		st.close()
+		return nil, fmt.Errorf("relay: data directory %q: %w", cfg.DataDir, err)
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -93,6 +108,7 @@ func Open(cfg Config) (*Server, error) {
 		cfg:    cfg,
 		log:    log,
 		store:  st,
+		audit:  audit,
 		ctx:    ctx,
 		cancel: cancel,
 		conns:  make(map[*conn]struct{}),
@@ -120,7 +136,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.mu.Unlock()
 
-	s.log.Info("relay started", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir)
+	s.log.Info("relay started", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir, "encrypted_at_rest", len(s.cfg.EncryptionKey) > 0)
 	err := s.http.Serve(ln)
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		s.log.Error("relay stopped accepting connections", "addr", ln.Addr().String(), "err", err)
@@ -178,6 +194,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 		}
 	}
 
+	s.audit.close()
 	if err := s.store.close(); err != nil {
 		s.log.Error("close Badger database failed", "data_dir", s.cfg.DataDir, "err", err)
 		if firstErr == nil {

@@ -52,6 +52,7 @@ func (c *conn) create(m *wire.Create) wire.Message {
 		return c.reject(m.Ref, wire.CodeDocExists, &doc, fmt.Sprintf("document %s already exists with other members: ask a member to add this device, or create a document with a new random id", doc))
 	case docCreated:
 		c.log.Info("document created", "doc", doc.String())
+		c.auditEvent(AuditCreate, doc[:], 0, 0, "")
 	}
 	return &wire.OK{Ref: m.Ref}
 }
@@ -77,6 +78,7 @@ func (c *conn) addMember(m *wire.AddMember) wire.Message {
 		return c.internal(m.Ref, doc, "add member", err)
 	}
 	c.log.Info("member added", "doc", doc.String(), "member", fmt.Sprintf("%x", member[:8]))
+	c.auditEvent(AuditAddMember, doc[:], 0, 0, "")
 	return &wire.OK{Ref: m.Ref}
 }
 
@@ -92,8 +94,8 @@ func (c *conn) listDocs(m *wire.ListDocs) wire.Message {
 }
 
 // push checks and stores one envelope. The checks run from the cheapest
-// to the most expensive, and all come before the sequence check, so a
-// rejected push never consumes a sequence number.
+// to the most expensive, and all come before the sequence and chain
+// checks, so a rejected push never consumes a sequence number.
 func (c *conn) push(m *wire.Push) wire.Message {
 	doc, e := c.parseDoc(m.Ref, m.Doc)
 	if e != nil {
@@ -113,13 +115,21 @@ func (c *conn) push(m *wire.Push) wire.Message {
 	if env.Author != c.device {
 		return c.reject(m.Ref, wire.CodeBadEnvelope, &doc, fmt.Sprintf("envelope author %x is not this connection's device %x: push only envelopes this device signed", env.Author[:8], c.device[:8]))
 	}
+	if env.Kind == envelope.KindEphemeral {
+		return c.reject(m.Ref, wire.CodeBadEnvelope, &doc, "ephemeral envelopes are not stored: push only updates, snapshots and membership changes")
+	}
 	if err := env.Verify(); err != nil {
 		return c.reject(m.Ref, wire.CodeBadSignature, &doc, err.Error())
 	}
 
-	cursor, stored, err := c.srv.store.appendEnvelope(doc, c.device, env.Seq, m.Envelope)
+	// Unmarshal accepted only canonical bytes, so the hash of the pushed
+	// bytes is the envelope's hash.
+	cursor, stored, err := c.srv.store.appendEnvelope(doc, c.device, env.Seq, env.Prev, env.Hash(), m.Envelope)
 	if seqErr, ok := errors.AsType[*sequenceError](err); ok {
 		return c.reject(m.Ref, wire.CodeBadSequence, &doc, seqErr.Error())
+	}
+	if chainErr, ok := errors.AsType[*chainError](err); ok {
+		return c.reject(m.Ref, wire.CodeBadChain, &doc, chainErr.Error())
 	}
 	if err != nil {
 		return c.internal(m.Ref, doc, "store envelope", err)
@@ -127,6 +137,7 @@ func (c *conn) push(m *wire.Push) wire.Message {
 	if stored {
 		c.srv.hub.notify(doc)
 	}
+	c.auditEvent(AuditPush, doc[:], cursor, uint64(len(m.Envelope)), "")
 	return &wire.Ack{Ref: m.Ref, Doc: doc[:], Cursor: cursor}
 }
 
@@ -184,10 +195,13 @@ func (c *conn) checkMember(ref uint64, doc envelope.DocID) *wire.Error {
 // nil when the request names no valid document.
 func (c *conn) reject(ref uint64, code wire.Code, doc *envelope.DocID, message string) *wire.Error {
 	attrs := []any{"code", string(code), "ref", ref}
+	var docID []byte
 	if doc != nil {
 		attrs = append(attrs, "doc", doc.String())
+		docID = doc[:]
 	}
 	c.log.Info("request rejected", append(attrs, "reason", message)...)
+	c.auditEvent(AuditReject, docID, 0, 0, string(code))
 	return &wire.Error{Ref: ref, Code: code, Message: message}
 }
 

@@ -34,14 +34,19 @@ const (
 	prefixMember byte = 3
 	// device, doc -> nothing: the index ListDocs scans.
 	prefixDeviceDoc byte = 4
-	// doc, author -> the author's last stored sequence number.
+	// doc, author -> the author's last stored sequence number and the
+	// hash of that envelope, the head of the author's chain.
 	prefixLastSeq byte = 5
 	// doc, author, seq -> cursor, so a retried push finds its first copy.
 	prefixSeqCursor byte = 6
+	// seq -> one audit record (see audit.go).
+	prefixAudit byte = 7
 )
 
 // schemaVersion is the storage layout this build reads and writes.
-const schemaVersion = 1
+// Version 2 stores the hash of each author's last envelope beside its
+// sequence number, and the audit log.
+const schemaVersion = 2
 
 var schemaKey = []byte{prefixMeta, 's', 'c', 'h', 'e', 'm', 'a'}
 
@@ -63,6 +68,22 @@ func (e *sequenceError) Error() string {
 		return fmt.Sprintf("sequence number %d is already stored with a different envelope; the next sequence number is %d", e.Seq, e.Expected)
 	}
 	return fmt.Sprintf("sequence number %d is out of order; expected %d", e.Seq, e.Expected)
+}
+
+// chainError is returned by appendEnvelope for an envelope with the
+// author's next sequence number whose Prev is not the hash of the
+// author's last stored envelope.
+type chainError struct {
+	Seq      uint64
+	Prev     envelope.Hash
+	Expected envelope.Hash
+}
+
+func (e *chainError) Error() string {
+	if e.Expected.IsZero() {
+		return fmt.Sprintf("envelope with sequence number %d names previous envelope %x, but the author has no stored envelope: the first envelope has the zero hash as Prev", e.Seq, e.Prev[:])
+	}
+	return fmt.Sprintf("envelope with sequence number %d names previous envelope %x, but the author's last stored envelope (sequence number %d) has hash %x: seal the next envelope on top of the last acknowledged one", e.Seq, e.Prev[:], e.Seq-1, e.Expected[:])
 }
 
 // createResult is the outcome of create.
@@ -88,11 +109,27 @@ type store struct {
 	locks docLocks
 }
 
-func openStore(dir string, log *slog.Logger) (*store, error) {
+// indexCacheSize bounds the memory Badger uses for table indexes when the
+// database is encrypted. Without a bound, Badger keeps every index in
+// memory, decrypted.
+const indexCacheSize = 64 << 20
+
+// openStore opens the database in dir, encrypted at rest with key unless
+// key is empty.
+func openStore(dir string, key EncryptionKey, log *slog.Logger) (*store, error) {
 	opts := badger.DefaultOptions(dir).
 		WithSyncWrites(true). // an acknowledged push must survive a killed process
 		WithLogger(badgerLogger{log})
+	if len(key) > 0 {
+		if len(key) != EncryptionKeySize {
+			return nil, fmt.Errorf("encryption key of %d bytes, want %d", len(key), EncryptionKeySize)
+		}
+		opts = opts.WithEncryptionKey(key).WithIndexCacheSize(indexCacheSize)
+	}
 	db, err := badger.Open(opts)
+	if errors.Is(err, badger.ErrEncryptionKeyMismatch) {
+		return nil, keyMismatchError(dir, len(key) > 0)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open Badger database in %q: %w", dir, err)
 	}
@@ -235,30 +272,35 @@ func (s *store) grants(device deviceKey) ([]wire.Grant, error) {
 }
 
 // appendEnvelope stores env as the next entry of doc's log and returns its
-// cursor. The caller has checked the signature and that author wrote env
-// with sequence number seq. A seq already stored with the same bytes is a
-// retry after a lost Ack: it returns the stored cursor with stored false
-// and writes nothing. Any other seq than the author's next one returns a
-// *sequenceError.
-func (s *store) appendEnvelope(doc envelope.DocID, author deviceKey, seq uint64, env []byte) (cursor uint64, stored bool, err error) {
+// cursor. The caller has checked the signature and that author wrote env,
+// whose header holds seq and prev and whose hash is hash. A seq already
+// stored with the same bytes is a retry after a lost Ack: it returns the
+// stored cursor with stored false and writes nothing. Any other seq than
+// the author's next one returns a *sequenceError, and the next seq with a
+// prev other than the hash of the author's last envelope a *chainError.
+func (s *store) appendEnvelope(doc envelope.DocID, author deviceKey, seq uint64, prev, hash envelope.Hash, env []byte) (cursor uint64, stored bool, err error) {
 	defer s.locks.lock(doc)()
 
-	// One transaction writes the log entry, the last cursor and the
-	// sequence index, so a crash leaves either all of them or none.
+	// One transaction writes the log entry, the last cursor, the chain
+	// head and the sequence index, so a crash leaves either all of them
+	// or none.
 	err = s.db.Update(func(txn *badger.Txn) error {
-		lastSeq, err := getUint(txn, lastSeqKey(doc, author))
+		lastSeq, lastHash, err := getChainHead(txn, doc, author)
 		if err != nil {
 			return err
 		}
 		switch {
 		case seq == lastSeq+1:
+			if prev != lastHash {
+				return &chainError{Seq: seq, Prev: prev, Expected: lastHash}
+			}
 			last, err := getUint(txn, lastCursorKey(doc))
 			if err != nil {
 				return err
 			}
 			cursor = last + 1
 			stored = true
-			return writeEntry(txn, doc, author, seq, cursor, env)
+			return writeEntry(txn, doc, author, seq, hash, cursor, env)
 		case seq <= lastSeq:
 			cursor, err = storedCursor(txn, doc, author, seq)
 			if err != nil {
@@ -282,7 +324,7 @@ func (s *store) appendEnvelope(doc envelope.DocID, author deviceKey, seq uint64,
 	return cursor, stored, nil
 }
 
-func writeEntry(txn *badger.Txn, doc envelope.DocID, author deviceKey, seq, cursor uint64, env []byte) error {
+func writeEntry(txn *badger.Txn, doc envelope.DocID, author deviceKey, seq uint64, hash envelope.Hash, cursor uint64, env []byte) error {
 	value := make([]byte, 0, len(author)+len(env))
 	value = append(value, author[:]...)
 	value = append(value, env...)
@@ -292,10 +334,32 @@ func writeEntry(txn *badger.Txn, doc envelope.DocID, author deviceKey, seq, curs
 	if err := txn.Set(lastCursorKey(doc), binary.BigEndian.AppendUint64(nil, cursor)); err != nil {
 		return err
 	}
-	if err := txn.Set(lastSeqKey(doc, author), binary.BigEndian.AppendUint64(nil, seq)); err != nil {
+	head := binary.BigEndian.AppendUint64(nil, seq)
+	if err := txn.Set(lastSeqKey(doc, author), append(head, hash[:]...)); err != nil {
 		return err
 	}
 	return txn.Set(seqCursorKey(doc, author, seq), binary.BigEndian.AppendUint64(nil, cursor))
+}
+
+// getChainHead returns the author's last stored sequence number and the
+// hash of that envelope, or zeros when the author has stored none.
+func getChainHead(txn *badger.Txn, doc envelope.DocID, author deviceKey) (seq uint64, hash envelope.Hash, err error) {
+	item, err := txn.Get(lastSeqKey(doc, author))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, hash, nil
+	}
+	if err != nil {
+		return 0, hash, err
+	}
+	err = item.Value(func(v []byte) error {
+		if len(v) != 8+len(hash) {
+			return fmt.Errorf("chain head of document %s author %x is %d bytes, want %d", doc, author[:8], len(v), 8+len(hash))
+		}
+		seq = binary.BigEndian.Uint64(v)
+		copy(hash[:], v[8:])
+		return nil
+	})
+	return seq, hash, err
 }
 
 func storedCursor(txn *badger.Txn, doc envelope.DocID, author deviceKey, seq uint64) (uint64, error) {

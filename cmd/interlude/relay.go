@@ -26,17 +26,25 @@ func runRelay(ctx context.Context, args []string, stdout, stderr io.Writer, web 
 	flags := flag.NewFlagSet("relay", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	flags.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: interlude relay [--listen host:port] [--data dir]\n\n")
+		fmt.Fprintf(stderr, "Usage: interlude relay [--listen host:port] [--data dir] [--encryption-key-file file]\n\n")
 		fmt.Fprintf(stderr, "Run a relay that stores and forwards encrypted updates; it cannot read them.\n\n")
 		flags.PrintDefaults()
 	}
 	listen := flags.String("listen", "127.0.0.1:8080", "TCP `address` to serve HTTP and WebSocket sync on")
 	dataDir := flags.String("data", "./interlude-data", "`directory` of the relay's database; created if missing")
+	keyFile := flags.String("encryption-key-file", "", "`file` with the key that encrypts the database at rest: 32 raw bytes or 64 hex digits (for example from 'openssl rand -hex 32'); a directory created with a key opens only with it")
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
 	if flags.NArg() > 0 {
-		return fmt.Errorf("relay: unexpected argument %q: the relay takes only --listen and --data", flags.Arg(0))
+		return fmt.Errorf("relay: unexpected argument %q: the relay takes only --listen, --data and --encryption-key-file", flags.Arg(0))
+	}
+	var key relay.EncryptionKey
+	if *keyFile != "" {
+		var err error
+		if key, err = relay.ReadEncryptionKeyFile(*keyFile); err != nil {
+			return fmt.Errorf("--encryption-key-file: %w", err)
+		}
 	}
 
 	logger := slog.New(slog.NewJSONHandler(stderr, nil))
@@ -49,7 +57,11 @@ func runRelay(ctx context.Context, args []string, stdout, stderr io.Writer, web 
 		return fmt.Errorf("relay: listen on %s: %w (check the --listen address)", *listen, err)
 	}
 
-	srv, err := relay.Open(relay.Config{DataDir: *dataDir, Logger: logger, Web: web})
+	srv, err := relay.Open(relay.Config{DataDir: *dataDir, Logger: logger, Web: web, EncryptionKey: key})
+	if errors.Is(err, relay.ErrEncryptionKeyMismatch) {
+		ln.Close()
+		return fmt.Errorf("open --data %s: %w", *dataDir, err)
+	}
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("open --data %s: %w (check that the directory is writable and that no other relay is using it, or pass another --data)", *dataDir, err)

@@ -25,8 +25,12 @@ const (
 	// document, or was written by another device than the sender.
 	CodeBadEnvelope Code = "bad_envelope"
 	// CodeBadSequence: a pushed envelope's sequence number is not the
-	// author's next one.
+	// author's next one, or reuses a stored one with other bytes.
 	CodeBadSequence Code = "bad_sequence"
+	// CodeBadChain: a pushed envelope has the author's next sequence
+	// number, but its Prev is not the hash of the author's last stored
+	// envelope. The message names the expected hash.
+	CodeBadChain Code = "bad_chain"
 	// CodeTooLarge: the frame is larger than MaxFrame.
 	CodeTooLarge Code = "too_large"
 	// CodeInternal: the relay failed; the request may be retried.

@@ -24,10 +24,33 @@
 // grows by one for each stored envelope. The relay acknowledges a push
 // (Ack with its cursor) only after the envelope is durably stored.
 //
+// # Push checks
+//
+// Before it stores a pushed envelope, the relay checks, without any
+// document key: that the envelope decodes in canonical form, that it names
+// the pushed document, that the connection's device wrote and signed it,
+// that the device is a member of the document, that its sequence number
+// is the author's last stored one plus one (else CodeBadSequence) and that
+// its Prev is the hash of the author's last stored envelope (else
+// CodeBadChain). A push of an envelope the relay already stores, byte for
+// byte, gets the Ack of the first copy, so a client can retry after a lost
+// Ack. Clients check the same chain on delivery, because a relay that
+// skips these checks, or forges around them, must not go unnoticed.
+//
 // # Versions
 //
-// Version 1 is the first version of this protocol. A relay refuses a
-// client whose Auth carries another version with CodeUnsupportedVersion.
+// A relay refuses a client whose Auth carries another version than its
+// own with CodeUnsupportedVersion, and a client refuses a relay whose
+// Hello does.
+//
+// Version 2 carries envelopes of format 2 (package sync/envelope): key
+// epoch, membership head, hash of the author's previous envelope, the
+// author's view of the other authors' sequence numbers, a key commitment
+// and padded content. The relay checks the hash chain of each author and
+// rejects a broken one with the new code CodeBadChain. Messages are
+// unchanged.
+//
+// Version 1 was the first version of this protocol.
 package wire
 
 import (
@@ -41,8 +64,9 @@ import (
 	"interlude/internal/mpcheck"
 )
 
-// Version is the protocol version this package speaks.
-const Version = 1
+// Version is the protocol version this package speaks. The package doc
+// lists what each version changed.
+const Version = 2
 
 // MaxFrame is the largest frame either side accepts, in bytes. It leaves
 // room above the largest envelope for the message's own fields.
