@@ -394,6 +394,13 @@ func TestJournalSyncsAfterOffline(t *testing.T) {
 		t.Errorf("save state after the relay started = %q, want %q", syncedText, "Synced")
 	}
 	docID := get(t, ctx, "read the journal's id", errs, chromedp.Evaluate[string](`interlude.journal()`, chromedp.EvalAwaitPromise))
+	reports := get(t, ctx, "read the problem reports", errs, chromedp.Evaluate[[]any](`interlude.journal().then((id) => interlude.reports(id))`, chromedp.EvalAwaitPromise))
+	if len(reports) != 0 {
+		t.Errorf("an honest relay produced problem reports: %v", reports)
+	}
+	if hidden := get(t, ctx, "read whether the problem notice is hidden", errs, chromedp.Evaluate[bool](`document.getElementById("problems").hidden`)); !hidden {
+		t.Error("the problem notice is shown although there are no reports")
+	}
 	// Quality 100 makes a PNG, which image viewers and the file tool show.
 	shot := get(t, ctx, "take a screenshot", errs, chromedp.FullScreenshot(100))
 	saveScreenshot(t, "journal-synced.png", shot)

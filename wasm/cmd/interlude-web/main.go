@@ -45,6 +45,7 @@ import (
 	"os"
 	"sync"
 	"syscall/js"
+	"time"
 
 	"interlude/client"
 	"interlude/sync/envelope"
@@ -120,6 +121,7 @@ func (a *app) exports() js.Value {
 	set("share", a.share)
 	set("status", a.status)
 	set("onChange", a.onChange)
+	set("reports", a.reports)
 	return api
 }
 
@@ -381,6 +383,37 @@ func (a *app) share(args []js.Value) any {
 		}
 		a.refresh(c, doc)
 		return map[string]any{"fingerprint": member.Fingerprint()}, nil
+	})
+}
+
+// reports resolves to the problems this device found in what the relay
+// delivered for a document: forged, dropped, reordered or withheld
+// updates. Each is {kind, author, seq, time, detail}; none holds content.
+func (a *app) reports(args []js.Value) any {
+	doc, docErr := docArg(args, 0)
+	return promise(func() (any, error) {
+		c := a.current()
+		if c == nil {
+			return nil, errNotStarted
+		}
+		if docErr != nil {
+			return nil, docErr
+		}
+		found, err := c.Reports(doc)
+		if err != nil {
+			return nil, err
+		}
+		list := make([]any, 0, len(found))
+		for _, r := range found {
+			list = append(list, map[string]any{
+				"kind":   string(r.Kind),
+				"author": r.Author,
+				"seq":    float64(r.Seq),
+				"time":   r.Time.UTC().Format(time.RFC3339),
+				"detail": r.Detail,
+			})
+		}
+		return list, nil
 	})
 }
 

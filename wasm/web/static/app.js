@@ -187,6 +187,25 @@
       if (typeof text === "string" && text !== entry.value) replaceText(text);
     }
     renderStatus();
+    checkReports();
+  }
+
+  // Shows a warning when this device found problems in what the relay
+  // delivered. Checks run one at a time, so a burst of changes makes one.
+  let checkingReports = false;
+  async function checkReports() {
+    if (checkingReports || !journalID) return;
+    checkingReports = true;
+    try {
+      const reports = await globalThis.interlude.reports(journalID);
+      const problems = $("problems");
+      problems.hidden = reports.length === 0;
+      if (reports.length > 0) problems.textContent = S.relayProblems(reports.length);
+    } catch (err) {
+      console.error("interlude: reading problem reports failed:", err);
+    } finally {
+      checkingReports = false;
+    }
   }
 
   // Puts a remote version of the text into the textarea, keeping the

@@ -21,6 +21,8 @@ globalThis.interludeStrings = Object.freeze({
   quotaFull: "Not saved: this browser has no storage space left for Interlude. Free some space on this device, then type again.",
   unsavedWarning: "Your last words are not saved yet.",
 
+  relayProblems: (n) =>
+    `This device found ${n === 1 ? "a problem" : `${n} problems`} in what the server sent: it may have altered, dropped or withheld changes. Your journal is safe on this device. Tell your therapist or clinic.`,
   connecting: "Connecting…",
   connected: "Connected",
   disconnected: "Offline. Your writing stays on this device and syncs when the connection returns.",
