@@ -17,6 +17,7 @@ import (
 
 	"interlude/crdt"
 	"interlude/sync/envelope"
+	"interlude/sync/membership"
 )
 
 // bodyText is the name of the root text container that holds a journal's
@@ -41,8 +42,8 @@ type Config struct {
 
 // Status is the sync state of one document, as a user needs to see it.
 type Status struct {
-	// Pending counts the updates and shares saved on this device that the
-	// relay has not yet acknowledged.
+	// Pending counts the updates and membership changes saved on this
+	// device that the relay has not yet acknowledged.
 	Pending int
 	// Connected reports whether the client has a session with the relay.
 	Connected bool
@@ -90,7 +91,8 @@ type document struct {
 	// outbox holds the sealed envelopes not yet acknowledged, by sequence
 	// number, in order.
 	outbox []outboxEntry
-	shares []pendingShare
+	// log is the membership log with the changes not yet sent.
+	log *memberLog
 	// caughtUp is set when the relay has sent the whole backlog of the
 	// current session's subscription.
 	caughtUp bool
@@ -104,33 +106,26 @@ type outboxEntry struct {
 	envelope []byte
 }
 
-type pendingShare struct {
-	member    []byte
-	sealedKey []byte
-}
-
 // docMeta is the stored record of a document besides its content.
 type docMeta struct {
 	_msgpack struct{} `msgpack:",as_array"`
-	Key      []byte   // document key; secret
-	Replica  uint64
+	// Key is the document key of the newest key epoch this device holds;
+	// secret.
+	Key     []byte
+	Replica uint64
 	// Cursor is the relay's position up to which updates are applied.
 	Cursor uint64
 	// LastSeq is the sequence number of this device's newest envelope.
 	LastSeq uint64
-	// Registered is set once the relay has accepted Create or listed the
-	// document as shared with this device.
+	// Registered is set once the relay has accepted the first entry of
+	// the membership log, or listed the document as shared with this
+	// device.
 	Registered bool
-	// SealedKey is the document key sealed to this device, sent in Create.
-	SealedKey []byte
 	// NextRecord numbers the update records stored beside the saved state.
 	NextRecord uint64
-}
-
-func (m *docMeta) key() *[32]byte {
-	var k [32]byte
-	copy(k[:], m.Key)
-	return &k
+	// EpochKeys holds at index e-1 the document key of key epoch e, or
+	// nil where this device cannot open it; secret.
+	EpochKeys [][]byte
 }
 
 // Store keys. Every document's keys share the prefix "d/" + id, so one
@@ -147,10 +142,6 @@ func recordKey(id envelope.DocID, n uint64) []byte {
 func outboxPrefix(id envelope.DocID) []byte { return append(docPrefix(id), "/out/"...) }
 func outboxKey(id envelope.DocID, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(outboxPrefix(id), seq)
-}
-func sharePrefix(id envelope.DocID) []byte { return append(docPrefix(id), "/share/"...) }
-func shareKey(id envelope.DocID, member []byte) []byte {
-	return append(sharePrefix(id), member...)
 }
 
 // Open loads every document from the store. It does not connect: call Run
@@ -195,7 +186,7 @@ func Open(ctx context.Context, cfg Config) (*Client, error) {
 }
 
 // loadDocument reads one document: meta, saved state, update records,
-// outbox and pending shares.
+// outbox, membership log and pending membership changes.
 func (c *Client) loadDocument(ctx context.Context, id envelope.DocID) (*document, error) {
 	d := &document{id: id}
 	b, err := c.store.Get(ctx, metaKey(id))
@@ -236,13 +227,8 @@ func (c *Client) loadDocument(ctx context.Context, id envelope.DocID) (*document
 	if err != nil {
 		return nil, fmt.Errorf("client: read outbox of document %s: %w", id, err)
 	}
-	err = c.store.Scan(ctx, sharePrefix(id), func(key, value []byte) error {
-		member := slices.Clone(key[len(key)-32:])
-		d.shares = append(d.shares, pendingShare{member: member, sealedKey: value})
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("client: read pending shares of document %s: %w", id, err)
+	if d.log, err = c.loadLog(ctx, id); err != nil {
+		return nil, err
 	}
 	return d, nil
 }
@@ -250,52 +236,67 @@ func (c *Client) loadDocument(ctx context.Context, id envelope.DocID) (*document
 // Identity returns the client's identity.
 func (c *Client) Identity() *Identity { return c.id }
 
-// CreateDocument makes a new document with a fresh random key. The relay
-// learns of it on the next sync.
+// CreateDocument makes a new document with a fresh random key and this
+// device as its first admin. The relay learns of it on the next sync.
 func (c *Client) CreateDocument(ctx context.Context) (envelope.DocID, error) {
 	id, err := envelope.NewDocID()
 	if err != nil {
 		return id, err
 	}
-	key := new([32]byte)
-	if _, err := io.ReadFull(rand.Reader, key[:]); err != nil {
-		return id, fmt.Errorf("client: read random document key: %w", err)
-	}
-	return id, c.addDocument(ctx, id, key, false)
-}
-
-// addDocument stores a new document's meta and adds it to the client.
-func (c *Client) addDocument(ctx context.Context, id envelope.DocID, key *[32]byte, registered bool) error {
-	self := c.id.public.Box
-	sealed, err := sealKey(key, &self)
+	key, err := membership.NewKey()
 	if err != nil {
-		return err
+		return id, err
 	}
-	var replica [8]byte
-	if _, err := io.ReadFull(rand.Reader, replica[:]); err != nil {
-		return fmt.Errorf("client: read random replica id: %w", err)
+	first, err := membership.NewCreate(id, c.id.signing, c.id.public.Box, key)
+	if err != nil {
+		return id, err
 	}
-	d := &document{id: id}
-	d.meta = docMeta{Key: key[:], Replica: binary.BigEndian.Uint64(replica[:]), Registered: registered, SealedKey: sealed}
-	d.crdt = crdt.NewDoc(crdt.ReplicaID(d.meta.Replica))
+	log := &memberLog{state: &membership.State{}}
+	d, err := c.newDocument(id, log, false)
+	if err != nil {
+		return id, err
+	}
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	var b Batch
+	if err := c.appendEntryLocked(d, first, first.Encode(), nil, &b); err != nil {
+		return id, err
+	}
+	return id, c.addDocumentLocked(ctx, d, &b)
+}
+
+// newDocument returns a document with a fresh replica id and the keys of
+// log that this device can open.
+func (c *Client) newDocument(id envelope.DocID, log *memberLog, registered bool) (*document, error) {
+	var replica [8]byte
+	if _, err := io.ReadFull(rand.Reader, replica[:]); err != nil {
+		return nil, fmt.Errorf("client: read random replica id: %w", err)
+	}
+	d := &document{id: id, log: log}
+	d.meta = docMeta{Replica: binary.BigEndian.Uint64(replica[:]), Registered: registered}
+	d.crdt = crdt.NewDoc(crdt.ReplicaID(d.meta.Replica))
+	c.learnKeysLocked(d)
+	return d, nil
+}
+
+// addDocumentLocked stores a new document's meta with b and adds it to
+// the client.
+func (c *Client) addDocumentLocked(ctx context.Context, d *document, b *Batch) error {
 	if c.closed {
 		return ErrClosed
 	}
-	if _, ok := c.docs[id]; ok {
+	if _, ok := c.docs[d.id]; ok {
 		return nil
 	}
-	var b Batch
-	if err := putMeta(&b, d); err != nil {
+	if err := putMeta(b, d); err != nil {
 		return err
 	}
-	if err := c.store.Write(ctx, &b); err != nil {
-		return fmt.Errorf("client: store document %s: %w", id, err)
+	if err := c.store.Write(ctx, b); err != nil {
+		return fmt.Errorf("client: store document %s: %w", d.id, err)
 	}
-	c.docs[id] = d
-	c.log.Info("document added", "doc", id, "registered", registered)
+	c.docs[d.id] = d
+	c.log.Info("document added", "doc", d.id, "registered", d.meta.Registered, "members", len(d.log.state.Members()))
 	return nil
 }
 
@@ -411,6 +412,9 @@ func (c *Client) storeLocalUpdateLocked(ctx context.Context, d *document, update
 // this device's previous one and the newest envelope received from each
 // other author. On failure d is as it was.
 func (c *Client) writeLocalUpdatesLocked(ctx context.Context, d *document, updates [][]byte) error {
+	if m, ok := d.log.state.Member(c.selfKey()); !ok || !m.Role.CanWrite() {
+		return fmt.Errorf("client: this device is not a writer of document %s: ask an admin for the writer role", d.id)
+	}
 	trust, err := c.trustLocked(ctx, d)
 	if err != nil {
 		return err
@@ -426,7 +430,11 @@ func (c *Client) writeLocalUpdatesLocked(ctx context.Context, d *document, updat
 		if err != nil {
 			return err
 		}
-		env, err := envelope.Seal(h, d.meta.key(), c.id.signing, update)
+		key := d.epochKey(h.Epoch)
+		if key == nil {
+			return fmt.Errorf("client: this device holds no key of epoch %d of document %s: sync to fetch the membership log", h.Epoch, d.id)
+		}
+		env, err := envelope.Seal(h, key, c.id.signing, update)
 		if err != nil {
 			return err
 		}
@@ -493,34 +501,6 @@ func (c *Client) compactLocked(ctx context.Context, d *document, b *Batch, meta 
 	return nil
 }
 
-// Share adds the person with public id to as a member of doc. The share is
-// saved on this device and sent to the relay on the next sync.
-func (c *Client) Share(ctx context.Context, doc envelope.DocID, to PublicID) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	d, ok := c.docs[doc]
-	if !ok {
-		return fmt.Errorf("%w %s", ErrUnknownDocument, doc)
-	}
-	sealed, err := sealKey(d.meta.key(), &to.Box)
-	if err != nil {
-		return err
-	}
-	var b Batch
-	b.Put(shareKey(doc, to.Sign), sealed)
-	if err := c.store.Write(ctx, &b); err != nil {
-		return fmt.Errorf("client: save share of document %s: %w", doc, err)
-	}
-	d.shares = append(d.shares, pendingShare{member: slices.Clone(to.Sign), sealedKey: sealed})
-	c.log.Info("share saved", "doc", doc, "member", to.Fingerprint())
-	c.notifyLocked(doc)
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
-	return nil
-}
-
 // Status returns the sync status of doc.
 func (c *Client) Status(doc envelope.DocID) Status {
 	c.mu.Lock()
@@ -533,7 +513,7 @@ func (c *Client) Status(doc envelope.DocID) Status {
 }
 
 func (c *Client) statusLocked(d *document) Status {
-	s := Status{Pending: len(d.outbox) + len(d.shares), Connected: c.connected}
+	s := Status{Pending: len(d.outbox) + len(d.log.ops), Connected: c.connected}
 	if !d.meta.Registered {
 		s.Pending++
 	}

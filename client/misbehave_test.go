@@ -21,6 +21,7 @@ import (
 	"interlude/client/wstransport"
 	"interlude/crdt"
 	"interlude/sync/envelope"
+	"interlude/sync/membership"
 	"interlude/sync/wire"
 )
 
@@ -121,6 +122,9 @@ type authorDoc struct {
 	crdt *crdt.Doc
 	seq  uint64
 	prev envelope.Hash
+	// log is the document's membership log, of which the scripted
+	// author is the admin.
+	log *membership.State
 }
 
 func newScriptedAuthor(t *testing.T, relayAddr string) *scriptedAuthor {
@@ -147,21 +151,37 @@ func (x *scriptedAuthor) createDoc(members ...*client.Client) envelope.DocID {
 	if err != nil {
 		x.t.Fatal(err)
 	}
-	d := &authorDoc{crdt: crdt.NewDoc(crdt.ReplicaID(7))}
+	d := &authorDoc{crdt: crdt.NewDoc(crdt.ReplicaID(7)), log: &membership.State{}}
 	rand.Read(d.key[:])
 	x.docs[doc] = d
-	create := &wire.Create{Doc: doc[:], SealedKey: []byte("the scripted author keeps its key")}
-	x.w.call(create, func(r uint64) { create.Ref = r })
+	boxPub, _, err := box.GenerateKey(rand.Reader)
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	first, err := membership.NewCreate(doc, x.priv, *boxPub, &d.key)
+	if err != nil {
+		x.t.Fatal(err)
+	}
+	x.appendEntry(doc, first)
 	for _, m := range members {
 		pub := m.Identity().Public()
-		sealed, err := box.SealAnonymous(nil, d.key[:], &pub.Box, rand.Reader)
+		add, err := d.log.NewAdd(x.priv, membership.Member{Sign: [32]byte(pub.Sign), Box: pub.Box, Role: membership.RoleWriter}, &d.key)
 		if err != nil {
 			x.t.Fatal(err)
 		}
-		add := &wire.AddMember{Doc: doc[:], Member: pub.Sign, SealedKey: sealed}
-		x.w.call(add, func(r uint64) { add.Ref = r })
+		x.appendEntry(doc, add)
 	}
 	return doc
+}
+
+// appendEntry sends a membership entry and applies it to the author's log.
+func (x *scriptedAuthor) appendEntry(doc envelope.DocID, e *membership.Entry) {
+	x.t.Helper()
+	req := &wire.AppendEntry{Doc: doc[:], Entry: e.Encode()}
+	x.w.call(req, func(r uint64) { req.Ref = r })
+	if err := x.docs[doc].log.Apply(e); err != nil {
+		x.t.Fatal(err)
+	}
 }
 
 // edit appends text to the document's body and returns the update.
@@ -182,7 +202,7 @@ func edit(t *testing.T, doc *crdt.Doc, text string) []byte {
 func (x *scriptedAuthor) seal(doc envelope.DocID, update []byte) *envelope.Envelope {
 	x.t.Helper()
 	d := x.docs[doc]
-	h := envelope.Header{Kind: envelope.KindUpdate, Doc: doc, Seq: d.seq + 1, Prev: d.prev}
+	h := envelope.Header{Kind: envelope.KindUpdate, Doc: doc, Seq: d.seq + 1, Prev: d.prev, Epoch: d.log.Epoch(), MembershipHead: envelope.Hash(d.log.Head())}
 	env, err := envelope.Seal(h, &d.key, x.priv, update)
 	if err != nil {
 		x.t.Fatal(err)
@@ -251,11 +271,12 @@ func (x *scriptedAuthor) open(doc envelope.DocID, raw []byte) []byte {
 // address, as the Host the client dialed, so the client's Auth verifies
 // at the relay: the relay operator controls both ends.
 type tamperProxy struct {
-	t         *testing.T
-	relayAddr string
-	addr      string
+	t    *testing.T
+	addr string
 
 	mu gosync.Mutex
+	// relayAddr is the relay that new connections go to.
+	relayAddr string
 	// toClient and toRelay return what to send on in place of a message.
 	// Nil functions pass every message on.
 	toClient func(m wire.Message) []wire.Message
@@ -307,7 +328,10 @@ func (p *tamperProxy) serve(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	relayWS, _, err := websocket.DefaultDialer.Dial("ws://"+p.relayAddr+"/v1/sync", http.Header{"Host": {r.Host}})
+	p.mu.Lock()
+	relayAddr := p.relayAddr
+	p.mu.Unlock()
+	relayWS, _, err := websocket.DefaultDialer.Dial("ws://"+relayAddr+"/v1/sync", http.Header{"Host": {r.Host}})
 	if err != nil {
 		p.t.Errorf("proxy: dial relay: %v", err)
 		clientWS.Close()
@@ -346,7 +370,7 @@ func (p *tamperProxy) pump(from, to *websocket.Conn, toClient bool) {
 			out = hook(msg)
 		}
 		for _, m := range out {
-			if d, ok := m.(*wire.Deliver); ok && toClient {
+			if d, ok := m.(*wire.Deliver); ok && toClient && d.Entry == nil {
 				p.delivered = append(p.delivered, d.Envelope)
 			}
 		}

@@ -1,7 +1,6 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"interlude/sync/envelope"
+	"interlude/sync/membership"
 	"interlude/sync/wire"
 )
 
@@ -65,6 +65,18 @@ func (c *Client) SyncOnce(ctx context.Context) error {
 // session is one connection to the relay. With once set, it returns nil
 // as soon as everything is pushed and pulled.
 func (c *Client) session(ctx context.Context, once bool) error {
+	return c.withSession(ctx, func(s *session) error {
+		c.setConnected(true)
+		defer c.setConnected(false)
+		c.log.Info("relay session started", "relay", c.relay)
+		return s.run(s.ctx, once)
+	})
+}
+
+// withSession connects and authenticates to the relay, reads its
+// messages in the background and runs fn until fn, the reader or ctx
+// ends.
+func (c *Client) withSession(ctx context.Context, fn func(s *session) error) error {
 	if c.dialer == nil || c.relay == "" {
 		return errors.New("client: no relay configured: set Config.Dialer and Config.RelayURL")
 	}
@@ -80,6 +92,7 @@ func (c *Client) session(ctx context.Context, once bool) error {
 	}
 	s := &session{
 		c:           c,
+		ctx:         ctx,
 		conn:        conn,
 		replies:     make(map[uint64]chan wire.Message),
 		subscribed:  make(map[envelope.DocID]bool),
@@ -93,9 +106,6 @@ func (c *Client) session(ctx context.Context, once bool) error {
 	if err := s.authenticate(ctx, host); err != nil {
 		return err
 	}
-	c.setConnected(true)
-	defer c.setConnected(false)
-	c.log.Info("relay session started", "relay", c.relay)
 
 	// 2. Read in the background: replies go to the waiting request,
 	//    deliveries are applied as they come.
@@ -103,7 +113,7 @@ func (c *Client) session(ctx context.Context, once bool) error {
 	go func() { readErr <- s.readLoop(ctx) }()
 
 	work := make(chan error, 1)
-	go func() { work <- s.run(ctx, once) }()
+	go func() { work <- fn(s) }()
 	select {
 	case err := <-work:
 		return err
@@ -116,6 +126,7 @@ func (c *Client) session(ctx context.Context, once bool) error {
 
 type session struct {
 	c    *Client
+	ctx  context.Context // ends with the session
 	conn Conn
 
 	writeMu gosync.Mutex // serializes WriteFrame
@@ -128,8 +139,10 @@ type session struct {
 	// unavailable holds the documents the relay refused to serve in this
 	// session, with the reason.
 	unavailable map[envelope.DocID]error
-	done        chan struct{}
-	closeOnce   gosync.Once
+	// relayKey is the relay's countersigning key from Hello.
+	relayKey  ed25519.PublicKey
+	done      chan struct{}
+	closeOnce gosync.Once
 }
 
 func (s *session) close() {
@@ -168,6 +181,10 @@ func (s *session) authenticate(ctx context.Context, host string) error {
 	if hello.Relay != host {
 		return fmt.Errorf("client: relay names itself %q, but this client connected to %q: check the relay URL", hello.Relay, host)
 	}
+	if len(hello.RelayKey) != ed25519.PublicKeySize {
+		return fmt.Errorf("client: relay sent a countersigning key of %d bytes, want %d", len(hello.RelayKey), ed25519.PublicKeySize)
+	}
+	s.relayKey = hello.RelayKey
 	sig := ed25519.Sign(s.c.id.signing, wire.AuthMessage(host, hello.Challenge))
 	if err := s.write(ctx, &wire.Auth{Version: wire.Version, Device: s.c.id.public.Sign, Signature: sig}); err != nil {
 		return err
@@ -280,7 +297,7 @@ func (s *session) readLoop(ctx context.Context) error {
 				break
 			}
 			group, msg = drainDeliveries(inbox, append(group[:0], d))
-			if err := s.c.applyDeliveries(ctx, group); err != nil {
+			if err := s.c.applyDeliveries(ctx, group, s.relayKey); err != nil {
 				return err
 			}
 		}
@@ -326,6 +343,12 @@ func (s *session) handle(msg wire.Message) error {
 		s.reply(m.Ref, m)
 	case *wire.Docs:
 		s.reply(m.Ref, m)
+	case *wire.EntryAck:
+		s.reply(m.Ref, m)
+	case *wire.Log:
+		s.reply(m.Ref, m)
+	case *wire.Invite:
+		s.reply(m.Ref, m)
 	default:
 		return fmt.Errorf("client: unexpected message type %d from relay", msg.Type())
 	}
@@ -344,8 +367,9 @@ func (s *session) reply(ref uint64, m wire.Message) {
 	}
 }
 
-// run does the session's work in order: accept shared documents, register
-// new ones, send shares, subscribe, then push the outbox whenever it grows.
+// run does the session's work in order: accept shared documents, take
+// invitation responses, register new documents and send membership
+// changes, subscribe, then push the outbox whenever it grows.
 func (s *session) run(ctx context.Context, once bool) error {
 	relist := time.NewTicker(relistInterval)
 	defer relist.Stop()
@@ -355,12 +379,16 @@ func (s *session) run(ctx context.Context, once bool) error {
 		if err := s.acceptShared(ctx); err != nil {
 			return err
 		}
-		// 2. The relay must know a document before it takes members or
-		//    updates for it.
-		if err := s.registerAndShare(ctx); err != nil {
+		// 2. A redeemed invitation becomes a membership change.
+		if err := s.takeInvites(ctx); err != nil {
 			return err
 		}
-		// 3. Subscribe before pushing, so deliveries are not missed.
+		// 3. The relay must know a document before it takes members or
+		//    updates for it.
+		if err := s.syncMembership(ctx); err != nil {
+			return err
+		}
+		// 4. Subscribe before pushing, so deliveries are not missed.
 		if err := s.subscribeAll(ctx); err != nil {
 			return err
 		}
@@ -414,24 +442,61 @@ func (s *session) acceptShared(ctx context.Context) error {
 		if known {
 			continue
 		}
-		key, err := s.c.id.openKey(g.SealedKey)
-		if err != nil {
-			s.c.log.Warn("shared document key does not open, skipped", "doc", id, "err", err)
-			continue
-		}
-		if err := s.c.addDocument(ctx, id, key, true); err != nil {
+		if err := s.acceptDocument(ctx, id); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// acceptDocument fetches the whole membership log of a document shared
+// with this device and adds the document if the log checks out and seals
+// a key to this device.
+func (s *session) acceptDocument(ctx context.Context, id envelope.DocID) error {
+	entries, err := s.getLog(ctx, id, 0)
+	if err != nil {
+		return fmt.Errorf("client: fetch membership log of document %s: %w", id, err)
+	}
+
+	log := &memberLog{state: &membership.State{}}
+	d, err := s.c.newDocument(id, log, true)
+	if err != nil {
+		return err
+	}
+
+	var b Batch
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	for _, le := range entries {
+		e, err := membership.Decode(le.Entry)
+		if err == nil && !membership.VerifyCountersign(s.relayKey, id, e.Index, e.Hash(), le.Countersig) {
+			err = fmt.Errorf("entry %d carries no valid countersignature", e.Index)
+		}
+		if err == nil {
+			err = s.c.appendEntryLocked(d, e, le.Entry, le.Countersig, &b)
+		}
+		if err != nil {
+			s.c.log.Warn("shared document's membership log does not check out, skipped", "doc", id, "err", err)
+			return nil
+		}
+	}
+	if _, ok := log.state.Member(s.c.selfKey()); !ok || d.epochKey(log.state.Epoch()) == nil {
+		s.c.log.Warn("shared document's membership log seals no key to this device, skipped", "doc", id, "entries", log.state.Len())
+		return nil
+	}
+	return s.c.addDocumentLocked(ctx, d, &b)
+}
+
 // setRef sets the Ref of a request message.
 func setRef(m wire.Message, ref uint64) {
 	switch m := m.(type) {
-	case *wire.Create:
+	case *wire.AppendEntry:
 		m.Ref = ref
-	case *wire.AddMember:
+	case *wire.GetLog:
+		m.Ref = ref
+	case *wire.PostInvite:
+		m.Ref = ref
+	case *wire.TakeInvite:
 		m.Ref = ref
 	case *wire.ListDocs:
 		m.Ref = ref
@@ -442,92 +507,25 @@ func setRef(m wire.Message, ref uint64) {
 	}
 }
 
-// registerAndShare sends Create for each document the relay does not know
-// yet, and AddMember for each pending share.
-func (s *session) registerAndShare(ctx context.Context) error {
-	type job struct {
-		id     envelope.DocID
-		sealed []byte
-		shares []pendingShare
-		create bool
-	}
-	var jobs []job
-	s.c.mu.Lock()
-	for id, d := range s.c.docs {
-		if !d.meta.Registered || len(d.shares) > 0 {
-			jobs = append(jobs, job{id: id, sealed: d.meta.SealedKey, shares: slices.Clone(d.shares), create: !d.meta.Registered})
-		}
-	}
-	s.c.mu.Unlock()
-
-	for _, j := range jobs {
-		if j.create {
-			if _, err := s.call(ctx, &wire.Create{Doc: j.id[:], SealedKey: j.sealed}); err != nil {
-				return fmt.Errorf("client: register document %s: %w", j.id, err)
-			}
-			if err := s.c.markRegistered(ctx, j.id); err != nil {
-				return err
-			}
-		}
-		for _, sh := range j.shares {
-			if _, err := s.call(ctx, &wire.AddMember{Doc: j.id[:], Member: sh.member, SealedKey: sh.sealedKey}); err != nil {
-				return fmt.Errorf("client: share document %s: %w", j.id, err)
-			}
-			if err := s.c.removeShare(ctx, j.id, sh.member); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-func (c *Client) markRegistered(ctx context.Context, id envelope.DocID) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	d := c.docs[id]
-	d.meta.Registered = true
-	var b Batch
-	if err := putMeta(&b, d); err != nil {
-		return err
-	}
-	if err := c.store.Write(ctx, &b); err != nil {
-		return fmt.Errorf("client: save registration of document %s: %w", id, err)
-	}
-	c.log.Info("document registered with relay", "doc", id)
-	c.notifyLocked(id)
-	return nil
-}
-
-func (c *Client) removeShare(ctx context.Context, id envelope.DocID, member []byte) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	d := c.docs[id]
-	var b Batch
-	b.Del(shareKey(id, member))
-	if err := c.store.Write(ctx, &b); err != nil {
-		return fmt.Errorf("client: save share of document %s: %w", id, err)
-	}
-	d.shares = slices.DeleteFunc(d.shares, func(sh pendingShare) bool { return bytes.Equal(sh.member, member) })
-	c.log.Info("share sent to relay", "doc", id)
-	c.notifyLocked(id)
-	return nil
-}
-
 func (s *session) subscribeAll(ctx context.Context) error {
 	type sub struct {
-		id     envelope.DocID
-		cursor uint64
+		id      envelope.DocID
+		cursor  uint64
+		entries uint64
 	}
 	var subs []sub
+	s.mu.Lock()
+	skip := maps.Clone(s.unavailable)
+	s.mu.Unlock()
 	s.c.mu.Lock()
 	for id, d := range s.c.docs {
-		if d.meta.Registered && !s.subscribed[id] {
-			subs = append(subs, sub{id, d.meta.Cursor})
+		if d.meta.Registered && !s.subscribed[id] && skip[id] == nil {
+			subs = append(subs, sub{id, d.meta.Cursor, d.log.state.Len()})
 		}
 	}
 	s.c.mu.Unlock()
 	for _, sb := range subs {
-		_, err := s.call(ctx, &wire.Subscribe{Doc: sb.id[:], After: sb.cursor})
+		_, err := s.call(ctx, &wire.Subscribe{Doc: sb.id[:], After: sb.cursor, EntriesFrom: sb.entries})
 		var relayErr *wire.Error
 		if errors.As(err, &relayErr) && relayErr.Code == wire.CodeNotMember {
 			// One document the relay will not serve must not stop the
@@ -637,7 +635,7 @@ func (c *Client) acknowledge(ctx context.Context, id envelope.DocID, seq, cursor
 // hash chain (see verify.go), applies the updates that pass, and stores
 // them, what was kept aside, the chain heads, the reports and the new
 // cursors in one write.
-func (c *Client) applyDeliveries(ctx context.Context, group []*wire.Deliver) error {
+func (c *Client) applyDeliveries(ctx context.Context, group []*wire.Deliver, relayKey ed25519.PublicKey) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var b Batch
@@ -661,6 +659,14 @@ func (c *Client) applyDeliveries(ctx context.Context, group []*wire.Deliver) err
 				return err
 			}
 			touched[id], before[id], records[id] = d, d.meta, d.records
+		}
+		if m.Entry != nil {
+			// An entry's cursor is that of an envelope already
+			// delivered, so it does not move the document's cursor.
+			if err := r.receiveEntry(d, m.Entry, m.Countersig, relayKey); err != nil {
+				return c.undoDeliveriesLocked(touched, before, records, err)
+			}
+			continue
 		}
 		if err := r.receive(d, m.Cursor, m.Envelope); err != nil {
 			return c.undoDeliveriesLocked(touched, before, records, err)
@@ -699,6 +705,13 @@ func (c *Client) undoDeliveriesLocked(touched map[envelope.DocID]*document, befo
 	for id, d := range touched {
 		d.meta, d.records = before[id], records[id]
 		d.trust = nil
+		// Membership entries of the group go back to what the store
+		// holds too; they arrive again with the next subscription.
+		if log, loadErr := c.loadLog(context.Background(), id); loadErr == nil {
+			d.log = log
+		} else {
+			c.log.Error("reload membership log after a failed save failed too", "doc", id, "err", loadErr)
+		}
 	}
 	return err
 }
@@ -719,7 +732,7 @@ func (c *Client) caughtUp(m *wire.CaughtUp) {
 }
 
 // allSynced reports whether every document not in skip is registered, has
-// nothing in its outbox or shares, and has caught up.
+// nothing in its outbox or membership changes, and has caught up.
 func (c *Client) allSynced(skip map[envelope.DocID]error) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -727,7 +740,7 @@ func (c *Client) allSynced(skip map[envelope.DocID]error) bool {
 		if skip[id] != nil {
 			continue
 		}
-		if !d.meta.Registered || len(d.outbox) > 0 || len(d.shares) > 0 || !d.caughtUp {
+		if !d.meta.Registered || len(d.outbox) > 0 || len(d.log.ops) > 0 || !d.caughtUp {
 			return false
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"interlude/sync/envelope"
+	"interlude/sync/membership"
 )
 
 // The client checks every delivered envelope against the hash chain of
@@ -305,12 +306,10 @@ func (c *Client) sealHeaderLocked(t *docTrust, d *document, seq uint64, prev env
 	h := envelope.Header{
 		Kind: envelope.KindUpdate,
 		Doc:  d.id,
-		// Key rotation is not implemented yet: every document has one
-		// key, epoch 0.
-		Epoch: 0,
-		// NOTE: documents have no signed membership log yet, so the
-		// membership head stays the zero hash.
-		MembershipHead: envelope.Hash{},
+		// The newest epoch and the head of the log this device holds: the
+		// relay accepts the envelope only if both are in its log.
+		Epoch:          d.log.state.Epoch(),
+		MembershipHead: envelope.Hash(d.log.state.Head()),
 		Seq:            seq,
 		Prev:           prev,
 	}
@@ -516,7 +515,36 @@ func (r *receiver) receive(d *document, cursor uint64, raw []byte) error {
 		r.c.log.Debug("own envelope delivered, skipped", "doc", d.id, "seq", env.Seq, "cursor", cursor)
 		return nil
 	}
+	// 4. The membership log decides who may write: the author must have
+	//    been a writer or admin at the head the envelope names, and the
+	//    envelope sealed under that head's key epoch.
+	if rep, ok := r.checkMembership(d, env, cursor); !ok {
+		r.keepAside(d, cursor, raw)
+		if err := env.Verify(); err != nil {
+			rep = r.about(env, cursor, ReportBadSignature, err.Error())
+		}
+		return r.report(d, rep)
+	}
 	return r.chain(d, env, cursor, raw, nil, stale)
+}
+
+// checkMembership checks env's membership head, key epoch and author
+// against d's log, and returns the report to make if they fail.
+func (r *receiver) checkMembership(d *document, env *envelope.Envelope, cursor uint64) (Report, bool) {
+	index, epoch, ok := d.log.state.HeadAt(membership.Hash(env.MembershipHead))
+	if !ok {
+		return r.about(env, cursor, ReportUnknownHead, fmt.Sprintf("the envelope names membership head %s, which is no entry of this device's log of %d entries: the relay shows members different membership logs, or withheld entries", env.MembershipHead, d.log.state.Len())), false
+	}
+	if env.Epoch != epoch {
+		return r.about(env, cursor, ReportNoEpochKey, fmt.Sprintf("the envelope is sealed under key epoch %d, but its membership head %s is in epoch %d", env.Epoch, env.MembershipHead, epoch)), false
+	}
+	if role, ok := d.log.state.RoleAt(env.Author, index); !ok || !role.CanWrite() {
+		return r.about(env, cursor, ReportNotWriter, fmt.Sprintf("the author was no writer of the document at membership entry %d", index)), false
+	}
+	if d.epochKey(env.Epoch) == nil {
+		return r.about(env, cursor, ReportNoEpochKey, fmt.Sprintf("this device holds no key of epoch %d", env.Epoch)), false
+	}
+	return Report{}, true
 }
 
 // about returns a report on env.
@@ -591,7 +619,7 @@ func (r *receiver) chain(d *document, env *envelope.Envelope, cursor uint64, raw
 // accept opens the next link of an author's chain, advances the chain
 // and applies the update.
 func (r *receiver) accept(d *document, env *envelope.Envelope, cursor uint64, raw, parkedKey []byte) error {
-	plaintext, openErr := env.Open(d.meta.key())
+	plaintext, openErr := env.Open(d.epochKey(env.Epoch))
 	if errors.Is(openErr, envelope.ErrSignature) {
 		// A forgery is no link of the author's chain.
 		if parkedKey == nil {

@@ -36,7 +36,8 @@ const (
 	AuditAuth AuditEvent = "auth"
 	// AuditCreate: a device created a document.
 	AuditCreate AuditEvent = "create"
-	// AuditAddMember: a member added a device to a document.
+	// AuditAddMember: an admin appended a membership entry after the
+	// first: an add, a removal or a change of role.
 	AuditAddMember AuditEvent = "add_member"
 	// AuditPush: the relay stored an envelope, or acknowledged a retried
 	// push of one it had stored.
@@ -60,9 +61,10 @@ type AuditRecord struct {
 	Device []byte
 	// Doc is the document id, or empty when the request named none.
 	Doc []byte
-	// Cursor is the log position of a pushed envelope.
+	// Cursor is the log position of a pushed envelope, or the index of
+	// an appended membership entry.
 	Cursor uint64
-	// Size is the size in bytes of a pushed envelope.
+	// Size is the size in bytes of a pushed envelope or appended entry.
 	Size uint64
 	// Code is the wire error code of a reject.
 	Code string

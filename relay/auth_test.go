@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"testing"
 
+	"interlude/sync/membership"
 	"interlude/sync/wire"
 )
 
@@ -97,10 +98,15 @@ func TestRequestBeforeAuth(t *testing.T) {
 	c := dial(t, r, newDevice(t))
 	doc := newDocID(t)
 
-	reply := c.request(7, &wire.Create{Ref: 7, Doc: doc[:], SealedKey: sealedKeyFor(c.dev, doc)})
+	key, _ := membership.NewKey()
+	first, err := membership.NewCreate(doc, c.dev.priv, c.dev.boxPub, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply := c.request(7, &wire.AppendEntry{Ref: 7, Doc: doc[:], Entry: first.Encode()})
 	wantError(t, reply, wire.CodeNotAuthenticated)
 
-	// The connection stays open for Auth, and the early Create did nothing.
+	// The connection stays open for Auth, and the early create did nothing.
 	c.send(c.auth(wire.Version, c.hello.Relay))
 	if _, ok := c.recv().(*wire.Welcome); !ok {
 		t.Fatal("Auth after a rejected request not answered with Welcome")

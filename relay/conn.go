@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -171,7 +172,7 @@ func (c *conn) authenticate() error {
 	if _, err := rand.Read(challenge); err != nil {
 		return fmt.Errorf("read random challenge: %w", err)
 	}
-	if err := c.writeMessage(&wire.Hello{Version: wire.Version, Relay: c.host, Challenge: challenge}); err != nil {
+	if err := c.writeMessage(&wire.Hello{Version: wire.Version, Relay: c.host, Challenge: challenge, RelayKey: c.srv.store.relayKey.Public().(ed25519.PublicKey)}); err != nil {
 		return fmt.Errorf("send Hello: %w", err)
 	}
 
@@ -423,7 +424,19 @@ func (c *conn) pull(sub *subscription) error {
 	// Clear the flag before reading: an append that commits after the
 	// read sets it again, so no entry is left behind.
 	sub.pending.Store(false)
-	entries, last, more, err := c.srv.store.readLog(sub.doc, sub.pos, deliverBatchBytes)
+	// A member removed while subscribed gets nothing written after its
+	// removal.
+	member, err := c.srv.store.isMember(sub.doc, c.device)
+	if err != nil {
+		c.log.Error("check membership in Badger failed", "doc", sub.doc.String(), "err", err)
+		c.writeMessage(&wire.Error{Code: wire.CodeInternal, Message: "the relay failed to read the document's members; reconnect and subscribe again"})
+		return fmt.Errorf("check membership of document %s: %w", sub.doc, err)
+	}
+	if !member {
+		c.writeMessage(c.reject(0, wire.CodeNotMember, &sub.doc, fmt.Sprintf("this device was removed from document %s", sub.doc)))
+		return fmt.Errorf("device removed from document %s", sub.doc)
+	}
+	entries, members, last, more, err := c.srv.store.readLog(sub.doc, sub.pos, sub.entryPos, deliverBatchBytes)
 	if err != nil {
 		c.log.Error("read document log from Badger failed", "doc", sub.doc.String(), "after", sub.pos, "err", err)
 		c.writeMessage(&wire.Error{Code: wire.CodeInternal, Message: "the relay failed to read the document log; reconnect and subscribe again"})
@@ -436,13 +449,36 @@ func (c *conn) pull(sub *subscription) error {
 		c.log.Warn("subscription starts after the last cursor of the log", "doc", sub.doc.String(), "after", sub.pos, "last", last)
 	}
 
+	// Membership entries go to every member, the author too, each before
+	// the first envelope stored after it, so a member holds every entry
+	// an envelope names before the envelope arrives.
+	sendEntriesUpTo := func(cursor uint64) error {
+		for len(members) > 0 && members[0].After < cursor {
+			m := members[0]
+			members = members[1:]
+			sub.entryPos = m.Index + 1
+			d := &wire.Deliver{Doc: sub.doc[:], Cursor: m.After, Entry: m.Entry, Countersig: m.Countersig}
+			if err := c.writeMessage(d); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	for _, e := range entries {
+		if err := sendEntriesUpTo(e.Cursor); err != nil {
+			return err
+		}
 		sub.pos = e.Cursor
 		if e.Author == c.device && !sub.includeOwn {
 			continue
 		}
 		d := &wire.Deliver{Doc: sub.doc[:], Cursor: e.Cursor, Envelope: e.Envelope}
 		if err := c.writeMessage(d); err != nil {
+			return err
+		}
+	}
+	if !more {
+		if err := sendEntriesUpTo(last + 1); err != nil {
 			return err
 		}
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"testing"
 
+	"interlude/sync/envelope"
+	"interlude/sync/membership"
 	"interlude/sync/wire"
 )
 
@@ -37,7 +39,7 @@ func TestCreateAddMemberListDocs(t *testing.T) {
 		t.Fatalf("alice's ListDocs = %#v, want one grant", docs)
 	}
 	if !bytes.Equal(docs.Grants[0].SealedKey, sealedKeyFor(alice, doc)) {
-		t.Errorf("alice's grant carries sealed key %q, want the one sent with Create", docs.Grants[0].SealedKey)
+		t.Errorf("alice's grant carries sealed key %q, want the one in the create entry", docs.Grants[0].SealedKey)
 	}
 	if !bytes.Equal(docs.Grants[0].AddedBy, alice.pub) {
 		t.Errorf("creator's grant added by %x, want the creator itself", docs.Grants[0].AddedBy)
@@ -89,34 +91,33 @@ func TestCreateExistingDocRejected(t *testing.T) {
 	doc := newDocID(t)
 	mustOK(t, a.create(doc))
 
-	wantError(t, b.create(doc), wire.CodeDocExists)
+	wantError(t, b.create(doc), wire.CodeStaleLog)
 
 	docs := b.listDocs()
 	if len(docs.Grants) != 0 {
-		t.Fatalf("rejected Create left bob with %d grants, want 0", len(docs.Grants))
+		t.Fatalf("rejected create left bob with %d grants, want 0", len(docs.Grants))
 	}
-	// Once added, bob's Create of the same document is a no-op success.
-	mustOK(t, a.addMember(doc, bob))
-	mustOK(t, b.create(doc))
 }
 
-func TestCreateInvalidRequests(t *testing.T) {
+func TestAppendEntryInvalidRequests(t *testing.T) {
 	r := startRelay(t)
 	a := connect(t, r, newDevice(t))
 	doc := newDocID(t)
 
 	tests := []struct {
 		name string
-		req  *wire.Create
+		req  *wire.AppendEntry
+		code wire.Code
 	}{
-		{"short doc id", &wire.Create{Doc: doc[:8], SealedKey: []byte("k")}},
-		{"missing sealed key", &wire.Create{Doc: doc[:]}},
-		{"huge sealed key", &wire.Create{Doc: doc[:], SealedKey: make([]byte, 4096)}},
+		{"short doc id", &wire.AppendEntry{Doc: doc[:8], Entry: []byte("k")}, wire.CodeMalformed},
+		{"missing entry", &wire.AppendEntry{Doc: doc[:]}, wire.CodeBadEntry},
+		{"garbage entry", &wire.AppendEntry{Doc: doc[:], Entry: make([]byte, 4096)}, wire.CodeBadEntry},
+		{"huge entry", &wire.AppendEntry{Doc: doc[:], Entry: make([]byte, 512<<10)}, wire.CodeTooLarge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.req.Ref = a.ref()
-			wantError(t, a.request(tt.req.Ref, tt.req), wire.CodeMalformed)
+			wantError(t, a.request(tt.req.Ref, tt.req), tt.code)
 		})
 	}
 }
@@ -132,39 +133,114 @@ func TestAddMemberByNonMember(t *testing.T) {
 
 	docs := mallory.listDocs()
 	if len(docs.Grants) != 0 {
-		t.Fatalf("rejected AddMember left %d grants, want 0", len(docs.Grants))
+		t.Fatalf("rejected add left %d grants, want 0", len(docs.Grants))
 	}
 }
 
-func TestAddMemberBadKey(t *testing.T) {
+func TestAddMemberByWriterForbidden(t *testing.T) {
 	r := startRelay(t)
 	a := connect(t, r, newDevice(t))
-	doc := newDocID(t)
-	mustOK(t, a.create(doc))
-
-	ref := a.ref()
-	reply := a.request(ref, &wire.AddMember{Ref: ref, Doc: doc[:], Member: []byte("short"), SealedKey: []byte("k")})
-
-	wantError(t, reply, wire.CodeMalformed)
-}
-
-func TestAddMemberReplacesSealedKey(t *testing.T) {
-	r := startRelay(t)
-	a := connect(t, r, newDevice(t))
-	bob := newDevice(t)
+	bob, carol := newDevice(t), newDevice(t)
+	b := connect(t, r, bob)
 	doc := newDocID(t)
 	mustOK(t, a.create(doc))
 	mustOK(t, a.addMember(doc, bob))
 
-	ref := a.ref()
-	mustOK(t, a.request(ref, &wire.AddMember{Ref: ref, Doc: doc[:], Member: bob.pub, SealedKey: []byte("second key")}))
+	wantError(t, b.addMember(doc, carol), wire.CodeForbidden)
+	if docs := connect(t, r, carol).listDocs(); len(docs.Grants) != 0 {
+		t.Fatalf("writer's rejected add left carol with %d grants, want 0", len(docs.Grants))
+	}
+}
 
+func TestForgedEntryRejected(t *testing.T) {
+	r := startRelay(t)
+	alice, bob := newDevice(t), newDevice(t)
+	a := connect(t, r, alice)
+	doc := newDocID(t)
+	mustOK(t, a.create(doc))
+
+	l := testLogs.get(doc)
+	e, err := l.state.NewAdd(alice.priv, bob.member(membership.RoleWriter), l.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Subject.Role = membership.RoleAdmin // changed after alice signed
+	ref := a.ref()
+	wantError(t, a.request(ref, &wire.AppendEntry{Ref: ref, Doc: doc[:], Entry: e.Encode()}), wire.CodeBadEntry)
+}
+
+func TestEntryOnWrongChainRejected(t *testing.T) {
+	r := startRelay(t)
+	alice, bob := newDevice(t), newDevice(t)
+	a := connect(t, r, alice)
+	doc := newDocID(t)
+	mustOK(t, a.create(doc))
+
+	l := testLogs.get(doc)
+	e, err := l.state.NewAdd(alice.priv, bob.member(membership.RoleWriter), l.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Prev[0] ^= 1
+	e.Sign(alice.priv)
+	ref := a.ref()
+	wantError(t, a.request(ref, &wire.AppendEntry{Ref: ref, Doc: doc[:], Entry: e.Encode()}), wire.CodeBadEntry)
+
+	e.Index = 5
+	e.Sign(alice.priv)
+	ref = a.ref()
+	wantError(t, a.request(ref, &wire.AppendEntry{Ref: ref, Doc: doc[:], Entry: e.Encode()}), wire.CodeStaleLog)
+}
+
+func TestRemovedMemberCannotPushOrSubscribe(t *testing.T) {
+	r := startRelay(t)
+	alice, bob := newDevice(t), newDevice(t)
+	a := connect(t, r, alice)
 	b := connect(t, r, bob)
-	docs := b.listDocs()
-	if len(docs.Grants) != 1 {
-		t.Fatalf("%d grants after adding bob twice, want 1", len(docs.Grants))
+	doc := newDocID(t)
+	mustOK(t, a.create(doc))
+	mustOK(t, a.addMember(doc, bob))
+	b.mustPush(doc, bob.sealed(t, doc, 1))
+
+	mustOK(t, a.removeMember(doc, bob))
+
+	wantError(t, b.push(doc, bob.sealed(t, doc, 2)), wire.CodeNotMember)
+	wantError(t, b.subscribe(doc, 0, false), wire.CodeNotMember)
+	if docs := b.listDocs(); len(docs.Grants) != 0 {
+		t.Fatalf("removed member still lists %d documents", len(docs.Grants))
 	}
-	if got := string(docs.Grants[0].SealedKey); got != "second key" {
-		t.Errorf("sealed key %q, want the second one", got)
+	// alice's grant now carries the new epoch's key.
+	docs := a.listDocs()
+	if len(docs.Grants) != 1 || !bytes.Equal(docs.Grants[0].SealedKey, sealedKeyFor(alice, doc)) {
+		t.Fatalf("alice's grant after the removal = %+v, want the new epoch's sealed key", docs.Grants)
 	}
+}
+
+func TestPushWithWrongEpochRejected(t *testing.T) {
+	r := startRelay(t)
+	alice := newDevice(t)
+	a := connect(t, r, alice)
+	doc := newDocID(t)
+	mustOK(t, a.create(doc))
+
+	var key [envelope.KeySize]byte
+	h := alice.header(t, doc, 1)
+	h.Epoch = 2
+	wantError(t, a.push(doc, alice.seal(t, h, &key, []byte("x"))), wire.CodeBadEpoch)
+	h.Epoch = 1
+	h.MembershipHead[0] ^= 1
+	wantError(t, a.push(doc, alice.seal(t, h, &key, []byte("x"))), wire.CodeBadEpoch)
+}
+
+func TestReaderCannotPush(t *testing.T) {
+	r := startRelay(t)
+	alice, bob := newDevice(t), newDevice(t)
+	a := connect(t, r, alice)
+	b := connect(t, r, bob)
+	doc := newDocID(t)
+	mustOK(t, a.create(doc))
+	mustOK(t, a.addMemberAs(doc, bob, membership.RoleReader))
+
+	wantError(t, b.push(doc, bob.sealed(t, doc, 1)), wire.CodeForbidden)
+	mustOK(t, b.subscribe(doc, 0, false))
 }

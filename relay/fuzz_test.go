@@ -13,8 +13,8 @@ func FuzzDecodeFrame(f *testing.F) {
 	doc := make([]byte, 16)
 	seeds := []wire.Message{
 		&wire.Auth{Version: wire.Version, Device: make([]byte, 32), Signature: make([]byte, 64)},
-		&wire.Create{Ref: 1, Doc: doc, SealedKey: []byte("k")},
-		&wire.AddMember{Ref: 2, Doc: doc, Member: make([]byte, 32), SealedKey: []byte("k")},
+		&wire.AppendEntry{Ref: 1, Doc: doc, Entry: []byte("k")},
+		&wire.GetLog{Ref: 2, Doc: doc, From: 1},
 		&wire.ListDocs{Ref: 3},
 		&wire.Subscribe{Ref: 4, Doc: doc, After: 7, IncludeOwn: true},
 		&wire.Push{Ref: 5, Doc: doc, Envelope: []byte{0x94}},

@@ -17,8 +17,11 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"golang.org/x/crypto/nacl/box"
+
 	"interlude/relay"
 	"interlude/sync/envelope"
+	"interlude/sync/membership"
 	"interlude/sync/wire"
 )
 
@@ -97,6 +100,8 @@ func (r *testRelay) url(path string) string { return "http://" + r.addr + path }
 type device struct {
 	pub  ed25519.PublicKey
 	priv ed25519.PrivateKey
+	// boxPub receives the document keys the membership log seals.
+	boxPub [32]byte
 	// sealedHashes maps a document and sequence number to the hash of the
 	// envelope last sealed with them. Copies of a device share it.
 	sealedHashes map[chainPos]envelope.Hash
@@ -114,7 +119,11 @@ func newDevice(t testing.TB) device {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return device{pub: pub, priv: priv, sealedHashes: map[chainPos]envelope.Hash{}, mu: new(sync.Mutex)}
+	boxPub, _, err := box.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return device{pub: pub, priv: priv, boxPub: *boxPub, sealedHashes: map[chainPos]envelope.Hash{}, mu: new(sync.Mutex)}
 }
 
 // header returns the header of d's envelope seq in doc, chained to the
@@ -123,6 +132,9 @@ func newDevice(t testing.TB) device {
 func (d device) header(t testing.TB, doc envelope.DocID, seq uint64) envelope.Header {
 	t.Helper()
 	h := envelope.Header{Kind: envelope.KindUpdate, Doc: doc, Seq: seq}
+	if l := testLogs.get(doc); l != nil {
+		h.MembershipHead, h.Epoch = envelope.Hash(l.state.Head()), l.state.Epoch()
+	}
 	if seq > 1 {
 		d.mu.Lock()
 		prev, ok := d.sealedHashes[chainPos{doc, seq - 1}]
@@ -278,17 +290,26 @@ func replyRef(m wire.Message) uint64 {
 		return m.Ref
 	case *wire.Error:
 		return m.Ref
+	case *wire.EntryAck:
+		return m.Ref
+	case *wire.Log:
+		return m.Ref
+	case *wire.Invite:
+		return m.Ref
 	}
 	return 0
 }
 
-// mustOK fails the test unless the reply is OK.
+// mustOK fails the test unless the reply is OK, or EntryAck for a
+// membership entry.
 func mustOK(t testing.TB, reply wire.Message) {
 	t.Helper()
 	if e, ok := reply.(*wire.Error); ok {
 		t.Fatalf("reply is Error %s: %s, want OK", e.Code, e.Message)
 	}
-	if _, ok := reply.(*wire.OK); !ok {
+	switch reply.(type) {
+	case *wire.OK, *wire.EntryAck:
+	default:
 		t.Fatalf("reply is %T, want OK", reply)
 	}
 }
@@ -306,14 +327,134 @@ func wantError(t testing.TB, reply wire.Message, code wire.Code) *wire.Error {
 	return e
 }
 
-func (c *client) create(doc envelope.DocID) wire.Message {
-	ref := c.ref()
-	return c.request(ref, &wire.Create{Ref: ref, Doc: doc[:], SealedKey: sealedKeyFor(c.dev, doc)})
+// docLog is the membership log a test built for one document, shared by
+// every test device, so headers name the right head and epoch.
+type docLog struct {
+	entries []*membership.Entry
+	state   *membership.State
+	key     *[membership.KeySize]byte
+	sealed  map[[32]byte][]byte // newest sealed key of each member
 }
 
-func (c *client) addMember(doc envelope.DocID, member device) wire.Message {
+type docLogs struct {
+	mu   sync.Mutex
+	logs map[envelope.DocID]*docLog // guarded by mu
+}
+
+var testLogs = &docLogs{logs: map[envelope.DocID]*docLog{}}
+
+func (l *docLogs) get(doc envelope.DocID) *docLog {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.logs[doc]
+}
+
+func (d device) member(role membership.Role) membership.Member {
+	return membership.Member{Sign: [32]byte(d.pub), Box: d.boxPub, Role: role}
+}
+
+// appendEntry sends e and, if the relay accepts it, applies it to the
+// shared log.
+func (c *client) appendEntry(doc envelope.DocID, e *membership.Entry) wire.Message {
+	c.t.Helper()
 	ref := c.ref()
-	return c.request(ref, &wire.AddMember{Ref: ref, Doc: doc[:], Member: member.pub, SealedKey: sealedKeyFor(member, doc)})
+	reply := c.request(ref, &wire.AppendEntry{Ref: ref, Doc: doc[:], Entry: e.Encode()})
+	if ack, ok := reply.(*wire.EntryAck); ok {
+		if !membership.VerifyCountersign(c.hello.RelayKey, doc, ack.Index, e.Hash(), ack.Countersig) {
+			c.t.Fatalf("countersignature of entry %d does not verify under the relay key of Hello", ack.Index)
+		}
+		testLogs.mu.Lock()
+		l := testLogs.logs[doc]
+		if l == nil || ack.Index == 0 {
+			testLogs.mu.Unlock()
+			return reply // applied by create
+		}
+		if err := l.state.Apply(e); err != nil && l.state.Len() <= e.Index {
+			c.t.Errorf("relay accepted entry %d that the shared log rejects: %v", e.Index, err)
+		}
+		for _, k := range e.Keys {
+			l.sealed[k.Member] = k.Sealed[:]
+		}
+		testLogs.mu.Unlock()
+	}
+	return reply
+}
+
+func (c *client) create(doc envelope.DocID) wire.Message {
+	c.t.Helper()
+	testLogs.mu.Lock()
+	l := testLogs.logs[doc]
+	if l == nil {
+		key, err := membership.NewKey()
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		e, err := membership.NewCreate(doc, c.dev.priv, c.dev.boxPub, key)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		st := &membership.State{}
+		if err := st.Apply(e); err != nil {
+			c.t.Fatal(err)
+		}
+		l = &docLog{state: st, key: key, sealed: map[[32]byte][]byte{[32]byte(c.dev.pub): e.Keys[0].Sealed[:]}}
+		testLogs.logs[doc] = l
+		l.entries = append(l.entries, e)
+	}
+	testLogs.mu.Unlock()
+	first := l.entries[0]
+	if first.Author != [32]byte(c.dev.pub) {
+		// Another device's create of the same document: its own entry 0.
+		e, err := membership.NewCreate(doc, c.dev.priv, c.dev.boxPub, l.key)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		first = e
+	}
+	return c.appendEntry(doc, first)
+}
+
+// addMember appends an entry that adds member as a writer.
+func (c *client) addMember(doc envelope.DocID, member device) wire.Message {
+	return c.addMemberAs(doc, member, membership.RoleWriter)
+}
+
+func (c *client) addMemberAs(doc envelope.DocID, member device, role membership.Role) wire.Message {
+	c.t.Helper()
+	l := testLogs.get(doc)
+	if l == nil {
+		c.t.Fatalf("document %s has no log: create it first", doc)
+	}
+	testLogs.mu.Lock()
+	e, err := l.state.NewAdd(c.dev.priv, member.member(role), l.key)
+	testLogs.mu.Unlock()
+	if err != nil {
+		// The test sends an entry the log rejects: sign one anyway, on
+		// the log's head, for the relay to judge.
+		e = &membership.Entry{Op: membership.OpAdd, Doc: doc, Index: l.state.Len(), Prev: l.state.Head(), Epoch: l.state.Epoch(), Subject: member.member(role)}
+		e.Keys = []membership.SealedKey{{Member: [32]byte(member.pub)}}
+		e.Sign(c.dev.priv)
+	}
+	return c.appendEntry(doc, e)
+}
+
+// removeMember appends an entry that removes member and rotates the key.
+func (c *client) removeMember(doc envelope.DocID, member device) wire.Message {
+	c.t.Helper()
+	l := testLogs.get(doc)
+	testLogs.mu.Lock()
+	e, newKey, err := l.state.NewRemove(c.dev.priv, [32]byte(member.pub), l.key)
+	testLogs.mu.Unlock()
+	if err != nil {
+		c.t.Fatalf("build removal: %v", err)
+	}
+	reply := c.appendEntry(doc, e)
+	if _, ok := reply.(*wire.EntryAck); ok {
+		testLogs.mu.Lock()
+		l.key = newKey
+		testLogs.mu.Unlock()
+	}
+	return reply
 }
 
 func (c *client) push(doc envelope.DocID, env []byte) wire.Message {
@@ -343,10 +484,15 @@ func (c *client) subscribe(doc envelope.DocID, after uint64, includeOwn bool) wi
 	return c.request(ref, &wire.Subscribe{Ref: ref, Doc: doc[:], After: after, IncludeOwn: includeOwn})
 }
 
-// sealedKeyFor returns stand-in sealed key bytes. The relay stores them
-// without looking inside, so any bytes unique to the pair will do.
+// sealedKeyFor returns the newest document key the shared log sealed to d.
 func sealedKeyFor(d device, doc envelope.DocID) []byte {
-	return fmt.Appendf(nil, "sealed %x for %x", doc[:4], d.pub[:4])
+	l := testLogs.get(doc)
+	if l == nil {
+		return nil
+	}
+	testLogs.mu.Lock()
+	defer testLogs.mu.Unlock()
+	return l.sealed[[32]byte(d.pub)]
 }
 
 // delivery is one Deliver as a test compares it.
@@ -365,6 +511,9 @@ func (c *client) readUntilCaughtUp(doc envelope.DocID) ([]delivery, uint64) {
 		case *wire.Deliver:
 			if string(m.Doc) != string(doc[:]) {
 				c.t.Fatalf("Deliver for document %x, want %s", m.Doc, doc)
+			}
+			if m.Entry != nil {
+				continue // membership entries are checked on their own
 			}
 			got = append(got, delivery{m.Cursor, string(m.Envelope)})
 		case *wire.CaughtUp:
@@ -389,6 +538,9 @@ func (c *client) readDeliveries(doc envelope.DocID, n int) []delivery {
 		}
 		if string(m.Doc) != string(doc[:]) {
 			c.t.Fatalf("Deliver for document %x, want %s", m.Doc, doc)
+		}
+		if m.Entry != nil {
+			continue // membership entries are checked on their own
 		}
 		got = append(got, delivery{m.Cursor, string(m.Envelope)})
 	}

@@ -25,7 +25,10 @@ type subscription struct {
 	// pos is the cursor of the last entry sent or skipped, and caughtUp
 	// is set once CaughtUp has been sent. The connection's writer
 	// goroutine owns both.
-	pos      uint64
+	pos uint64
+	// entryPos is the index of the next membership entry to send. The
+	// writer goroutine owns it, like pos.
+	entryPos uint64
 	caughtUp bool
 }
 

@@ -7,9 +7,12 @@
 // challenge, and checks each envelope's signature, sequence number and
 // hash chain with the author's public key. Per document it keeps an
 // append-only log of envelopes numbered by cursor, the head of each
-// author's chain, and each member's sealed copy of the document key. It
-// cannot read any of it, and it does not link the packages that can (crdt
-// and client), which a test enforces.
+// author's chain, and the signed membership log (package sync/membership)
+// with each member's sealed copies of the document keys. The membership
+// log decides who may subscribe, push and change members, and the relay
+// countersigns each of its entries with a key kept in its database (see
+// membership.go). It cannot read any of it, and it does not link the
+// packages that can (crdt and client), which a test enforces.
 //
 // Data lives in one Badger database with synchronous writes: the relay
 // sends Ack for a push only after the envelope is on disk. With

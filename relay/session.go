@@ -1,26 +1,30 @@
 package relay
 
 import (
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 
 	"interlude/sync/envelope"
+	"interlude/sync/membership"
 	"interlude/sync/wire"
 )
 
-// maxSealedKey is the largest sealed document key the relay stores, in
-// bytes. A document key sealed to a device is well under 100 bytes; the
-// limit keeps a Docs reply with many grants far below wire.MaxFrame.
-const maxSealedKey = 1024
+// maxEntry is the largest membership entry or invitation response the
+// relay takes, in bytes. An entry that seals the key to the maximum of
+// membership.MaxMembers members is about 115 KiB.
+const maxEntry = 256 << 10
 
 // handle runs one request of an authenticated device and returns the reply.
 func (c *conn) handle(msg wire.Message) outgoing {
 	switch m := msg.(type) {
-	case *wire.Create:
-		return outgoing{msg: c.create(m)}
-	case *wire.AddMember:
-		return outgoing{msg: c.addMember(m)}
+	case *wire.AppendEntry:
+		return outgoing{msg: c.appendEntry(m)}
+	case *wire.GetLog:
+		return outgoing{msg: c.getLog(m)}
+	case *wire.PostInvite:
+		return outgoing{msg: c.postInvite(m)}
+	case *wire.TakeInvite:
+		return outgoing{msg: c.takeInvite(m)}
 	case *wire.ListDocs:
 		return outgoing{msg: c.listDocs(m)}
 	case *wire.Push:
@@ -34,52 +38,84 @@ func (c *conn) handle(msg wire.Message) outgoing {
 	}
 }
 
-func (c *conn) create(m *wire.Create) wire.Message {
+func (c *conn) appendEntry(m *wire.AppendEntry) wire.Message {
 	doc, e := c.parseDoc(m.Ref, m.Doc)
 	if e != nil {
 		return e
 	}
-	if e := c.checkSealedKey(m.Ref, doc, m.SealedKey); e != nil {
+	if len(m.Entry) > maxEntry {
+		return c.reject(m.Ref, wire.CodeTooLarge, &doc, fmt.Sprintf("membership entry of %d bytes is larger than the limit of %d", len(m.Entry), maxEntry))
+	}
+	index, sig, stored, err := c.srv.store.appendMember(doc, c.device, m.Entry)
+	if staleErr, ok := errors.AsType[*staleLogError](err); ok {
+		return c.reject(m.Ref, wire.CodeStaleLog, &doc, staleErr.Error())
+	}
+	switch {
+	case errors.Is(err, membership.ErrNotAllowed):
+		if member, merr := c.srv.store.isMember(doc, c.device); merr == nil && !member {
+			// A non-member learns nothing about which documents exist.
+			return c.reject(m.Ref, wire.CodeNotMember, &doc, fmt.Sprintf("this device is not a member of document %s: ask an admin to add it", doc))
+		}
+		return c.reject(m.Ref, wire.CodeForbidden, &doc, err.Error())
+	case errors.Is(err, membership.ErrMalformed), errors.Is(err, membership.ErrSignature), errors.Is(err, membership.ErrChain), errors.Is(err, membership.ErrInvalid):
+		return c.reject(m.Ref, wire.CodeBadEntry, &doc, err.Error())
+	case err != nil:
+		return c.internal(m.Ref, doc, "append membership entry", err)
+	}
+	if stored {
+		c.srv.hub.notify(doc)
+		event := AuditAddMember
+		if index == 0 {
+			event = AuditCreate
+			c.log.Info("document created", "doc", doc.String())
+		} else {
+			c.log.Info("membership entry appended", "doc", doc.String(), "index", index)
+		}
+		c.auditEvent(event, doc[:], index, uint64(len(m.Entry)), "")
+	}
+	return &wire.EntryAck{Ref: m.Ref, Doc: doc[:], Index: index, Countersig: sig}
+}
+
+func (c *conn) getLog(m *wire.GetLog) wire.Message {
+	doc, e := c.parseDoc(m.Ref, m.Doc)
+	if e != nil {
 		return e
 	}
-
-	result, err := c.srv.store.create(doc, c.device, m.SealedKey)
-	if err != nil {
-		return c.internal(m.Ref, doc, "create document", err)
+	if e := c.checkMember(m.Ref, doc); e != nil {
+		return e
 	}
-	switch result {
-	case docOwnedByOthers:
-		return c.reject(m.Ref, wire.CodeDocExists, &doc, fmt.Sprintf("document %s already exists with other members: ask a member to add this device, or create a document with a new random id", doc))
-	case docCreated:
-		c.log.Info("document created", "doc", doc.String())
-		c.auditEvent(AuditCreate, doc[:], 0, 0, "")
+	entries, more, err := c.srv.store.memberLog(doc, m.From)
+	if err != nil {
+		return c.internal(m.Ref, doc, "read membership log", err)
+	}
+	return &wire.Log{Ref: m.Ref, Doc: doc[:], Entries: entries, More: more}
+}
+
+func (c *conn) postInvite(m *wire.PostInvite) wire.Message {
+	if len(m.ID) != 16 || len(m.Response) == 0 || len(m.Response) > maxEntry {
+		return c.reject(m.Ref, wire.CodeMalformed, nil, fmt.Sprintf("invitation id of %d bytes and response of %d: want 16 and 1 to %d", len(m.ID), len(m.Response), maxEntry))
+	}
+	ok, err := c.srv.store.postInvite(m.ID, m.Response)
+	if err != nil {
+		c.log.Error("store invitation response: Badger failed", "ref", m.Ref, "err", err)
+		return &wire.Error{Ref: m.Ref, Code: wire.CodeInternal, Message: "the relay failed to store the response; retry later"}
+	}
+	if !ok {
+		return c.reject(m.Ref, wire.CodeInvitationUsed, nil, "this invitation already has a response from someone else: ask the inviter for a new link")
 	}
 	return &wire.OK{Ref: m.Ref}
 }
 
-func (c *conn) addMember(m *wire.AddMember) wire.Message {
-	doc, e := c.parseDoc(m.Ref, m.Doc)
-	if e != nil {
-		return e
+func (c *conn) takeInvite(m *wire.TakeInvite) wire.Message {
+	if len(m.ID) != 16 {
+		return c.reject(m.Ref, wire.CodeMalformed, nil, fmt.Sprintf("invitation id of %d bytes, want 16", len(m.ID)))
 	}
-	if len(m.Member) != ed25519.PublicKeySize {
-		return c.reject(m.Ref, wire.CodeMalformed, &doc, fmt.Sprintf("member key of %d bytes, want an Ed25519 public key of %d", len(m.Member), ed25519.PublicKeySize))
-	}
-	if e := c.checkSealedKey(m.Ref, doc, m.SealedKey); e != nil {
-		return e
-	}
-
-	member := deviceKey(m.Member)
-	err := c.srv.store.addMember(doc, member, c.device, m.SealedKey)
-	if errors.Is(err, errNotMember) {
-		return c.reject(m.Ref, wire.CodeNotMember, &doc, fmt.Sprintf("this device is not a member of document %s, so it cannot add members", doc))
-	}
+	resp, err := c.srv.store.takeInvite(m.ID)
 	if err != nil {
-		return c.internal(m.Ref, doc, "add member", err)
+		c.log.Error("read invitation response: Badger failed", "ref", m.Ref, "err", err)
+		return &wire.Error{Ref: m.Ref, Code: wire.CodeInternal, Message: "the relay failed to read the response; retry later"}
 	}
-	c.log.Info("member added", "doc", doc.String(), "member", fmt.Sprintf("%x", member[:8]))
-	c.auditEvent(AuditAddMember, doc[:], 0, 0, "")
-	return &wire.OK{Ref: m.Ref}
+	return &wire.Invite{Ref: m.Ref, ID: m.ID, Response: resp}
 }
 
 func (c *conn) listDocs(m *wire.ListDocs) wire.Message {
@@ -121,6 +157,9 @@ func (c *conn) push(m *wire.Push) wire.Message {
 	if err := env.Verify(); err != nil {
 		return c.reject(m.Ref, wire.CodeBadSignature, &doc, err.Error())
 	}
+	if e := c.checkWriter(m.Ref, doc, env); e != nil {
+		return e
+	}
 
 	// Unmarshal accepted only canonical bytes, so the hash of the pushed
 	// bytes is the envelope's hash.
@@ -154,6 +193,7 @@ func (c *conn) subscribe(m *wire.Subscribe) outgoing {
 		includeOwn: m.IncludeOwn,
 		wake:       c.wake,
 		pos:        m.After,
+		entryPos:   m.EntriesFrom,
 	}
 	return outgoing{msg: &wire.OK{Ref: m.Ref}, subscribe: sub}
 }
@@ -167,16 +207,6 @@ func (c *conn) parseDoc(ref uint64, b []byte) (envelope.DocID, *wire.Error) {
 	return doc, nil
 }
 
-func (c *conn) checkSealedKey(ref uint64, doc envelope.DocID, sealedKey []byte) *wire.Error {
-	if len(sealedKey) == 0 {
-		return c.reject(ref, wire.CodeMalformed, &doc, "missing sealed key: seal the document key to the member's device")
-	}
-	if len(sealedKey) > maxSealedKey {
-		return c.reject(ref, wire.CodeMalformed, &doc, fmt.Sprintf("sealed key of %d bytes is larger than the limit of %d", len(sealedKey), maxSealedKey))
-	}
-	return nil
-}
-
 // checkMember rejects a device that is not a member of doc. A document
 // that does not exist gets the same Error, so a non-member learns nothing
 // about which documents exist.
@@ -187,6 +217,28 @@ func (c *conn) checkMember(ref uint64, doc envelope.DocID) *wire.Error {
 	}
 	if !member {
 		return c.reject(ref, wire.CodeNotMember, &doc, fmt.Sprintf("this device is not a member of document %s: ask a member to add it", doc))
+	}
+	return nil
+}
+
+// checkWriter rejects an envelope whose author is not a writer or admin
+// in the current membership log, or whose membership head and key epoch
+// are not an entry of the log and that entry's epoch.
+func (c *conn) checkWriter(ref uint64, doc envelope.DocID, env *envelope.Envelope) *wire.Error {
+	st, err := c.srv.store.membershipState(doc)
+	if err != nil {
+		return c.internal(ref, doc, "read membership log", err)
+	}
+	m, ok := st.Member(env.Author)
+	if !ok || !m.Role.CanWrite() {
+		return c.reject(ref, wire.CodeForbidden, &doc, fmt.Sprintf("author %x is not a writer of document %s: ask an admin for the writer role", env.Author[:8], doc))
+	}
+	_, epoch, ok := st.HeadAt(membership.Hash(env.MembershipHead))
+	if !ok {
+		return c.reject(ref, wire.CodeBadEpoch, &doc, fmt.Sprintf("envelope names membership head %s, which is no entry of the log of document %s: fetch the log and seal again", env.MembershipHead, doc))
+	}
+	if env.Epoch != epoch {
+		return c.reject(ref, wire.CodeBadEpoch, &doc, fmt.Sprintf("envelope has key epoch %d, but its membership head is in epoch %d", env.Epoch, epoch))
 	}
 	return nil
 }
@@ -215,9 +267,13 @@ func (c *conn) internal(ref uint64, doc envelope.DocID, op string, err error) *w
 // requestRef returns the Ref of a request, or 0 for other messages.
 func requestRef(msg wire.Message) uint64 {
 	switch m := msg.(type) {
-	case *wire.Create:
+	case *wire.AppendEntry:
 		return m.Ref
-	case *wire.AddMember:
+	case *wire.GetLog:
+		return m.Ref
+	case *wire.PostInvite:
+		return m.Ref
+	case *wire.TakeInvite:
 		return m.Ref
 	case *wire.ListDocs:
 		return m.Ref

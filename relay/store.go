@@ -13,6 +13,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"interlude/sync/envelope"
+	"interlude/sync/membership"
 	"interlude/sync/wire"
 )
 
@@ -30,7 +31,8 @@ const (
 	prefixLog byte = 1
 	// doc -> last cursor of the document's log.
 	prefixLastCursor byte = 2
-	// doc, device -> added-by, sealed key: one membership.
+	// doc, device -> added-by, sealed key: one membership, kept in step
+	// with the membership log as the index of who may subscribe.
 	prefixMember byte = 3
 	// device, doc -> nothing: the index ListDocs scans.
 	prefixDeviceDoc byte = 4
@@ -41,18 +43,20 @@ const (
 	prefixSeqCursor byte = 6
 	// seq -> one audit record (see audit.go).
 	prefixAudit byte = 7
+	// doc, index -> the last envelope cursor when the entry was appended,
+	// author, countersignature, entry: the document's membership log.
+	prefixEntry byte = 8
+	// invitation id -> the invitee's response (see invite.go).
+	prefixInvite byte = 9
 )
 
 // schemaVersion is the storage layout this build reads and writes.
 // Version 2 stores the hash of each author's last envelope beside its
-// sequence number, and the audit log.
-const schemaVersion = 2
+// sequence number, and the audit log. Version 3 adds the membership log,
+// the relay's countersigning key and invitations.
+const schemaVersion = 3
 
 var schemaKey = []byte{prefixMeta, 's', 'c', 'h', 'e', 'm', 'a'}
-
-// errNotMember is returned by addMember when the adding device is not a
-// member of the document.
-var errNotMember = errors.New("device is not a member of the document")
 
 // sequenceError is returned by appendEnvelope for a sequence number that is
 // not the author's next one and is not a retry of a stored envelope.
@@ -86,15 +90,6 @@ func (e *chainError) Error() string {
 	return fmt.Sprintf("envelope with sequence number %d names previous envelope %x, but the author's last stored envelope (sequence number %d) has hash %x: seal the next envelope on top of the last acknowledged one", e.Seq, e.Prev[:], e.Seq-1, e.Expected[:])
 }
 
-// createResult is the outcome of create.
-type createResult int
-
-const (
-	docCreated createResult = iota
-	docAlreadyMember
-	docOwnedByOthers
-)
-
 // logEntry is one stored envelope with its position in the document's log.
 type logEntry struct {
 	Cursor   uint64
@@ -107,6 +102,15 @@ type logEntry struct {
 type store struct {
 	db    *badger.DB
 	locks docLocks
+	// relayKey countersigns membership entries.
+	relayKey ed25519.PrivateKey
+
+	statesMu sync.Mutex
+	// states caches each document's membership state, rebuilt from the
+	// log on first use. Writers hold the document's lock.
+	// NOTE: the cache keeps every document used since the relay started;
+	// a relay with very many documents would need to evict.
+	states map[envelope.DocID]*membership.State // guarded by statesMu
 }
 
 // indexCacheSize bounds the memory Badger uses for table indexes when the
@@ -133,8 +137,12 @@ func openStore(dir string, key EncryptionKey, log *slog.Logger) (*store, error) 
 	if err != nil {
 		return nil, fmt.Errorf("open Badger database in %q: %w", dir, err)
 	}
-	s := &store{db: db}
+	s := &store{db: db, states: make(map[envelope.DocID]*membership.State)}
 	if err := s.checkSchema(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("data directory %q: %w", dir, err)
+	}
+	if s.relayKey, err = s.loadRelayKey(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("data directory %q: %w", dir, err)
 	}
@@ -186,47 +194,6 @@ func (s *store) isMember(doc envelope.DocID, device deviceKey) (bool, error) {
 		return err
 	})
 	return member, err
-}
-
-// create registers doc with device as its only member, unless the document
-// already has members.
-func (s *store) create(doc envelope.DocID, device deviceKey, sealedKey []byte) (createResult, error) {
-	defer s.locks.lock(doc)()
-
-	result := docCreated
-	err := s.db.Update(func(txn *badger.Txn) error {
-		_, err := txn.Get(memberKey(doc, device))
-		if err == nil {
-			result = docAlreadyMember
-			return nil
-		}
-		if !errors.Is(err, badger.ErrKeyNotFound) {
-			return err
-		}
-		if hasKeyWithPrefix(txn, memberPrefix(doc)) {
-			result = docOwnedByOthers
-			return nil
-		}
-		return setMember(txn, doc, device, device, sealedKey)
-	})
-	return result, err
-}
-
-// addMember stores member's sealed key for doc on behalf of addedBy, which
-// must be a member. Adding a device again replaces its sealed key.
-func (s *store) addMember(doc envelope.DocID, member, addedBy deviceKey, sealedKey []byte) error {
-	defer s.locks.lock(doc)()
-
-	return s.db.Update(func(txn *badger.Txn) error {
-		_, err := txn.Get(memberKey(doc, addedBy))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return errNotMember
-		}
-		if err != nil {
-			return err
-		}
-		return setMember(txn, doc, member, addedBy, sealedKey)
-	})
 }
 
 func setMember(txn *badger.Txn, doc envelope.DocID, member, addedBy deviceKey, sealedKey []byte) error {
@@ -390,11 +357,19 @@ func sameEnvelope(txn *badger.Txn, doc envelope.DocID, cursor uint64, env []byte
 // order, and the document's last cursor. It stops before the entry that
 // would take the entries' total size past maxBytes, but always returns at
 // least one entry if there is one, and sets more when it stopped early.
-func (s *store) readLog(doc envelope.DocID, after uint64, maxBytes int) (entries []logEntry, last uint64, more bool, err error) {
+//
+// It also returns the membership entries from index entryFrom, read in the
+// same snapshot, so the caller can deliver each before the envelopes
+// stored after it.
+func (s *store) readLog(doc envelope.DocID, after, entryFrom uint64, maxBytes int) (entries []logEntry, members []memberRecord, last uint64, more bool, err error) {
 	err = s.db.View(func(txn *badger.Txn) error {
 		// The last cursor and the entries come from one snapshot, so
 		// every entry up to last is in the log.
 		last, err = getUint(txn, lastCursorKey(doc))
+		if err != nil {
+			return err
+		}
+		members, err = readMemberRecords(txn, doc, entryFrom)
 		if err != nil {
 			return err
 		}
@@ -425,7 +400,7 @@ func (s *store) readLog(doc envelope.DocID, after uint64, maxBytes int) (entries
 		}
 		return nil
 	})
-	return entries, last, more, err
+	return entries, members, last, more, err
 }
 
 func hasKeyWithPrefix(txn *badger.Txn, prefix []byte) bool {

@@ -6,6 +6,8 @@
 //	interlude relay [--listen ADDR] [--data DIR]
 //	interlude id new|show [--profile DIR]
 //	interlude doc new|list|share|write|cat [--profile DIR] ...
+//	interlude doc invite|join [--profile DIR] [--relay URL] DOC|LINK
+//	interlude doc remove|members [--profile DIR] ...
 //	interlude sync [--profile DIR] [--relay URL]
 //	interlude bench trace [--batch N] FILE
 //	interlude bench crdt FILE
@@ -50,6 +52,10 @@ Commands:
   doc new      make a new journal document
   doc list     list the documents on this device
   doc share    share a document with another person's public id
+  doc invite   make a one-time invitation link to a document
+  doc join     answer an invitation link and print the comparison code
+  doc remove   remove a member and rotate the document key on next sync
+  doc members  list a document's members, membership code and invitations
   doc write    append text to a document's journal
   doc cat      print a document's journal text
   sync         accept shared documents, push local edits, pull others'
@@ -87,6 +93,14 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runDocList(ctx, args[2:], stdout, stderr)
 	case args[0] == "doc" && sub == "share":
 		return runDocShare(ctx, args[2:], stdout, stderr)
+	case args[0] == "doc" && sub == "invite":
+		return runDocInvite(ctx, args[2:], stdout, stderr)
+	case args[0] == "doc" && sub == "join":
+		return runDocJoin(ctx, args[2:], stdout, stderr)
+	case args[0] == "doc" && sub == "remove":
+		return runDocRemove(ctx, args[2:], stdout, stderr)
+	case args[0] == "doc" && sub == "members":
+		return runDocMembers(ctx, args[2:], stdout, stderr)
 	case args[0] == "doc" && sub == "write":
 		return runDocWrite(ctx, args[2:], stdout, stderr)
 	case args[0] == "doc" && sub == "cat":

@@ -15,7 +15,8 @@ const (
 	CodeNotAuthenticated Code = "not_authenticated"
 	// CodeNotMember: the device is not a member of the document.
 	CodeNotMember Code = "not_member"
-	// CodeDocExists: Create named a document that others already own.
+	// CodeDocExists: no longer sent since version 3, where creating a
+	// document that exists gets CodeStaleLog.
 	CodeDocExists Code = "doc_exists"
 	// CodeNotFound: the document does not exist on this relay.
 	CodeNotFound Code = "not_found"
@@ -31,6 +32,20 @@ const (
 	// number, but its Prev is not the hash of the author's last stored
 	// envelope. The message names the expected hash.
 	CodeBadChain Code = "bad_chain"
+	// CodeForbidden: the device is a member but its role does not allow
+	// the request, such as a writer adding members or a reader pushing.
+	CodeForbidden Code = "forbidden"
+	// CodeBadEntry: a membership entry is malformed, not signed by its
+	// author, or breaks a rule of the log.
+	CodeBadEntry Code = "bad_entry"
+	// CodeStaleLog: a membership entry does not follow the log's head:
+	// fetch the log with GetLog and rebuild the entry on top of it.
+	CodeStaleLog Code = "stale_log"
+	// CodeBadEpoch: a pushed envelope names a membership head the log
+	// does not hold, or a key epoch other than that head's.
+	CodeBadEpoch Code = "bad_epoch"
+	// CodeInvitationUsed: another response to the invitation is stored.
+	CodeInvitationUsed Code = "invitation_used"
 	// CodeTooLarge: the frame is larger than MaxFrame.
 	CodeTooLarge Code = "too_large"
 	// CodeInternal: the relay failed; the request may be retried.

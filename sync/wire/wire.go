@@ -11,13 +11,17 @@
 //     answers Welcome, or Error and closes.
 //  3. The client then sends requests, each with a Ref of its choosing that
 //     the relay echoes in the reply (OK, Ack, Docs or Error):
-//     Create registers a new document with the client as its first member;
-//     AddMember lets a member add another device and store that device's
-//     sealed document key; ListDocs returns the documents the device is a
-//     member of, with its sealed keys; Subscribe asks for every envelope of
-//     a document after a cursor, then live ones; Push stores one envelope.
-//  4. For a subscription the relay sends Deliver for each stored envelope in
-//     cursor order, then CaughtUp once the backlog is sent, then Deliver for
+//     AppendEntry appends a signed entry to a document's membership log
+//     (package sync/membership), the first of which creates the document,
+//     and the relay answers EntryAck with its countersignature; GetLog
+//     returns a document's membership log; ListDocs returns the documents
+//     the device is a member of, with its sealed keys; Subscribe asks for
+//     every envelope and membership entry of a document after a cursor,
+//     then live ones; Push stores one envelope; PostInvite and TakeInvite
+//     carry an invitation's response from the invitee to the inviter.
+//  4. For a subscription the relay sends Deliver for each stored envelope
+//     in cursor order, and for each membership entry before the envelopes
+//     stored after it, then CaughtUp once the backlog is sent, then Deliver for
 //     each new envelope as it is stored.
 //
 // A cursor is the relay's position in a document's log: it starts at 1 and
@@ -29,7 +33,9 @@
 // Before it stores a pushed envelope, the relay checks, without any
 // document key: that the envelope decodes in canonical form, that it names
 // the pushed document, that the connection's device wrote and signed it,
-// that the device is a member of the document, that its sequence number
+// that the device is a writer or admin in the membership log, that the
+// envelope's membership head is an entry of the log and its key epoch the
+// epoch of that entry (else CodeBadEpoch), that its sequence number
 // is the author's last stored one plus one (else CodeBadSequence) and that
 // its Prev is the hash of the author's last stored envelope (else
 // CodeBadChain). A push of an envelope the relay already stores, byte for
@@ -42,6 +48,13 @@
 // A relay refuses a client whose Auth carries another version than its
 // own with CodeUnsupportedVersion, and a client refuses a relay whose
 // Hello does.
+//
+// Version 3 replaces Create and AddMember (types 6 and 7, retired) with
+// the signed membership log: AppendEntry, EntryAck, GetLog and Log. Hello
+// carries the relay's countersigning key, Subscribe the first membership
+// entry to send (EntriesFrom), Deliver membership entries too, and
+// PostInvite, TakeInvite and Invite route invitation responses. New codes: CodeForbidden, CodeBadEntry, CodeStaleLog,
+// CodeBadEpoch and CodeInvitationUsed.
 //
 // Version 2 carries envelopes of format 2 (package sync/envelope): key
 // epoch, membership head, hash of the author's previous envelope, the
@@ -66,7 +79,7 @@ import (
 
 // Version is the protocol version this package speaks. The package doc
 // lists what each version changed.
-const Version = 2
+const Version = 3
 
 // MaxFrame is the largest frame either side accepts, in bytes. It leaves
 // room above the largest envelope for the message's own fields.
@@ -80,13 +93,12 @@ type Type uint8
 
 // Message types. Values are part of the protocol: never renumber them.
 const (
-	TypeHello     Type = 1
-	TypeAuth      Type = 2
-	TypeWelcome   Type = 3
-	TypeError     Type = 4
-	TypeOK        Type = 5
-	TypeCreate    Type = 6
-	TypeAddMember Type = 7
+	TypeHello   Type = 1
+	TypeAuth    Type = 2
+	TypeWelcome Type = 3
+	TypeError   Type = 4
+	TypeOK      Type = 5
+	// Types 6 (Create) and 7 (AddMember) were retired in version 3.
 	TypeListDocs  Type = 8
 	TypeDocs      Type = 9
 	TypeSubscribe Type = 10
@@ -94,6 +106,14 @@ const (
 	TypeAck       Type = 12
 	TypeDeliver   Type = 13
 	TypeCaughtUp  Type = 14
+
+	TypeAppendEntry Type = 15
+	TypeEntryAck    Type = 16
+	TypeGetLog      Type = 17
+	TypeLog         Type = 18
+	TypePostInvite  Type = 19
+	TypeTakeInvite  Type = 20
+	TypeInvite      Type = 21
 )
 
 // Message is implemented by every message type.
@@ -107,6 +127,9 @@ type Hello struct {
 	Version   int
 	Relay     string // host name the relay answers as; signed in Auth
 	Challenge []byte
+	// RelayKey is the Ed25519 public key that countersigns membership
+	// entries.
+	RelayKey []byte
 }
 
 // Auth proves the client holds the device key it names.
@@ -137,25 +160,76 @@ type OK struct {
 	Ref      uint64
 }
 
-// Create registers a new document with the sender as its only member.
-// SealedKey is the document key sealed to the sender, kept so the sender
-// can list the document later. Creating a document one is already a member
-// of succeeds and changes nothing, so a client can retry after a lost reply.
-type Create struct {
-	_msgpack  struct{} `msgpack:",as_array"`
-	Ref       uint64
-	Doc       []byte
-	SealedKey []byte
+// AppendEntry asks the relay to append one encoded membership entry to
+// Doc's log. An entry with index 0 creates the document. Appending an
+// entry the log already holds, byte for byte, returns its EntryAck again,
+// so a client can retry after a lost reply.
+type AppendEntry struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Ref      uint64
+	Doc      []byte
+	Entry    []byte
 }
 
-// AddMember lets a member of Doc add another device as a member, storing
-// the document key sealed to that device.
-type AddMember struct {
-	_msgpack  struct{} `msgpack:",as_array"`
-	Ref       uint64
-	Doc       []byte
-	Member    []byte // Ed25519 public key of the device added
-	SealedKey []byte
+// EntryAck confirms that an entry is stored at Index, with the relay's
+// countersignature over the document, the index and the entry's hash.
+type EntryAck struct {
+	_msgpack   struct{} `msgpack:",as_array"`
+	Ref        uint64
+	Doc        []byte
+	Index      uint64
+	Countersig []byte
+}
+
+// GetLog asks for the entries of Doc's membership log from index From.
+type GetLog struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Ref      uint64
+	Doc      []byte
+	From     uint64
+}
+
+// LogEntry is one countersigned membership entry.
+type LogEntry struct {
+	_msgpack   struct{} `msgpack:",as_array"`
+	Entry      []byte
+	Countersig []byte
+}
+
+// Log answers GetLog. More is set when the entries stop before the end of
+// the log to keep the frame small: ask again from the next index.
+type Log struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Ref      uint64
+	Doc      []byte
+	Entries  []LogEntry
+	More     bool
+}
+
+// PostInvite stores an invitee's response to the invitation with id ID,
+// for the inviter to take. An invitation takes one response: a second,
+// different one gets CodeInvitationUsed.
+type PostInvite struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Ref      uint64
+	ID       []byte
+	Response []byte
+}
+
+// TakeInvite asks for the response to the invitation with id ID.
+type TakeInvite struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Ref      uint64
+	ID       []byte
+}
+
+// Invite is the reply to TakeInvite. Response is empty until an invitee
+// posts one.
+type Invite struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Ref      uint64
+	ID       []byte
+	Response []byte
 }
 
 // ListDocs asks for the documents the device is a member of.
@@ -179,16 +253,17 @@ type Docs struct {
 	Grants   []Grant
 }
 
-// Subscribe asks for the envelopes of Doc after cursor After, then new
-// ones as they arrive. Envelopes the device wrote itself are skipped
-// unless IncludeOwn is set, which a device sets when it has lost its
-// local copy.
+// Subscribe asks for the envelopes of Doc after cursor After and the
+// membership entries from index EntriesFrom, then new ones as they
+// arrive. Envelopes the device wrote itself are skipped unless IncludeOwn
+// is set, which a device sets when it has lost its local copy.
 type Subscribe struct {
-	_msgpack   struct{} `msgpack:",as_array"`
-	Ref        uint64
-	Doc        []byte
-	After      uint64
-	IncludeOwn bool
+	_msgpack    struct{} `msgpack:",as_array"`
+	Ref         uint64
+	Doc         []byte
+	After       uint64
+	IncludeOwn  bool
+	EntriesFrom uint64
 }
 
 // Push asks the relay to store one envelope.
@@ -207,12 +282,17 @@ type Ack struct {
 	Cursor   uint64
 }
 
-// Deliver carries one stored envelope of a subscribed document.
+// Deliver carries one stored envelope, or one membership entry, of a
+// subscribed document. For an entry, Envelope is empty, Entry and
+// Countersig are set, and Cursor is the last envelope cursor stored
+// before the entry, which the client has already received.
 type Deliver struct {
-	_msgpack struct{} `msgpack:",as_array"`
-	Doc      []byte
-	Cursor   uint64
-	Envelope []byte
+	_msgpack   struct{} `msgpack:",as_array"`
+	Doc        []byte
+	Cursor     uint64
+	Envelope   []byte
+	Entry      []byte
+	Countersig []byte
 }
 
 // CaughtUp says the backlog of a subscription has been sent up to Cursor.
@@ -222,20 +302,25 @@ type CaughtUp struct {
 	Cursor   uint64
 }
 
-func (*Hello) Type() Type     { return TypeHello }
-func (*Auth) Type() Type      { return TypeAuth }
-func (*Welcome) Type() Type   { return TypeWelcome }
-func (*Error) Type() Type     { return TypeError }
-func (*OK) Type() Type        { return TypeOK }
-func (*Create) Type() Type    { return TypeCreate }
-func (*AddMember) Type() Type { return TypeAddMember }
-func (*ListDocs) Type() Type  { return TypeListDocs }
-func (*Docs) Type() Type      { return TypeDocs }
-func (*Subscribe) Type() Type { return TypeSubscribe }
-func (*Push) Type() Type      { return TypePush }
-func (*Ack) Type() Type       { return TypeAck }
-func (*Deliver) Type() Type   { return TypeDeliver }
-func (*CaughtUp) Type() Type  { return TypeCaughtUp }
+func (*Hello) Type() Type       { return TypeHello }
+func (*Auth) Type() Type        { return TypeAuth }
+func (*Welcome) Type() Type     { return TypeWelcome }
+func (*Error) Type() Type       { return TypeError }
+func (*OK) Type() Type          { return TypeOK }
+func (*ListDocs) Type() Type    { return TypeListDocs }
+func (*Docs) Type() Type        { return TypeDocs }
+func (*Subscribe) Type() Type   { return TypeSubscribe }
+func (*Push) Type() Type        { return TypePush }
+func (*Ack) Type() Type         { return TypeAck }
+func (*Deliver) Type() Type     { return TypeDeliver }
+func (*CaughtUp) Type() Type    { return TypeCaughtUp }
+func (*AppendEntry) Type() Type { return TypeAppendEntry }
+func (*EntryAck) Type() Type    { return TypeEntryAck }
+func (*GetLog) Type() Type      { return TypeGetLog }
+func (*Log) Type() Type         { return TypeLog }
+func (*PostInvite) Type() Type  { return TypePostInvite }
+func (*TakeInvite) Type() Type  { return TypeTakeInvite }
+func (*Invite) Type() Type      { return TypeInvite }
 
 // Error implements the error interface so a client can return a relay's
 // Error message as it is.
@@ -310,10 +395,6 @@ func newMessage(t Type) Message {
 		return &Error{}
 	case TypeOK:
 		return &OK{}
-	case TypeCreate:
-		return &Create{}
-	case TypeAddMember:
-		return &AddMember{}
 	case TypeListDocs:
 		return &ListDocs{}
 	case TypeDocs:
@@ -328,6 +409,20 @@ func newMessage(t Type) Message {
 		return &Deliver{}
 	case TypeCaughtUp:
 		return &CaughtUp{}
+	case TypeAppendEntry:
+		return &AppendEntry{}
+	case TypeEntryAck:
+		return &EntryAck{}
+	case TypeGetLog:
+		return &GetLog{}
+	case TypeLog:
+		return &Log{}
+	case TypePostInvite:
+		return &PostInvite{}
+	case TypeTakeInvite:
+		return &TakeInvite{}
+	case TypeInvite:
+		return &Invite{}
 	}
 	return nil
 }

@@ -11,19 +11,25 @@ import (
 
 func TestEncodeDecodeEveryType(t *testing.T) {
 	msgs := []Message{
-		&Hello{Version: Version, Relay: "127.0.0.1:8080", Challenge: bytes.Repeat([]byte{7}, ChallengeSize)},
+		&Hello{Version: Version, Relay: "127.0.0.1:8080", Challenge: bytes.Repeat([]byte{7}, ChallengeSize), RelayKey: make([]byte, 32)},
 		&Auth{Version: Version, Device: make([]byte, 32), Signature: make([]byte, 64)},
 		&Welcome{Version: Version},
 		&Error{Ref: 3, Code: CodeNotMember, Message: "device is not a member"},
 		&OK{Ref: 4},
-		&Create{Ref: 5, Doc: make([]byte, 16), SealedKey: []byte{1, 2}},
-		&AddMember{Ref: 6, Doc: make([]byte, 16), Member: make([]byte, 32), SealedKey: []byte{3}},
+		&AppendEntry{Ref: 5, Doc: make([]byte, 16), Entry: []byte{1, 2}},
+		&EntryAck{Ref: 6, Doc: make([]byte, 16), Index: 2, Countersig: []byte{3}},
+		&GetLog{Ref: 16, Doc: make([]byte, 16), From: 1},
+		&Log{Ref: 17, Doc: make([]byte, 16), Entries: []LogEntry{{Entry: []byte{1}, Countersig: []byte{2}}}, More: true},
+		&PostInvite{Ref: 18, ID: make([]byte, 16), Response: []byte{4}},
+		&TakeInvite{Ref: 19, ID: make([]byte, 16)},
+		&Invite{Ref: 20, ID: make([]byte, 16), Response: []byte{5}},
 		&ListDocs{Ref: 7},
 		&Docs{Ref: 8, Grants: []Grant{{Doc: make([]byte, 16), SealedKey: []byte{4}, AddedBy: make([]byte, 32)}}},
 		&Subscribe{Ref: 9, Doc: make([]byte, 16), After: 12, IncludeOwn: true},
 		&Push{Ref: 10, Doc: make([]byte, 16), Envelope: []byte{5, 6}},
 		&Ack{Ref: 11, Doc: make([]byte, 16), Cursor: 13},
 		&Deliver{Doc: make([]byte, 16), Cursor: 14, Envelope: []byte{7}},
+		&Deliver{Doc: make([]byte, 16), Cursor: 15, Entry: []byte{8}, Countersig: []byte{9}},
 		&CaughtUp{Doc: make([]byte, 16), Cursor: 15},
 	}
 	for _, m := range msgs {

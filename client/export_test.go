@@ -1,0 +1,21 @@
+package client
+
+import "interlude/sync/envelope"
+
+// EpochKeysForTest returns every document key of doc this device holds,
+// for tests that check what a removed member can decrypt.
+func EpochKeysForTest(c *Client, doc envelope.DocID) [][]byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d, ok := c.docs[doc]
+	if !ok {
+		return nil
+	}
+	var keys [][]byte
+	for _, k := range d.meta.EpochKeys {
+		if k != nil {
+			keys = append(keys, append([]byte(nil), k...))
+		}
+	}
+	return keys
+}

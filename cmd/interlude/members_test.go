@@ -1,0 +1,51 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestInviteJoinFlow scripts a therapist inviting a client by link: the
+// client joins, both see one comparison code, the client reads the
+// journal, and the link does not work a second time.
+func TestInviteJoinFlow(t *testing.T) {
+	relayURL := startTestRelay(t)
+	therapist := filepath.Join(t.TempDir(), "therapist")
+	patient := filepath.Join(t.TempDir(), "patient")
+	stranger := filepath.Join(t.TempDir(), "stranger")
+	for _, p := range []string{therapist, patient, stranger} {
+		run(t, "id", "new", "--profile", p)
+	}
+
+	doc := strings.TrimSpace(run(t, "doc", "new", "--profile", therapist))
+	run(t, "doc", "write", "--profile", therapist, doc, "First", "session.")
+	run(t, "sync", "--profile", therapist, "--relay", relayURL)
+	link := strings.TrimSpace(run(t, "doc", "invite", "--profile", therapist, "--relay", relayURL, doc))
+	if !strings.Contains(link, "#invite=") {
+		t.Fatalf("doc invite printed %q, want a link with the secret after #invite=", link)
+	}
+
+	joined := run(t, "doc", "join", "--profile", patient, "--relay", relayURL, link)
+	code, ok := strings.CutPrefix(strings.TrimSpace(joined), "comparison code ")
+	if !ok {
+		t.Fatalf("doc join printed %q, want the comparison code", joined)
+	}
+	var stdout, stderr bytes.Buffer
+	err := Run(context.Background(), []string{"doc", "join", "--profile", stranger, "--relay", relayURL, link}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "invitation_used") {
+		t.Fatalf("second doc join of one link: err = %v, want invitation_used", err)
+	}
+
+	run(t, "sync", "--profile", therapist, "--relay", relayURL)
+	members := run(t, "doc", "members", "--profile", therapist, doc)
+	if !strings.Contains(members, "accepted\tcomparison code "+code) {
+		t.Fatalf("doc members = %q, want the invitation accepted with code %s", members, code)
+	}
+	run(t, "sync", "--profile", patient, "--relay", relayURL)
+	if got := run(t, "doc", "cat", "--profile", patient, doc); got != "First session.\n" {
+		t.Fatalf("doc cat on the patient's device = %q, want %q", got, "First session.\n")
+	}
+}

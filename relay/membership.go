@@ -1,0 +1,311 @@
+package relay
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"interlude/sync/envelope"
+	"interlude/sync/membership"
+	"interlude/sync/wire"
+)
+
+// The relay orders each document's membership log and decides every
+// request from it: members may subscribe, writers and admins may push,
+// admins may change the membership. It checks entries without any
+// document key (see package sync/membership), and it countersigns each
+// entry it accepts, so a relay that shows two members different logs
+// hands out two countersigned entries at one index: a proof of its fork.
+
+var relayKeyKey = []byte{prefixMeta, 'r', 'e', 'l', 'a', 'y', 'k', 'e', 'y'}
+
+// loadRelayKey returns the relay's countersigning key, creating and
+// storing one in a new database. The key lives in the database, so it is
+// encrypted at rest with it.
+func (s *store) loadRelayKey() (ed25519.PrivateKey, error) {
+	var seed []byte
+	err := s.db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get(relayKeyKey)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			seed = make([]byte, ed25519.SeedSize)
+			if _, err := rand.Read(seed); err != nil {
+				return fmt.Errorf("read random relay key: %w", err)
+			}
+			return txn.Set(relayKeyKey, seed)
+		}
+		if err != nil {
+			return err
+		}
+		seed, err = item.ValueCopy(nil)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load relay countersigning key: %w", err)
+	}
+	if len(seed) != ed25519.SeedSize {
+		return nil, fmt.Errorf("relay countersigning key is %d bytes, want %d: the data directory is damaged", len(seed), ed25519.SeedSize)
+	}
+	return ed25519.NewKeyFromSeed(seed), nil
+}
+
+// staleLogError is returned by appendMember for an entry that does not
+// follow the log's head.
+type staleLogError struct {
+	Index, Len uint64
+}
+
+func (e *staleLogError) Error() string {
+	return fmt.Sprintf("membership entry has index %d, but the log has %d entries: fetch the log with GetLog and rebuild the entry on its head", e.Index, e.Len)
+}
+
+// membershipState returns doc's membership state, or an empty state for a
+// document with no log. The caller must not change it.
+func (s *store) membershipState(doc envelope.DocID) (*membership.State, error) {
+	s.statesMu.Lock()
+	st, ok := s.states[doc]
+	s.statesMu.Unlock()
+	if ok {
+		return st, nil
+	}
+	st = &membership.State{}
+	records, err := s.memberRecords(doc, 0)
+	if err != nil {
+		return nil, err
+	}
+	for _, rec := range records {
+		e, err := membership.Decode(rec.Entry)
+		if err != nil {
+			return nil, fmt.Errorf("stored membership entry of document %s: %w", doc, err)
+		}
+		if err := st.Apply(e); err != nil {
+			return nil, fmt.Errorf("stored membership log of document %s: %w", doc, err)
+		}
+	}
+	// An append that committed while this read ran has cached a newer
+	// state, which must not be replaced by this one.
+	s.statesMu.Lock()
+	if cached, ok := s.states[doc]; ok {
+		st = cached
+	} else {
+		s.states[doc] = st
+	}
+	s.statesMu.Unlock()
+	return st, nil
+}
+
+// appendMember checks raw, an encoded membership entry sent by device, and
+// appends it to doc's log with the relay's countersignature. It returns
+// the entry's index and the countersignature. An entry the log already
+// holds byte for byte returns its stored countersignature, so a client
+// can retry. Errors: *staleLogError, or one wrapping membership.ErrMalformed,
+// ErrSignature, ErrNotAllowed, ErrChain or ErrInvalid.
+func (s *store) appendMember(doc envelope.DocID, device deviceKey, raw []byte) (index uint64, countersig []byte, stored bool, err error) {
+	defer s.locks.lock(doc)()
+
+	e, err := membership.Decode(raw)
+	if err != nil {
+		return 0, nil, false, err
+	}
+	if e.Doc != doc {
+		return 0, nil, false, fmt.Errorf("%w: entry is for document %x, the request names %s", membership.ErrInvalid, e.Doc[:], doc)
+	}
+	if e.Author != device {
+		return 0, nil, false, fmt.Errorf("%w: entry author %x is not this connection's device %x: send only entries this device signed", membership.ErrNotAllowed, e.Author[:8], device[:8])
+	}
+	st, err := s.membershipState(doc)
+	if err != nil {
+		return 0, nil, false, err
+	}
+	if e.Index < st.Len() {
+		same, sig, err := s.sameMemberEntry(doc, e.Index, raw)
+		if err != nil {
+			return 0, nil, false, err
+		}
+		if same {
+			return e.Index, sig, false, nil
+		}
+		return 0, nil, false, &staleLogError{Index: e.Index, Len: st.Len()}
+	}
+	if e.Index > st.Len() {
+		return 0, nil, false, &staleLogError{Index: e.Index, Len: st.Len()}
+	}
+	next := st.Clone()
+	if err := next.Apply(e); err != nil {
+		return 0, nil, false, err
+	}
+
+	sig := membership.Countersign(s.relayKey, doc, e.Index, e.Hash())
+	err = s.db.Update(func(txn *badger.Txn) error {
+		// The entry is ordered after the envelopes stored so far, so
+		// subscribers receive it before any envelope that names it.
+		after, err := getUint(txn, lastCursorKey(doc))
+		if err != nil {
+			return err
+		}
+		value := make([]byte, 0, 8+len(device)+len(sig)+len(raw))
+		value = binary.BigEndian.AppendUint64(value, after)
+		value = append(value, device[:]...)
+		value = append(value, sig[:]...)
+		value = append(value, raw...)
+		if err := txn.Set(entryKey(doc, e.Index), value); err != nil {
+			return err
+		}
+		return updateMemberIndex(txn, doc, e)
+	})
+	if err != nil {
+		return 0, nil, false, err
+	}
+	s.statesMu.Lock()
+	s.states[doc] = next
+	s.statesMu.Unlock()
+	return e.Index, sig[:], true, nil
+}
+
+// updateMemberIndex keeps the member records that Subscribe and ListDocs
+// read in step with the log: each member's record holds the newest key
+// sealed to it.
+func updateMemberIndex(txn *badger.Txn, doc envelope.DocID, e *membership.Entry) error {
+	if e.Op == membership.OpRemove {
+		if err := txn.Delete(memberKey(doc, e.Subject.Sign)); err != nil {
+			return err
+		}
+		if err := txn.Delete(deviceDocKey(e.Subject.Sign, doc)); err != nil {
+			return err
+		}
+	}
+	for _, k := range e.Keys {
+		if err := setMember(txn, doc, k.Member, e.Author, k.Sealed[:]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *store) sameMemberEntry(doc envelope.DocID, index uint64, raw []byte) (bool, []byte, error) {
+	records, err := s.memberRecords(doc, index)
+	if err != nil {
+		return false, nil, err
+	}
+	if len(records) == 0 || records[0].Index != index {
+		return false, nil, fmt.Errorf("membership entry %d of document %s is missing below the log's length", index, doc)
+	}
+	return bytes.Equal(records[0].Entry, raw), records[0].Countersig, nil
+}
+
+// memberRecord is one stored membership entry.
+type memberRecord struct {
+	Index uint64
+	// After is the document's last envelope cursor when the entry was
+	// appended.
+	After      uint64
+	Author     deviceKey
+	Entry      []byte
+	Countersig []byte
+}
+
+// memberRecords returns doc's membership entries from index from.
+func (s *store) memberRecords(doc envelope.DocID, from uint64) ([]memberRecord, error) {
+	var records []memberRecord
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		records, err = readMemberRecords(txn, doc, from)
+		return err
+	})
+	return records, err
+}
+
+func readMemberRecords(txn *badger.Txn, doc envelope.DocID, from uint64) ([]memberRecord, error) {
+	var records []memberRecord
+	prefix := key(prefixEntry, doc[:])
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
+	defer it.Close()
+	for it.Seek(entryKey(doc, from)); it.Valid(); it.Next() {
+		v, err := it.Item().ValueCopy(nil)
+		if err != nil {
+			return nil, err
+		}
+		if len(v) < 8+ed25519.PublicKeySize+ed25519.SignatureSize {
+			return nil, fmt.Errorf("membership record of document %s is %d bytes, too short", doc, len(v))
+		}
+		r := memberRecord{Index: binary.BigEndian.Uint64(it.Item().Key()[len(prefix):]), After: binary.BigEndian.Uint64(v)}
+		v = v[8:]
+		v = v[copy(r.Author[:], v):]
+		r.Countersig, r.Entry = v[:ed25519.SignatureSize], v[ed25519.SignatureSize:]
+		records = append(records, r)
+	}
+	return records, nil
+}
+
+// maxLogReply bounds the entry bytes of one Log reply, well below
+// wire.MaxFrame.
+// NOTE: no test builds a log this large, so the paging path (Log.More)
+// has not run.
+const maxLogReply = 3 << 20
+
+// memberLog returns doc's countersigned membership entries from index
+// from, at least one if there is one, and more set when it stopped before
+// the end to stay under maxLogReply.
+func (s *store) memberLog(doc envelope.DocID, from uint64) (entries []wire.LogEntry, more bool, err error) {
+	records, err := s.memberRecords(doc, from)
+	if err != nil {
+		return nil, false, err
+	}
+	entries = make([]wire.LogEntry, 0, len(records))
+	size := 0
+	for _, r := range records {
+		size += len(r.Entry) + len(r.Countersig)
+		if len(entries) > 0 && size > maxLogReply {
+			return entries, true, nil
+		}
+		entries = append(entries, wire.LogEntry{Entry: r.Entry, Countersig: r.Countersig})
+	}
+	return entries, false, nil
+}
+
+func entryKey(doc envelope.DocID, index uint64) []byte {
+	return key(prefixEntry, doc[:], be64(index))
+}
+
+// postInvite stores the response to invitation id unless another is
+// stored. It reports whether the stored response is this one.
+func (s *store) postInvite(id, response []byte) (bool, error) {
+	ok := false
+	err := s.db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get(key(prefixInvite, id))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			ok = true
+			return txn.Set(key(prefixInvite, id), response)
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			ok = bytes.Equal(v, response)
+			return nil
+		})
+	})
+	return ok, err
+}
+
+// takeInvite returns the response stored for invitation id, or nil.
+// The response stays stored, so the invitation cannot take another.
+func (s *store) takeInvite(id []byte) ([]byte, error) {
+	var resp []byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(key(prefixInvite, id))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		resp, err = item.ValueCopy(nil)
+		return err
+	})
+	return resp, err
+}
