@@ -11,11 +11,13 @@
 //	fingerprint() -> string, or "" before start
 //	journal() -> Promise<docId>   the device's journal, created on first use
 //	text(docId) -> string, or null for a document this device does not hold
-//	setText(docId, text) -> Promise   resolves once saved on this device
+//	setText(docId, text[, base]) -> Promise   resolves once saved on this device; base is the text the editor started from
 //	share(docId, publicID) -> Promise<{fingerprint}>
 //	status(docId) -> {state: "saved"|"waiting"|"synced", pending, connected}
 //	onChange(fn)   fn(docId) runs after a local or remote change or a
 //	               change of sync status
+//	reports(docId) -> Promise<[{kind, author, seq, time, detail}]>   problems
+//	               found in what the relay delivered
 //
 // A rejected Promise carries an Error whose name is the kind of
 // failure: QuotaExceededError (and the other DOMException names from
@@ -346,6 +348,12 @@ func (a *app) text(args []js.Value) any {
 func (a *app) setText(args []js.Value) any {
 	doc, docErr := docArg(args, 0)
 	text, textErr := stringArg(args, 1, "text")
+	// The optional third argument is the text the editor started from.
+	var base *string
+	if len(args) > 2 && args[2].Type() == js.TypeString {
+		b := args[2].String()
+		base = &b
+	}
 	return promise(func() (any, error) {
 		c := a.current()
 		if c == nil {
@@ -354,7 +362,13 @@ func (a *app) setText(args []js.Value) any {
 		if err := errors.Join(docErr, textErr); err != nil {
 			return nil, err
 		}
-		if err := c.SetText(context.Background(), doc, text); err != nil {
+		var err error
+		if base != nil {
+			err = c.SetTextFrom(context.Background(), doc, *base, text)
+		} else {
+			err = c.SetText(context.Background(), doc, text)
+		}
+		if err != nil {
 			return nil, err
 		}
 		// The view includes this edit once the Promise resolves.

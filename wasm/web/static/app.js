@@ -24,6 +24,10 @@
   const connection = $("connection");
 
   let journalID = "";
+  // The text the textarea last loaded from, or saved to, the document.
+  // Saves send it with the new text, so edits that reached the document
+  // meanwhile are kept around the local change rather than overwritten.
+  let base = "";
   let dirty = false; // the textarea has edits not yet passed to setText
   let saving = null; // the Promise of the setText in flight
   let saveTimer = 0;
@@ -53,6 +57,7 @@
     $("fingerprint").textContent = S.fingerprintLabel(info.fingerprint);
     const text = globalThis.interlude.text(journalID);
     entry.value = typeof text === "string" ? text : "";
+    base = entry.value;
     for (const id of ["entry", "copy-id", "share-id", "share-button"]) {
       $(id).disabled = false;
     }
@@ -159,8 +164,10 @@
     if (!dirty || !journalID) return;
 
     dirty = false;
-    saving = globalThis.interlude.setText(journalID, entry.value).then(
+    const next = entry.value;
+    saving = globalThis.interlude.setText(journalID, next, base).then(
       () => {
+        base = next;
         saveError = null;
       },
       (err) => {
@@ -178,10 +185,8 @@
 
   function onChange(docID) {
     if (docID !== journalID) return;
-    // NOTE: setText replaces the whole text, so a remote edit that arrives
-    // while local edits wait for their save is overwritten by that save.
-    // The window is the save delay; the text is refreshed only when no
-    // local edit is waiting.
+    // While local edits wait for their save, the textarea keeps them; the
+    // save merges them with what arrived, and this refresh follows it.
     if (!dirty && !saving) {
       const text = globalThis.interlude.text(journalID);
       if (typeof text === "string" && text !== entry.value) replaceText(text);
@@ -218,6 +223,7 @@
     const shift = next.length - prev.length;
     const move = (pos) => (pos <= common ? pos : Math.max(common, pos + shift));
     entry.value = next;
+    base = next;
     entry.setSelectionRange(move(start), move(end));
   }
 
