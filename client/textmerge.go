@@ -12,7 +12,7 @@ import (
 // was read, the local change is applied around them instead of over them,
 // so neither side's words are lost.
 //
-// An editor that only knows its old and new text (a plain textarea) calls
+// An editor that has only its old and new text (a plain textarea) calls
 // this on each save with the text it last loaded or saved as base.
 func (c *Client) SetTextFrom(ctx context.Context, doc envelope.DocID, base, next string) error {
 	return c.Edit(ctx, doc, func(t *crdt.Text) error {
