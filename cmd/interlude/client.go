@@ -13,6 +13,8 @@ import (
 
 	"interlude/client"
 	"interlude/client/badgerstore"
+	"interlude/client/keyring"
+	"interlude/client/securestore"
 	"interlude/client/wstransport"
 	"interlude/crdt"
 	"interlude/sync/envelope"
@@ -25,8 +27,11 @@ const defaultRelay = "ws://127.0.0.1:8080/v1/sync"
 // profileFlags are the flags every client subcommand takes.
 type profileFlags struct {
 	profile string
-	relay   string
-	verbose bool
+	// passphraseFile names a file whose first line unlocks the profile's
+	// encrypted store; empty for a store that is not encrypted.
+	passphraseFile string
+	relay          string
+	verbose        bool
 }
 
 func newClientFlags(name string, stderr io.Writer, withRelay bool) (*flag.FlagSet, *profileFlags) {
@@ -34,6 +39,7 @@ func newClientFlags(name string, stderr io.Writer, withRelay bool) (*flag.FlagSe
 	fs.SetOutput(stderr)
 	p := &profileFlags{}
 	fs.StringVar(&p.profile, "profile", defaultProfile(), "profile `folder` with this device's identity and local store (env INTERLUDE_PROFILE)")
+	fs.StringVar(&p.passphraseFile, "passphrase-file", os.Getenv("INTERLUDE_PASSPHRASE_FILE"), "`file` whose first line is the passphrase that encrypts the local store; the first command that opens the store with it encrypts it (env INTERLUDE_PASSPHRASE_FILE)")
 	if withRelay {
 		relay := os.Getenv("INTERLUDE_RELAY")
 		if relay == "" {
@@ -62,8 +68,13 @@ func openClient(ctx context.Context, p *profileFlags, stderr io.Writer) (*client
 	if err != nil {
 		return nil, err
 	}
-	store, err := badgerstore.Open(filepath.Join(p.profile, "store"))
+	raw, err := badgerstore.Open(filepath.Join(p.profile, "store"))
 	if err != nil {
+		return nil, err
+	}
+	store, err := unlockStore(ctx, raw, p.passphraseFile)
+	if err != nil {
+		raw.Close()
 		return nil, err
 	}
 	logger := slog.New(slog.DiscardHandler)
@@ -109,6 +120,42 @@ func runIDShow(_ context.Context, args []string, stdout, stderr io.Writer) error
 	printPublicID(id, stdout, stderr)
 	return nil
 }
+
+// unlockStore wraps raw in an encrypted store when a passphrase file is
+// given, and refuses to open an encrypted store without one.
+func unlockStore(ctx context.Context, raw client.Store, passphraseFile string) (client.Store, error) {
+	if passphraseFile == "" {
+		encrypted := false
+		err := raw.Scan(ctx, []byte(securestore.ReservedPrefix), func(_, _ []byte) error {
+			encrypted = true
+			return errStopScan
+		})
+		if err != nil && !errors.Is(err, errStopScan) {
+			return nil, err
+		}
+		if encrypted {
+			return nil, errors.New("this profile's store is encrypted: pass --passphrase-file FILE with its passphrase")
+		}
+		return raw, nil
+	}
+	b, err := os.ReadFile(passphraseFile)
+	if err != nil {
+		return nil, fmt.Errorf("read passphrase: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	line = strings.TrimSuffix(line, "\r")
+	if line == "" {
+		return nil, fmt.Errorf("passphrase file %s is empty: write the passphrase on its first line", passphraseFile)
+	}
+	unlock := securestore.PassphraseUnlocker{Passphrase: keyring.NewPassphrase(line)}
+	store, err := securestore.Open(ctx, raw, unlock, securestore.Options{})
+	if errors.Is(err, securestore.ErrWrongKey) {
+		return nil, fmt.Errorf("the passphrase in %s does not unlock this profile's store: check the file", passphraseFile)
+	}
+	return store, err
+}
+
+var errStopScan = errors.New("stop scan")
 
 // printPublicID writes the public id alone to stdout, so a script can take
 // it with $(interlude id show), and the fingerprint to stderr for a person.

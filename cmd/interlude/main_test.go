@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"io/fs"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -100,5 +102,58 @@ func TestCommandErrors(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if err := Run(context.Background(), nil, &stdout, &stderr); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("no arguments: err = %v, want flag.ErrHelp", err)
+	}
+}
+
+// TestEncryptedProfile keeps a profile's store encrypted under a
+// passphrase: the journal reads back with it, not without it, and the
+// store's files do not contain the words.
+func TestEncryptedProfile(t *testing.T) {
+	profile := filepath.Join(t.TempDir(), "profile")
+	pass := filepath.Join(t.TempDir(), "passphrase")
+	if err := os.WriteFile(pass, []byte("correct horse battery staple\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run(t, "id", "new", "--profile", profile)
+	doc := strings.TrimSpace(run(t, "doc", "new", "--profile", profile, "--passphrase-file", pass))
+	run(t, "doc", "write", "--profile", profile, "--passphrase-file", pass, doc, "marker-5c1e", "slept", "well")
+	if got := run(t, "doc", "cat", "--profile", profile, "--passphrase-file", pass, doc); got != "marker-5c1e slept well\n" {
+		t.Fatalf("doc cat with the passphrase = %q", got)
+	}
+
+	var stdout, stderr bytes.Buffer
+	err := Run(context.Background(), []string{"doc", "cat", "--profile", profile, doc}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "--passphrase-file") {
+		t.Errorf("doc cat without the passphrase: err = %v, want a hint to pass --passphrase-file", err)
+	}
+	wrong := filepath.Join(t.TempDir(), "wrong")
+	if err := os.WriteFile(wrong, []byte("not it\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err = Run(context.Background(), []string{"doc", "cat", "--profile", profile, "--passphrase-file", wrong, doc}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "does not unlock") {
+		t.Errorf("doc cat with a wrong passphrase: err = %v, want it to say the passphrase does not unlock the store", err)
+	}
+
+	files := 0
+	err = filepath.WalkDir(filepath.Join(profile, "store"), func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		files++
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(b, []byte("marker-5c1e")) {
+			t.Errorf("%s contains the journal's words", path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files == 0 {
+		t.Fatal("no store files: the scan checked nothing")
 	}
 }
