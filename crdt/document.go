@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"unicode/utf8"
 )
 
 // Doc is one replica of a document: named root containers, the operations
@@ -16,7 +15,12 @@ type Doc struct {
 	replica  ReplicaID
 	own      *replicaState // state of replica; edits get counters from own.next
 	replicas map[ReplicaID]*replicaState
-	texts    map[string]*Text
+
+	roots map[rootKey]*container
+	// nested maps the id of every operation that created a nested
+	// container to it. Concurrent creations that merged map to one
+	// container.
+	nested map[opID]*container
 
 	// history lists every applied operation in the order it was applied,
 	// which respects causality, so re-encoding it in this order gives
@@ -38,12 +42,17 @@ type heldUpdate struct {
 
 // NewDoc returns an empty document whose local edits belong to replica.
 func NewDoc(replica ReplicaID) *Doc {
-	d := &Doc{
-		replicas: make(map[ReplicaID]*replicaState),
-		texts:    make(map[string]*Text),
-	}
+	d := newDoc()
 	d.setReplica(replica)
 	return d
+}
+
+func newDoc() *Doc {
+	return &Doc{
+		replicas: make(map[ReplicaID]*replicaState),
+		roots:    make(map[rootKey]*container),
+		nested:   make(map[opID]*container),
+	}
 }
 
 func (d *Doc) setReplica(replica ReplicaID) {
@@ -64,31 +73,6 @@ func (d *Doc) replicaState(r ReplicaID) *replicaState {
 // Replica returns the replica that local edits are made as.
 func (d *Doc) Replica() ReplicaID {
 	return d.replica
-}
-
-// Text returns the root text container called name, creating it if the
-// document has none. A text appears in State once it has been edited here
-// or by an applied update, so that replicas holding the same updates
-// always show the same state. It returns ErrInvalidUTF8 if name is not
-// valid UTF-8. ErrTypeMismatch, for a name that belongs to a container of
-// another type, cannot occur while texts are the only type.
-func (d *Doc) Text(name string) (*Text, error) {
-	if !utf8.ValidString(name) {
-		return nil, fmt.Errorf("text name %q: %w", name, ErrInvalidUTF8)
-	}
-
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.text(name), nil
-}
-
-func (d *Doc) text(name string) *Text {
-	t := d.texts[name]
-	if t == nil {
-		t = &Text{doc: d, name: name, tree: newTree()}
-		d.texts[name] = t
-	}
-	return t
 }
 
 // Version returns how many operations of each replica the document has
@@ -125,19 +109,75 @@ func (d *Doc) HeldBack() int {
 	return len(d.heldBack)
 }
 
-// State returns the value of every root container that has been edited,
-// keyed by name: a text is its string.
+// State returns the value of every root container that has been edited
+// here or by an applied update, keyed by name. A text is a string, a list
+// a []any, a map a map[string]any and a counter an int64, and nested
+// containers appear in place as their values. Plain values are copies in
+// the forms that Map.Set describes.
+//
+// When replicas created roots of different types under one name
+// concurrently, State shows the one of the lowest Kind, text before list
+// before map before counter. The others stay in the document, and edits
+// to them fail with ErrTypeMismatch.
 func (d *Doc) State() map[string]any {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 
-	state := make(map[string]any, len(d.texts))
-	for name, t := range d.texts {
-		if t.tree.root.total > 0 {
-			state[name] = t.stringLocked()
+	state := make(map[string]any)
+	for key, c := range d.roots {
+		if c.touched && !c.blocked {
+			state[key.name] = c.valueLocked()
 		}
 	}
 	return state
+}
+
+// checkOwnCounter returns ErrCounterOverflow if n more local operations
+// would take the replica past the maximum counter.
+func (d *Doc) checkOwnCounter(n int) error {
+	if d.own.next+uint64(n) > maxCounter {
+		return fmt.Errorf("edit as replica %d with %d operations: %w", d.replica, d.own.next, ErrCounterOverflow)
+	}
+	return nil
+}
+
+// applyLocalAtom makes and applies a local map or counter operation. A map
+// operation replaces every value of its key that the replica has seen and
+// gets a Lamport time above every operation on the key.
+func (d *Doc) applyLocalAtom(a *atom) {
+	a.id = opID{replica: d.replica, counter: d.own.next}
+	if a.kind != opCounterAdd {
+		a.lamport = 1
+		if mk := a.owner.keys[a.key]; mk != nil {
+			a.lamport = mk.lamport + 1
+			for _, e := range mk.live {
+				a.preds = append(a.preds, e.id)
+			}
+			slices.SortFunc(a.preds, compareIDs)
+		}
+	}
+	// Recorded first, so that applyMapOp finds a among the uncommitted
+	// operations.
+	d.advanceLocal(a.id.counter, 1)
+	d.applyAtom(d.own, a)
+}
+
+// applyAtom applies a map or counter operation of replica rs and records
+// it.
+func (d *Doc) applyAtom(rs *replicaState, a *atom) {
+	d.applyAtomEffect(a)
+	rs.atoms = append(rs.atoms, a)
+}
+
+// applyAtomEffect applies a to its map or counter without recording a.
+// Load uses it to replay recorded operations.
+func (d *Doc) applyAtomEffect(a *atom) {
+	if a.kind == opCounterAdd {
+		a.owner.sum = a.owner.sum.add(a.amount)
+	} else {
+		d.applyMapOp(a)
+	}
+	d.touch(a.owner)
 }
 
 // Commit returns one update with every local edit made since the last
@@ -152,7 +192,15 @@ func (d *Doc) Commit() []byte {
 	}
 	u := d.collect(coverGaps(d.uncommitted))
 	d.uncommitted = nil
-	return encodeUpdate(u)
+	data := encodeUpdate(u)
+	// Sets that remote operations replaced kept their values for this
+	// update only; every later update carries their replacement too.
+	for i := range u.ops {
+		if a := u.ops[i].atom; a != nil && a.replaced {
+			a.dropValue()
+		}
+	}
+	return data
 }
 
 // UpdatesSince returns, in causal order, the updates that a replica at

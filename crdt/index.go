@@ -1,16 +1,67 @@
 package crdt
 
 import (
+	"cmp"
 	"slices"
 	"sort"
 )
 
-// replicaState is the part of a document that one replica's operations made.
+// replicaState is the part of a document that one replica's operations
+// made. Every counter below next is in exactly one of items, deletes and
+// atoms.
 type replicaState struct {
 	id      ReplicaID
 	next    uint64      // operations [0, next) are applied
 	items   idIndex     // inserted runs of this replica, by counter
 	deletes []deleteRun // delete operations of this replica, by counter
+	atoms   []*atom     // map and counter operations, by counter
+	// elements lists the nested containers that list elements inserted
+	// by this replica hold, by counter, deleted elements included.
+	elements []*container
+}
+
+// addElement records the nested container c of a list element.
+func (rs *replicaState) addElement(c *container) {
+	i, _ := slices.BinarySearchFunc(rs.elements, c.id.counter, func(e *container, counter uint64) int {
+		return cmp.Compare(e.id.counter, counter)
+	})
+	rs.elements = slices.Insert(rs.elements, i, c)
+}
+
+// elementsIn returns the nested containers held by the list elements with
+// counters [lo, hi).
+func (rs *replicaState) elementsIn(lo, hi uint64) []*container {
+	i := sort.Search(len(rs.elements), func(i int) bool { return rs.elements[i].id.counter >= lo })
+	j := i
+	for j < len(rs.elements) && rs.elements[j].id.counter < hi {
+		j++
+	}
+	return rs.elements[i:j]
+}
+
+// atom is a map or counter operation, which takes one counter.
+type atom struct {
+	id      opID
+	kind    opKind     // opMapSet, opMapRemove or opCounterAdd
+	owner   *container // the map or counter
+	key     string     // map operations: the key
+	lamport uint64     // map operations: Lamport time on the key
+	preds   []opID     // map operations: the sets it replaces, ascending
+	// value is the set's value: a plain value, or the *container it
+	// created. Once another operation replaces the set, a plain value is
+	// dropped, because it can never show again.
+	value    any
+	replaced bool  // set: another operation has replaced it
+	amount   int64 // counter add
+}
+
+// findAtom returns the map or counter operation with counter, or nil.
+func (rs *replicaState) findAtom(counter uint64) *atom {
+	i := sort.Search(len(rs.atoms), func(i int) bool { return rs.atoms[i].id.counter >= counter })
+	if i < len(rs.atoms) && rs.atoms[i].id.counter == counter {
+		return rs.atoms[i]
+	}
+	return nil
 }
 
 // deleteRun records delete operations with consecutive counters whose
@@ -60,9 +111,20 @@ func appendDeleteRun(runs []deleteRun, run deleteRun) []deleteRun {
 // findDelete returns the index of the delete run that contains counter,
 // or -1.
 func (rs *replicaState) findDelete(counter uint64) int {
-	i := sort.Search(len(rs.deletes), func(i int) bool { return rs.deletes[i].end() > counter })
-	if i < len(rs.deletes) && rs.deletes[i].counter <= counter {
-		return i
+	// The binary searches here are written out, without sort.Search's
+	// function call per probe, because they run for every remote
+	// operation and every run of a loaded document.
+	lo, hi := 0, len(rs.deletes)
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if rs.deletes[mid].end() > counter {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	if lo < len(rs.deletes) && rs.deletes[lo].counter <= counter {
+		return lo
 	}
 	return -1
 }
@@ -83,9 +145,7 @@ func (x *idIndex) find(counter uint64) (*item, int) {
 	if ci < 0 {
 		return nil, 0
 	}
-	chunk := x.chunks[ci]
-	i := sort.Search(len(chunk), func(i int) bool { return chunk[i].id.counter > counter }) - 1
-	it := chunk[i]
+	it := x.chunks[ci][lastAtOrBefore(x.chunks[ci], counter)]
 	if counter >= it.end() {
 		return nil, 0
 	}
@@ -95,7 +155,41 @@ func (x *idIndex) find(counter uint64) (*item, int) {
 // chunkFor returns the index of the last chunk whose first item starts at
 // or before counter, or -1.
 func (x *idIndex) chunkFor(counter uint64) int {
-	return sort.Search(len(x.chunks), func(i int) bool { return x.chunks[i][0].id.counter > counter }) - 1
+	lo, hi := 0, len(x.chunks)
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if x.chunks[mid][0].id.counter > counter {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo - 1
+}
+
+// lastAtOrBefore returns the index of the last item of chunk that starts
+// at or before counter; the first item must.
+func lastAtOrBefore(chunk []*item, counter uint64) int {
+	lo, hi := 0, len(chunk)
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if chunk[mid].id.counter > counter {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo - 1
+}
+
+// build fills an empty index with items sorted by counter.
+func (x *idIndex) build(items []*item) {
+	for start := 0; start < len(items); start += maxChunkItems {
+		end := min(start+maxChunkItems, len(items))
+		chunk := make([]*item, end-start, maxChunkItems)
+		copy(chunk, items[start:end])
+		x.chunks = append(x.chunks, chunk)
+	}
 }
 
 // add inserts it in counter order. Appending is the common case, because
@@ -152,6 +246,71 @@ func (x *idIndex) each(f func(*item)) {
 	for _, chunk := range x.chunks {
 		for _, it := range chunk {
 			f(it)
+		}
+	}
+}
+
+// opCursor walks the operations of one replica in counter order, which
+// saves the searches of findDelete, items.find and findAtom when every
+// counter of a range is visited.
+type opCursor struct {
+	rs     *replicaState
+	seen   uint64 // Load: operations [0, seen) have been replayed
+	chunk  int    // next item: rs.items.chunks[chunk][index]
+	index  int
+	delete int // next delete run: rs.deletes[delete]
+	atom   int // next atom: rs.atoms[atom]
+}
+
+// seek moves the cursor to the operations that hold counter c and after.
+func (r *opCursor) seek(c uint64) {
+	rs := r.rs
+	r.delete = sort.Search(len(rs.deletes), func(i int) bool { return rs.deletes[i].end() > c })
+	r.atom = sort.Search(len(rs.atoms), func(i int) bool { return rs.atoms[i].id.counter >= c })
+	r.chunk, r.index = 0, 0
+	if ci := rs.items.chunkFor(c); ci >= 0 {
+		chunk := rs.items.chunks[ci]
+		r.chunk, r.index = ci, lastAtOrBefore(chunk, c)
+		if chunk[r.index].end() <= c {
+			r.index++
+			if r.index == len(chunk) {
+				r.chunk, r.index = ci+1, 0
+			}
+		}
+	}
+}
+
+// at returns the item, delete run or atom that holds counter c, which
+// must not be below the cursor.
+func (r *opCursor) at(c uint64) (*item, *deleteRun, *atom) {
+	rs := r.rs
+	if r.delete < len(rs.deletes) && rs.deletes[r.delete].counter <= c {
+		return nil, &rs.deletes[r.delete], nil
+	}
+	if r.atom < len(rs.atoms) && rs.atoms[r.atom].id.counter == c {
+		return nil, nil, rs.atoms[r.atom]
+	}
+	if r.chunk < len(rs.items.chunks) {
+		if it := rs.items.chunks[r.chunk][r.index]; it.id.counter <= c && c < it.end() {
+			return it, nil, nil
+		}
+	}
+	return nil, nil, nil
+}
+
+// passed moves the cursor past every operation that ends at or before end.
+func (r *opCursor) passed(end uint64) {
+	rs := r.rs
+	if r.delete < len(rs.deletes) && rs.deletes[r.delete].end() <= end {
+		r.delete++
+	}
+	if r.atom < len(rs.atoms) && rs.atoms[r.atom].id.counter < end {
+		r.atom++
+	}
+	if r.chunk < len(rs.items.chunks) && rs.items.chunks[r.chunk][r.index].end() <= end {
+		r.index++
+		if r.index == len(rs.items.chunks[r.chunk]) {
+			r.chunk, r.index = r.chunk+1, 0
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -194,5 +195,70 @@ func TestLoadRejectsAcausalHistory(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "comes before") {
 		t.Errorf("error = %v, want one about the order of operations", err)
+	}
+}
+
+// TestOpenCloseDoesNotGrowMemory loads, saves and drops a document many
+// times without editing it. The bytes must stay the same, and the live heap
+// after garbage collection must not grow with the number of rounds. This
+// is a leak check, not a timing: the bound is generous.
+func TestOpenCloseDoesNotGrowMemory(t *testing.T) {
+	d := NewDoc(1)
+	rng := rand.New(rand.NewPCG(3, 3))
+	for range 3000 {
+		mustEdit(t, d, randomEdit(t, d, rng, everyEdit))
+	}
+	saved, err := d.Save()
+	if err != nil {
+		t.Fatal(err)
+	}
+	liveHeap := func() uint64 {
+		runtime.GC()
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	var loadedDocs []*Doc
+	openClose := func(rounds int) {
+		for range rounds {
+			loaded, err := Load(saved, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, err := loaded.Save()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(again, saved) {
+				t.Fatalf("saving an unedited document gives %d bytes, was %d", len(again), len(saved))
+			}
+		}
+	}
+
+	// The heap of one loaded document shows how much a leak of each round
+	// would add.
+	before := liveHeap()
+	for range 10 {
+		loaded, err := Load(saved, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		loadedDocs = append(loadedDocs, loaded)
+	}
+	perDoc := (liveHeap() - before) / 10
+	runtime.KeepAlive(loadedDocs)
+
+	const rounds = 200
+	openClose(20)
+	base := liveHeap()
+	openClose(rounds)
+	grown := int64(liveHeap()) - int64(base)
+	t.Logf("one loaded document holds %d KiB; the heap grew by %d KiB over %d rounds", perDoc>>10, grown>>10, rounds)
+	if perDoc*rounds < 8<<20 {
+		t.Fatalf("a loaded document holds only %d bytes, too little for a leak to show", perDoc)
+	}
+	if limit := int64(perDoc * rounds / 8); grown > limit {
+		t.Errorf("the heap grew by %d bytes over %d rounds of load and save, more than %d", grown, rounds, limit)
 	}
 }

@@ -333,3 +333,18 @@ func replayConcurrent(t *testing.T, trace *concurrentTrace) {
 		}
 	}
 }
+
+func BenchmarkLoadSephBlog1(b *testing.B) {
+	trace := loadSequentialTrace(b, "seph-blog1.json.gz")
+	doc, _ := replayLocal(b, trace)
+	saved, err := doc.Save()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := Load(saved, 2); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -2,25 +2,32 @@ package crdt
 
 import "slices"
 
-// item is a run of code points inserted by one replica with consecutive
-// counters, where every code point after the first has the previous one as
-// its left origin and all share one right origin. Such a run behaves
-// exactly like the same code points inserted one by one, so it can be
-// split at any offset and rejoined when the halves meet again.
+// item is a run of elements of a text or list (code points or list
+// elements) that one replica inserted with consecutive counters. Every
+// element after the first has the previous one as its left origin, and all
+// share one right origin. Such a run behaves exactly like the same
+// elements inserted one by one, so it can be split at any offset and
+// rejoined when the halves meet again.
 type item struct {
-	id      opID   // id of the first code point
-	length  int    // code points in the run
-	left    opID   // left origin of the first code point, or noID
-	right   opID   // right origin of every code point, or noID
-	content []rune // the code points; nil once deleted
-	deleted bool   // tombstone: kept for ordering, invisible in the text
-	leaf    *node  // leaf of the text's tree that contains the item
-	text    *Text  // container that the item belongs to
+	id      opID   // id of the first element
+	length  int    // elements in the run
+	left    opID   // left origin of the first element, or noID
+	right   opID   // right origin of every element, or noID
+	content []rune // text: the code points; nil once deleted
+	// values holds a list's elements: plain values, and *container for
+	// nested containers; nil once deleted. The nested containers of a
+	// deleted run stay in the document, because late updates may still
+	// edit them (see replicaState.elements).
+	values  []any
+	deleted bool       // tombstone: kept for ordering, invisible in the value
+	scratch uint32     // zero except while Load checks the item order
+	leaf    *node      // leaf of the container's tree that contains the item
+	owner   *container // text or list that the item belongs to
 }
 
 func (it *item) end() uint64 { return it.id.counter + uint64(it.length) }
 
-// lastID returns the id of the item's last code point.
+// lastID returns the id of the item's last element.
 func (it *item) lastID() opID { return it.id.plus(it.length - 1) }
 
 func (it *item) visibleLength() int {
@@ -37,10 +44,11 @@ const (
 	maxChildren  = 32
 )
 
-// node is a node of a B-tree over a text's items in document order. Every
-// node stores how many code points lie below it, counting tombstones
-// (total) and not counting them (visible), so that a visible position and
-// the document index of an item are both found in logarithmic time.
+// node is a node of a B-tree over a text's or list's items in document
+// order. Every node stores how many elements lie below it, counting
+// tombstones (total) and not counting them (visible), so that a visible
+// position and the document index of an item are both found in
+// logarithmic time.
 type node struct {
 	parent   *node
 	children []*node // inner nodes only
@@ -52,10 +60,19 @@ type node struct {
 	next     *node
 }
 
-// tree holds a text's items, tombstones included, in document order.
+// tree holds the items of a text or list, tombstones included, in
+// document order.
 type tree struct {
 	root  *node
 	first *node // leftmost leaf
+
+	// cached is the leaf where the last findVisible ended and cachedStart
+	// the visible position of its first element. Edits are local, so the
+	// next search usually ends in the same leaf and skips the descent.
+	// A count change in another leaf, or a split, clears it; changes
+	// inside it leave cachedStart true.
+	cached      *node
+	cachedStart int
 }
 
 func newTree() tree {
@@ -63,36 +80,42 @@ func newTree() tree {
 	return tree{root: leaf, first: leaf}
 }
 
-// findVisible returns the live item that contains the visible code point
-// at pos and the offset of that code point in the item. pos must be less
-// than the visible length of the text.
-func (t *tree) findVisible(pos int) (*item, int) {
-	n := t.root
-	for !n.isLeaf {
-		next := n.children[len(n.children)-1]
-		for _, c := range n.children {
-			if pos < c.visible {
-				next = c
-				break
+// findVisible returns the live item that contains the visible element
+// at pos, the offset of that element in the item, and the item's index in
+// its leaf. pos must be less than the visible length of the container.
+func (t *tree) findVisible(pos int) (*item, int, int) {
+	n, start := t.cached, t.cachedStart
+	if n == nil || pos < start || pos >= start+n.visible {
+		n, start = t.root, 0
+		for !n.isLeaf {
+			next := n.children[len(n.children)-1]
+			for _, c := range n.children {
+				if pos-start < c.visible {
+					next = c
+					break
+				}
+				start += c.visible
 			}
-			pos -= c.visible
+			n = next
 		}
-		n = next
+		t.cached, t.cachedStart = n, start
 	}
-	var last *item
-	for _, it := range n.items {
+
+	pos -= start
+	last, lastIndex := (*item)(nil), -1
+	for i, it := range n.items {
 		if it.deleted {
 			continue
 		}
 		if pos < it.length {
-			return it, pos
+			return it, pos, i
 		}
 		pos -= it.length
-		last = it
+		last, lastIndex = it, i
 	}
 	// Only reachable if the counts were inconsistent; the last live item
 	// keeps callers from dereferencing nil.
-	return last, last.length - 1
+	return last, last.length - 1, lastIndex
 }
 
 func (t *tree) firstItem() *item {
@@ -119,8 +142,12 @@ func (t *tree) lastItem() *item {
 
 // nextItem returns the item after it in document order, or nil.
 func nextItem(it *item) *item {
-	n := it.leaf
-	i := indexInLeaf(it)
+	return nextAt(it.leaf, indexInLeaf(it))
+}
+
+// nextAt returns the item after index i of leaf n in document order, or
+// nil.
+func nextAt(n *node, i int) *item {
 	if i+1 < len(n.items) {
 		return n.items[i+1]
 	}
@@ -151,7 +178,7 @@ func indexInLeaf(it *item) int {
 	return slices.Index(it.leaf.items, it)
 }
 
-// indexOf returns the document index of the first code point of it,
+// indexOf returns the document index of the first element of it,
 // counting tombstones.
 func (t *tree) indexOf(it *item) int {
 	n := it.leaf
@@ -175,25 +202,28 @@ func (t *tree) indexOf(it *item) int {
 	return index
 }
 
-// addCounts adds to the counts of n and all its ancestors.
-func addCounts(n *node, visible, total int) {
-	for ; n != nil; n = n.parent {
+// addCounts adds to the counts of leaf and all its ancestors.
+func (t *tree) addCounts(leaf *node, visible, total int) {
+	if leaf != t.cached {
+		t.cached = nil
+	}
+	for n := leaf; n != nil; n = n.parent {
 		n.visible += visible
 		n.total += total
 	}
 }
 
-// insertAt puts it at index i of leaf and counts its code points.
+// insertAt puts it at index i of leaf and counts its elements.
 func (t *tree) insertAt(leaf *node, i int, it *item) {
 	leaf.items = slices.Insert(leaf.items, i, it)
 	it.leaf = leaf
-	addCounts(leaf, it.visibleLength(), it.length)
+	t.addCounts(leaf, it.visibleLength(), it.length)
 	if len(leaf.items) > maxLeafItems {
 		t.splitNode(leaf)
 	}
 }
 
-// insertAfter puts it right after prev, or first in the text if prev is nil.
+// insertAfter puts it right after prev, or first in the container if prev is nil.
 func (t *tree) insertAfter(prev, it *item) {
 	if prev == nil {
 		t.insertAt(t.first, 0, it)
@@ -202,7 +232,7 @@ func (t *tree) insertAfter(prev, it *item) {
 	t.insertAt(prev.leaf, indexInLeaf(prev)+1, it)
 }
 
-// insertBefore puts it right before next, or last in the text if next is nil.
+// insertBefore puts it right before next, or last in the container if next is nil.
 func (t *tree) insertBefore(next, it *item) {
 	if next == nil {
 		n := t.root
@@ -216,7 +246,7 @@ func (t *tree) insertBefore(next, it *item) {
 }
 
 // placeAfter puts it right after prev in prev's leaf without counting its
-// code points, because they were already counted as part of prev (a split).
+// elements, because they were already counted as part of prev (a split).
 func (t *tree) placeAfter(prev, it *item) {
 	leaf := prev.leaf
 	leaf.items = slices.Insert(leaf.items, indexInLeaf(prev)+1, it)
@@ -227,7 +257,7 @@ func (t *tree) placeAfter(prev, it *item) {
 }
 
 // removeMerged takes it out of its leaf without changing any count,
-// because its code points were moved into its neighbour (a merge). A leaf
+// because its elements were moved into its neighbour (a merge). A leaf
 // never becomes empty this way, since the neighbour stays in it.
 func removeMerged(it *item) {
 	i := indexInLeaf(it)
@@ -238,6 +268,7 @@ func removeMerged(it *item) {
 // splitNode moves the upper half of an overfull node into a new sibling
 // and splits the parent in turn when that overflows.
 func (t *tree) splitNode(n *node) {
+	t.cached = nil
 	sibling := &node{isLeaf: n.isLeaf, parent: n.parent}
 	if n.isLeaf {
 		half := len(n.items) / 2

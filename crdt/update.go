@@ -14,39 +14,63 @@ import (
 //	           Later fields name replicas by their index in this table.
 //	deps       count, then (replica index, counter) pairs. The update
 //	           needs operations [0, counter) of each listed replica.
-//	containers count, then per container: kind byte (0 = root), type
-//	           byte (1 = text), name as length-prefixed UTF-8
+//	containers count, then per container: kind byte, type byte (a Kind),
+//	           then for kind 0 (root) the name as length-prefixed UTF-8,
+//	           for kind 1 (nested) the id of the operation that created
+//	           it as (replica index, counter)
 //	ops        count, then per operation:
 //	             kind byte, container index, replica index, first counter,
 //	             then by kind:
-//	             insert:         length, left origin, right origin, content
-//	                             as length-prefixed UTF-8 of length code
-//	                             points
-//	             insert deleted: length, left origin, right origin, for
-//	                             code points deleted before the update was
-//	                             made, which travel without content
-//	             delete:         target count, then per target run: replica
-//	                             index, counter, length, backward byte. The
-//	                             operation's length is the targets' sum.
+//	             1 text insert:    length, left origin, right origin,
+//	                               content as length-prefixed UTF-8 of
+//	                               length code points
+//	             2 text insert of  length, left origin, right origin, for
+//	               deleted text:   code points deleted before the update
+//	                               was made, which travel without content
+//	             3 delete:         target count, then per target run:
+//	                               replica index, counter, length, backward
+//	                               byte. The operation's length is the
+//	                               targets' sum. Texts and lists.
+//	             4 list insert:    length, left origin, right origin, flags
+//	                               byte, then for flags 0 length values,
+//	                               and for flags 1, elements deleted before
+//	                               the update was made, which travel
+//	                               without values, the nested containers
+//	                               among them: count, then (offset from
+//	                               the previous one's offset + 1, type
+//	                               byte) pairs
+//	             5 map set:        key, Lamport time, replaced sets, value
+//	             6 map remove:     key, Lamport time, replaced sets
+//	             7 counter add:    amount as a zigzag varint
 //	origin     0 for none, else replica index + 1 followed by the counter
+//	replaced   count, then ids as (replica index, counter), ascending
+//	value      tag byte, then by tag: 0 null, 1 false, 2 true, 3 integer
+//	           (zigzag varint), 4 integer above the int64 range, 5 float64
+//	           (8 bytes little-endian), 6 string, 7 array (count, values),
+//	           8 object (count, then key and value pairs in ascending key
+//	           order), 9 new nested container (type byte), 10 dropped: the
+//	           value of a replaced map set, which travels without content
 //
-// Operations of one replica within an update have consecutive counters.
-// A replica can apply an update once it has applied the operations that
-// deps names and, for each replica whose operations the update carries,
-// all operations of that replica before the first one carried. Containers
-// are named by kind and type so that list, map, counter and nested
-// containers can be added without changing this framing.
+// Map and counter operations take one counter each; inserts and deletes
+// take one per element. Operations of one replica within an update have
+// consecutive counters. A replica can apply an update once it has applied
+// the operations that deps names and, for each replica whose operations
+// the update carries, all operations of that replica before the first one
+// carried.
 const tagUpdate = 0x01
 
-type containerType byte
+// Container kinds in the container table.
+const (
+	containerRoot   = 0
+	containerNested = 1
+)
 
-const typeText containerType = 1
-
-const containerRoot = 0
-
+// containerRef names a container in an update: a root by name and type, a
+// nested container by its type and the operation that created it.
 type containerRef struct {
-	typ  containerType
-	name string
+	kind    Kind
+	name    string
+	creator opID // noID for roots
 }
 
 type opKind byte
@@ -54,20 +78,38 @@ type opKind byte
 const (
 	opInsert        opKind = 1 // insert code points
 	opInsertDeleted opKind = 2 // insert code points already deleted; no content
-	opDelete        opKind = 3 // delete code points, one operation each
+	opDelete        opKind = 3 // delete elements, one operation each
+	opListInsert    opKind = 4 // insert list elements
+	opMapSet        opKind = 5
+	opMapRemove     opKind = 6
+	opCounterAdd    opKind = 7
 )
 
 // op is one decoded operation: a run of consecutive counters of one
 // replica in one container.
 type op struct {
 	kind      opKind
+	deleted   bool   // opListInsert: the elements were deleted
 	container int    // index into update.containers
 	id        opID   // first counter
-	length    uint64 // counters used: code points inserted or deleted
-	left      opID   // inserts: left origin of the first code point
-	right     opID   // inserts: right origin of every code point
+	length    uint64 // counters used
+	left      opID   // inserts: left origin of the first element
+	right     opID   // inserts: right origin of every element
 	content   []rune // opInsert only
-	targets   []deleteRun
+	// values holds the elements of a live opListInsert: plain values, and
+	// kindMarker for new nested containers.
+	values []any
+	// markers lists the nested containers among the elements of a
+	// deleted opListInsert.
+	markers []elementMarker
+	targets []deleteRun // opDelete
+	atom    *atom       // map and counter operations
+}
+
+// elementMarker is a deleted list element that holds a nested container.
+type elementMarker struct {
+	off  uint64 // offset in the operation
+	kind Kind
 }
 
 func (o *op) end() uint64 { return o.id.counter + o.length }
@@ -109,14 +151,15 @@ func (d *Doc) ready(u *update) bool {
 
 // collect builds an update with the applied operations in spans. The
 // spans must be in causal order, and the spans of one replica must follow
-// each other without gaps, as the update format requires. Deleted code
-// points travel without content.
+// each other without gaps, as the update format requires. Deleted
+// elements and replaced map values travel without content.
 func (d *Doc) collect(spans []span) *update {
 	b := updateBuilder{
 		u:          &update{deps: VersionVector{}},
-		containers: make(map[containerRef]int),
+		containers: make(map[*container]int),
 		ranges:     make(map[ReplicaID]span),
 	}
+	cursors := make(map[ReplicaID]*opCursor)
 	for _, s := range spans {
 		if r, ok := b.ranges[s.replica]; ok {
 			b.ranges[s.replica] = span{replica: s.replica, start: min(r.start, s.start), end: max(r.end, s.end)}
@@ -124,14 +167,24 @@ func (d *Doc) collect(spans []span) *update {
 			b.ranges[s.replica] = s
 		}
 		rs := d.replicas[s.replica]
+		cur := cursors[s.replica]
+		if cur == nil {
+			cur = &opCursor{rs: rs}
+			cursors[s.replica] = cur
+		}
+		cur.seek(s.start)
 		for c := s.start; c < s.end; {
-			if i := rs.findDelete(c); i >= 0 {
-				c = b.addDeletes(d, s.replica, rs.deletes[i], c, min(s.end, rs.deletes[i].end()))
-				continue
+			end := c + 1
+			switch it, run, a := cur.at(c); {
+			case run != nil:
+				end = b.addDeletes(d, s.replica, *run, c, min(s.end, run.end()))
+			case it != nil:
+				end = min(s.end, it.end())
+				b.addInsert(rs, it, int(c-it.id.counter), end)
+			default:
+				b.u.ops = append(b.u.ops, op{kind: a.kind, container: b.container(a.owner), id: a.id, length: 1, left: noID, right: noID, atom: a})
 			}
-			it, off := rs.items.find(c)
-			end := min(s.end, it.end())
-			b.addInsert(it, off, end)
+			cur.passed(end)
 			c = end
 		}
 	}
@@ -162,48 +215,78 @@ func coverGaps(spans []span) []span {
 
 type updateBuilder struct {
 	u          *update
-	containers map[containerRef]int
+	containers map[*container]int
 	ranges     map[ReplicaID]span // counters carried by the update
+	last       *container         // container of the previous lookup
+	lastIndex  int
 }
 
-func (b *updateBuilder) container(t *Text) int {
-	ref := containerRef{typ: typeText, name: t.name}
-	i, ok := b.containers[ref]
+// container returns the index of c in the update's container table. A
+// nested container is named by the operation that created it here first.
+// A container merged from concurrent creations has other creators too,
+// but receivers merge those creations the same way, so any of them names
+// it.
+func (b *updateBuilder) container(c *container) int {
+	// Consecutive operations are mostly in one container.
+	if c == b.last {
+		return b.lastIndex
+	}
+	i, ok := b.containers[c]
 	if !ok {
 		i = len(b.u.containers)
+		ref := containerRef{kind: c.kind, name: c.name, creator: c.id}
 		b.u.containers = append(b.u.containers, ref)
-		b.containers[ref] = i
+		b.containers[c] = i
 	}
+	b.last, b.lastIndex = c, i
 	return i
 }
 
-// addInsert adds the code points [off, end) of it, as counters.
-func (b *updateBuilder) addInsert(it *item, off int, end uint64) {
+// addInsert adds the elements [off, end) of it, an item of rs, as
+// counters.
+func (b *updateBuilder) addInsert(rs *replicaState, it *item, off int, end uint64) {
 	o := op{
-		kind:      opInsert,
-		container: b.container(it.text),
+		container: b.container(it.owner),
 		id:        it.id.plus(off),
 		left:      it.left,
 		right:     it.right,
+		deleted:   it.deleted,
 	}
 	o.length = end - o.id.counter
+	n := int(o.length)
 	if off > 0 {
 		o.left = it.id.plus(off - 1)
 	}
-	if it.deleted {
+	switch {
+	case it.owner.kind == KindList:
+		o.kind = opListInsert
+		o.values = part(it.values, off, off+n)
+		if it.deleted {
+			for _, c := range rs.elementsIn(o.id.counter, end) {
+				o.markers = append(o.markers, elementMarker{off: c.id.counter - o.id.counter, kind: c.kind})
+			}
+		}
+	case it.deleted:
 		o.kind = opInsertDeleted
-	} else {
-		o.content = it.content[off : off+int(o.length)]
+	default:
+		o.kind = opInsert
+		o.content = it.content[off : off+n]
 	}
 
-	if n := len(b.u.ops); n > 0 {
-		last := &b.u.ops[n-1]
-		if last.kind == o.kind && last.container == o.container && last.id.replica == o.id.replica &&
+	if k := len(b.u.ops); k > 0 {
+		last := &b.u.ops[k-1]
+		if last.kind == o.kind && last.deleted == o.deleted && last.container == o.container && last.id.replica == o.id.replica &&
 			last.end() == o.id.counter && o.left == last.id.plus(int(last.length)-1) && o.right == last.right {
-			last.length += o.length
-			if o.kind == opInsert {
+			switch o.kind {
+			case opInsert:
 				last.content = append(slices.Clip(last.content), o.content...)
+			case opListInsert:
+				last.values = append(slices.Clip(last.values), o.values...)
+				for _, m := range o.markers {
+					last.markers = append(last.markers, elementMarker{off: m.off + last.length, kind: m.kind})
+				}
 			}
+			last.length += o.length
 			return
 		}
 	}
@@ -217,7 +300,7 @@ func (b *updateBuilder) addDeletes(d *Doc, replica ReplicaID, run deleteRun, c, 
 	for c < end {
 		target := run.targetAt(c)
 		it, off := targets.items.find(target.counter)
-		// The code points of one item belong to one container, so a piece
+		// The elements of one item belong to one container, so a piece
 		// ends at the item's edge in the run's direction at the latest.
 		n := uint64(it.length - off)
 		if run.backward {
@@ -225,7 +308,7 @@ func (b *updateBuilder) addDeletes(d *Doc, replica ReplicaID, run deleteRun, c, 
 		}
 		n = min(n, end-c)
 		piece := deleteRun{counter: c, length: n, target: target, backward: run.backward && n > 1}
-		b.addDelete(replica, b.container(it.text), piece)
+		b.addDelete(replica, b.container(it.owner), piece)
 		c += n
 	}
 	return end
@@ -253,7 +336,8 @@ func (b *updateBuilder) addDelete(replica ReplicaID, container int, piece delete
 }
 
 // computeDeps sets the update's dependencies to every operation that its
-// operations refer to and that it does not carry itself.
+// operations refer to and that it does not carry itself: origins, delete
+// targets, replaced map sets and the creators of nested containers.
 func (b *updateBuilder) computeDeps() {
 	need := func(id opID) {
 		if id.isNone() {
@@ -264,6 +348,9 @@ func (b *updateBuilder) computeDeps() {
 		}
 		b.u.deps[id.replica] = max(b.u.deps[id.replica], id.counter+1)
 	}
+	for _, ref := range b.u.containers {
+		need(ref.creator)
+	}
 	for i := range b.u.ops {
 		o := &b.u.ops[i]
 		need(o.left)
@@ -271,6 +358,11 @@ func (b *updateBuilder) computeDeps() {
 		for _, t := range o.targets {
 			need(t.target)
 			need(t.targetAt(t.end() - 1))
+		}
+		if o.atom != nil {
+			for _, p := range o.atom.preds {
+				need(p)
+			}
 		}
 	}
 }
@@ -292,6 +384,11 @@ func encodeUpdate(u *update) []byte {
 	for _, r := range deps {
 		index(r)
 	}
+	for _, c := range u.containers {
+		if !c.creator.isNone() {
+			index(c.creator.replica)
+		}
+	}
 	for i := range u.ops {
 		o := &u.ops[i]
 		index(o.id.replica)
@@ -302,6 +399,11 @@ func encodeUpdate(u *update) []byte {
 		}
 		for _, t := range o.targets {
 			index(t.target.replica)
+		}
+		if o.atom != nil {
+			for _, p := range o.atom.preds {
+				index(p.replica)
+			}
 		}
 	}
 
@@ -318,9 +420,16 @@ func encodeUpdate(u *update) []byte {
 	}
 	e.uvarint(uint64(len(u.containers)))
 	for _, c := range u.containers {
-		e.byte(containerRoot)
-		e.byte(byte(c.typ))
-		e.string(c.name)
+		if c.creator.isNone() {
+			e.byte(containerRoot)
+			e.byte(byte(c.kind))
+			e.string(c.name)
+			continue
+		}
+		e.byte(containerNested)
+		e.byte(byte(c.kind))
+		e.uvarint(replicas[c.creator.replica])
+		e.uvarint(c.creator.counter)
 	}
 	origin := func(id opID) {
 		if id.isNone() {
@@ -345,6 +454,18 @@ func encodeUpdate(u *update) []byte {
 			if o.kind == opInsert {
 				e.bytes(appendRunes(nil, o.content))
 			}
+		case opListInsert:
+			e.uvarint(o.length)
+			origin(o.left)
+			origin(o.right)
+			e.flag(o.deleted)
+			if o.deleted {
+				encodeMarkers(&e, o.markers)
+			} else {
+				for _, v := range o.values {
+					e.value(v)
+				}
+			}
 		case opDelete:
 			e.uvarint(uint64(len(o.targets)))
 			for _, t := range o.targets {
@@ -353,9 +474,58 @@ func encodeUpdate(u *update) []byte {
 				e.uvarint(t.length)
 				e.byte(boolByte(t.backward))
 			}
+		case opMapSet, opMapRemove:
+			a := o.atom
+			e.string(a.key)
+			e.uvarint(a.lamport)
+			e.uvarint(uint64(len(a.preds)))
+			for _, p := range a.preds {
+				e.uvarint(replicas[p.replica])
+				e.uvarint(p.counter)
+			}
+			if o.kind == opMapSet {
+				e.value(a.value)
+			}
+		case opCounterAdd:
+			e.varint(o.atom.amount)
 		}
 	}
 	return e.buf
+}
+
+// encodeMarkers writes the nested containers of deleted list elements.
+func encodeMarkers(e *encoder, markers []elementMarker) {
+	e.uvarint(uint64(len(markers)))
+	next := uint64(0)
+	for _, m := range markers {
+		e.uvarint(m.off - next)
+		e.byte(byte(m.kind))
+		next = m.off + 1
+	}
+}
+
+// markers reads what encodeMarkers writes, for a run of length elements.
+func (d *decoder) markers(length uint64) []elementMarker {
+	n := d.count(2)
+	if n == 0 {
+		return nil
+	}
+	out := make([]elementMarker, n)
+	next := uint64(0)
+	for i := range out {
+		gap := d.uvarint()
+		k := Kind(d.byte())
+		if d.err != nil {
+			return nil
+		}
+		if gap >= length || next+gap >= length || !k.valid() {
+			d.fail(fmt.Errorf("nested container at offset %d+%d of a %s in a run of %d", next, gap, k, length))
+			return nil
+		}
+		out[i] = elementMarker{off: next + gap, kind: k}
+		next = out[i].off + 1
+	}
+	return out
 }
 
 // decodeUpdate parses and checks the syntax of an update. Whether its
@@ -366,6 +536,18 @@ func decodeUpdate(data []byte) (*update, error) {
 		return nil, fmt.Errorf("decode update of %d bytes: %w: %w", len(data), ErrInvalidUpdate, err)
 	}
 	return u, nil
+}
+
+// opContainerKinds lists the container types that each operation kind
+// applies to.
+var opContainerKinds = map[opKind][]Kind{
+	opInsert:        {KindText},
+	opInsertDeleted: {KindText},
+	opDelete:        {KindText, KindList},
+	opListInsert:    {KindList},
+	opMapSet:        {KindMap},
+	opMapRemove:     {KindMap},
+	opCounterAdd:    {KindCounter},
 }
 
 func parseUpdate(data []byte) (*update, error) {
@@ -401,6 +583,10 @@ func parseUpdate(data []byte) (*update, error) {
 		}
 		return c
 	}
+	id := func() opID {
+		r := replica()
+		return opID{replica: r, counter: counter()}
+	}
 
 	u := &update{deps: VersionVector{}, starts: make(map[ReplicaID]uint64)}
 	for range dec.count(2) {
@@ -416,23 +602,20 @@ func parseUpdate(data []byte) (*update, error) {
 	}
 
 	u.containers = make([]containerRef, dec.count(3))
+	refs := make(map[containerRef]bool, len(u.containers))
 	for i := range u.containers {
-		kind := dec.byte()
-		typ := containerType(dec.byte())
-		name := dec.bytes()
+		ref, err := parseContainerRef(&dec, id)
 		if dec.err != nil {
 			break
 		}
-		if kind != containerRoot || typ != typeText {
-			return nil, fmt.Errorf("container %d has kind %d and type %d; this version supports root texts only", i, kind, typ)
+		if err != nil {
+			return nil, fmt.Errorf("container %d: %w", i, err)
 		}
-		if !utf8.Valid(name) {
-			return nil, fmt.Errorf("container %d: name: %w", i, ErrInvalidUTF8)
+		if refs[ref] {
+			return nil, fmt.Errorf("container %d (%s) listed twice", i, ref.kind)
 		}
-		u.containers[i] = containerRef{typ: typ, name: string(name)}
-		if slices.Contains(u.containers[:i], u.containers[i]) {
-			return nil, fmt.Errorf("container %q listed twice", name)
-		}
+		refs[ref] = true
+		u.containers[i] = ref
 	}
 
 	origin := func() opID {
@@ -456,60 +639,37 @@ func parseUpdate(data []byte) (*update, error) {
 		o := &u.ops[i]
 		o.kind = opKind(dec.byte())
 		container := dec.uvarint()
-		o.id = opID{replica: replica(), counter: counter()}
+		o.id = id()
+		o.left, o.right = noID, noID
 		if dec.err != nil {
 			break
+		}
+		kinds, known := opContainerKinds[o.kind]
+		if !known {
+			return nil, fmt.Errorf("operation %d has unknown kind %d", i, o.kind)
 		}
 		if container >= uint64(len(u.containers)) {
 			return nil, fmt.Errorf("operation %d: container index %d outside a table of %d", i, container, len(u.containers))
 		}
 		o.container = int(container)
+		if k := u.containers[o.container].kind; !slices.Contains(kinds, k) {
+			return nil, fmt.Errorf("operation %d of kind %d applies to a %s", i, o.kind, k)
+		}
 
+		var err error
 		switch o.kind {
-		case opInsert, opInsertDeleted:
-			o.length = dec.uvarint()
-			o.left = origin()
-			o.right = origin()
-			if o.kind == opInsert {
-				content := dec.bytes()
-				if dec.err != nil {
-					break
-				}
-				runes, ok := decodeRunes(content, o.length)
-				if !ok {
-					return nil, fmt.Errorf("operation %d: content is not %d code points of valid UTF-8", i, o.length)
-				}
-				o.content = runes
-			}
+		case opInsert, opInsertDeleted, opListInsert:
+			err = parseInsert(&dec, o, origin)
 		case opDelete:
-			o.left, o.right = noID, noID
-			n := dec.count(4)
-			o.targets = make([]deleteRun, 0, n)
-			c := o.id.counter
-			for range n {
-				t := deleteRun{counter: c, target: opID{replica: replica(), counter: counter()}}
-				t.length = dec.uvarint()
-				t.backward = dec.flag()
-				if dec.err != nil {
-					break
-				}
-				if t.length == 0 || t.length > maxCounter ||
-					(!t.backward && t.target.counter+t.length > maxCounter) ||
-					(t.backward && t.target.counter+1 < t.length) {
-					return nil, fmt.Errorf("operation %d: delete target run of length %d at %d is out of range", i, t.length, t.target.counter)
-				}
-				o.targets = append(o.targets, t)
-				o.length += t.length
-				c += t.length
-				if o.length > maxCounter {
-					return nil, fmt.Errorf("operation %d deletes more than %d code points", i, uint64(maxCounter))
-				}
-			}
+			err = parseDelete(&dec, o, id)
 		default:
-			return nil, fmt.Errorf("operation %d has unknown kind %d", i, o.kind)
+			err = parseAtom(&dec, o, id)
 		}
 		if dec.err != nil {
 			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("operation %d: %w", i, err)
 		}
 
 		if o.length == 0 || o.length > maxCounter || o.end() > maxCounter {
@@ -529,4 +689,132 @@ func parseUpdate(data []byte) (*update, error) {
 		return nil, err
 	}
 	return u, nil
+}
+
+func parseContainerRef(dec *decoder, id func() opID) (containerRef, error) {
+	kind := dec.byte()
+	ref := containerRef{kind: Kind(dec.byte()), creator: noID}
+	switch kind {
+	case containerRoot:
+		name := dec.bytes()
+		if dec.err == nil && !utf8.Valid(name) {
+			return ref, fmt.Errorf("name: %w", ErrInvalidUTF8)
+		}
+		ref.name = string(name)
+	case containerNested:
+		ref.creator = id()
+	default:
+		return ref, fmt.Errorf("unknown container kind %d", kind)
+	}
+	if !ref.kind.valid() {
+		return ref, fmt.Errorf("unknown container type %d", ref.kind)
+	}
+	return ref, nil
+}
+
+func parseInsert(dec *decoder, o *op, origin func() opID) error {
+	o.length = dec.uvarint()
+	o.left = origin()
+	o.right = origin()
+	if dec.err != nil {
+		return nil
+	}
+	switch o.kind {
+	case opInsert:
+		content := dec.bytes()
+		if dec.err != nil {
+			return nil
+		}
+		runes, ok := decodeRunes(content, o.length)
+		if !ok {
+			return fmt.Errorf("content is not %d code points of valid UTF-8", o.length)
+		}
+		o.content = runes
+	case opListInsert:
+		o.deleted = dec.flag()
+		if o.deleted {
+			o.markers = dec.markers(o.length)
+			break
+		}
+		// Every value takes a byte at least, which bounds the allocation.
+		if o.length > uint64(dec.remaining()) {
+			dec.fail(errTruncated)
+			return nil
+		}
+		o.values = make([]any, o.length)
+		for k := range o.values {
+			o.values[k] = dec.value(0)
+			if _, ok := o.values[k].(droppedValue); ok {
+				return fmt.Errorf("element %d of a live run is dropped", k)
+			}
+		}
+	}
+	return nil
+}
+
+func parseDelete(dec *decoder, o *op, id func() opID) error {
+	n := dec.count(4)
+	o.targets = make([]deleteRun, 0, n)
+	c := o.id.counter
+	for range n {
+		t := deleteRun{counter: c, target: id()}
+		t.length = dec.uvarint()
+		t.backward = dec.flag()
+		if dec.err != nil {
+			return nil
+		}
+		if t.length == 0 || t.length > maxCounter ||
+			(!t.backward && t.target.counter+t.length > maxCounter) ||
+			(t.backward && t.target.counter+1 < t.length) {
+			return fmt.Errorf("delete target run of length %d at %d is out of range", t.length, t.target.counter)
+		}
+		o.targets = append(o.targets, t)
+		o.length += t.length
+		c += t.length
+		if o.length > maxCounter {
+			return fmt.Errorf("deletes more than %d elements", uint64(maxCounter))
+		}
+	}
+	return nil
+}
+
+func parseAtom(dec *decoder, o *op, id func() opID) error {
+	a := &atom{id: o.id, kind: o.kind}
+	o.atom = a
+	o.length = 1
+	if o.kind == opCounterAdd {
+		a.amount = dec.varint()
+		return nil
+	}
+
+	key := dec.bytes()
+	a.lamport = dec.uvarint()
+	n := dec.count(2)
+	if dec.err != nil {
+		return nil
+	}
+	if !utf8.Valid(key) {
+		return fmt.Errorf("key: %w", ErrInvalidUTF8)
+	}
+	a.key = string(key)
+	if a.lamport == 0 || a.lamport > maxCounter {
+		return fmt.Errorf("Lamport time %d is outside 1 to %d", a.lamport, uint64(maxCounter))
+	}
+	a.preds = make([]opID, n)
+	for k := range a.preds {
+		a.preds[k] = id()
+		if dec.err != nil {
+			return nil
+		}
+		if k > 0 && compareIDs(a.preds[k-1], a.preds[k]) >= 0 {
+			return fmt.Errorf("replaced sets are not in ascending order")
+		}
+		if a.preds[k] == o.id {
+			return fmt.Errorf("operation replaces itself")
+		}
+	}
+	if o.kind == opMapSet {
+		a.value = dec.value(0)
+	}
+	return nil
 }

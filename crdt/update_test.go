@@ -304,7 +304,7 @@ func TestApplyRejectsRightOriginBeforeLeft(t *testing.T) {
 	}
 	u := &update{
 		deps:       VersionVector{1: 3},
-		containers: []containerRef{{typ: typeText, name: "body"}},
+		containers: []containerRef{{kind: KindText, name: "body", creator: noID}},
 		ops: []op{{
 			kind:    opInsert,
 			id:      opID{replica: 3, counter: 0},
@@ -320,5 +320,25 @@ func TestApplyRejectsRightOriginBeforeLeft(t *testing.T) {
 	}
 	if got := stateOf(b); !reflect.DeepEqual(got, before) {
 		t.Errorf("rejected update changed the document from %v to %v", before, got)
+	}
+}
+
+// TestApplyOriginsEqualInOneUpdate covers an insert whose right origin is
+// its left origin, inserted earlier in the same update. It goes after its
+// left origin, so that the document saves and loads, and a replica that
+// receives the re-sent history places it the same way.
+func TestApplyOriginsEqualInOneUpdate(t *testing.T) {
+	d := NewDoc(2)
+	if err := d.Apply(originsEqualInOneUpdate()); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.State()["body"]; got != "abx" {
+		t.Errorf("text = %q, want %q", got, "abx")
+	}
+	loaded := restarted(t, d)
+	peer := NewDoc(3)
+	deliver(t, loaded, peer)
+	if got := peer.State()["body"]; got != "abx" {
+		t.Errorf("peer text = %q, want %q", got, "abx")
 	}
 }

@@ -82,6 +82,16 @@ func appendSpan(spans []span, s span) []span {
 	return append(spans, s)
 }
 
+// inSpans reports whether spans contain id.
+func inSpans(spans []span, id opID) bool {
+	for _, s := range spans {
+		if s.replica == id.replica && id.counter >= s.start && id.counter < s.end {
+			return true
+		}
+	}
+	return false
+}
+
 // sortedReplicas returns the keys of m in ascending order, so that
 // encodings do not depend on map iteration order.
 func sortedReplicas[V any](m map[ReplicaID]V) []ReplicaID {

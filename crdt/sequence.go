@@ -1,0 +1,262 @@
+package crdt
+
+import "unicode/utf8"
+
+// This file holds the sequence algorithm that texts and lists share:
+// local inserts and deletes on the items of a container's tree. A text's
+// items carry code points in content, a list's items carry elements in
+// values; everything else is the same.
+
+// insertLocal inserts n elements at a visible position of c that has been
+// checked: the code points of text for a text, values for a list. Local
+// inserts need no conflict resolution: the new run goes right after its
+// left origin, which is right before its right origin here.
+func (c *container) insertLocal(pos int, text string, values []any) {
+	d := c.doc
+	own := d.own
+	start := own.next
+	n := len(values)
+	if c.kind == KindText {
+		n = utf8.RuneCountInString(text)
+	}
+
+	var leftItem, next *item
+	left := noID
+	leftIndex := -1
+	if pos > 0 {
+		it, off, i := c.tree.findVisible(pos - 1)
+		left = it.id.plus(off)
+		leftItem = it
+		if off < it.length-1 {
+			next = d.splitItem(it, off+1)
+		} else {
+			leftIndex = i
+			next = nextAt(it.leaf, i)
+			// Typing at the end of this replica's latest run extends
+			// that run instead of adding an item.
+			if it.id.replica == own.id && it.end() == start && !it.deleted && it.right == idOf(next) {
+				if c.kind == KindText {
+					it.content = c.extendContent(it.content, text)
+				}
+				it.values = append(it.values, values...)
+				it.length += n
+				c.tree.addCounts(it.leaf, n, n)
+				d.advanceLocal(start, uint64(n))
+				return
+			}
+		}
+	} else {
+		next = c.tree.firstItem()
+	}
+
+	it := &item{
+		id:     opID{replica: own.id, counter: start},
+		length: n,
+		left:   left,
+		right:  idOf(next),
+		values: values,
+		owner:  c,
+	}
+	if c.kind == KindText {
+		it.content = c.extendContent(nil, text)
+	}
+	if leftIndex >= 0 {
+		c.tree.insertAt(leftItem.leaf, leftIndex+1, it)
+	} else {
+		c.tree.insertAfter(leftItem, it)
+	}
+	own.items.add(it)
+	d.advanceLocal(start, uint64(n))
+}
+
+// extendContent returns the code points of run followed by those of s,
+// stored in the text's arena of typed content. Typing extends a run that
+// ends the arena in place, so a keystroke allocates nothing. A run
+// elsewhere is copied to the end first. The result has no spare capacity,
+// because the space after it belongs to the arena.
+func (c *container) extendContent(run []rune, s string) []rune {
+	m := utf8.RuneCountInString(s)
+	n := len(c.arena)
+	atEnd := len(run) > 0 && n > 0 && &run[len(run)-1] == &c.arena[n-1]
+	if !atEnd || cap(c.arena)-n < m {
+		if cap(c.arena)-n < len(run)+m {
+			// A full chunk is left to the items that use it, not copied,
+			// so each code point is written once. Chunks double up to a
+			// limit, which keeps small texts small.
+			size := min(max(2*cap(c.arena), minArenaChunk), maxArenaChunk)
+			c.arena = make([]rune, 0, max(size, len(run)+m))
+		}
+		c.arena = append(c.arena, run...)
+	}
+	for _, r := range s {
+		c.arena = append(c.arena, r)
+	}
+	end := len(c.arena)
+	return c.arena[end-len(run)-m : end : end]
+}
+
+// Sizes of the chunks of a text's arena, in code points.
+const (
+	minArenaChunk = 64
+	maxArenaChunk = 1 << 14
+)
+
+// deleteLocal deletes count visible elements of c from pos, both checked.
+func (c *container) deleteLocal(pos, count int) {
+	d := c.doc
+	own := d.own
+	start := own.next
+	counter := start
+
+	it, off, i := c.tree.findVisible(pos)
+	for remaining := count; ; {
+		k := min(it.length-off, remaining)
+		own.deletes = appendDeleteRun(own.deletes, deleteRun{counter: counter, length: uint64(k), target: it.id.plus(off)})
+		counter += uint64(k)
+		remaining -= k
+		dead := d.deletePart(it, i, off, k)
+		if remaining == 0 {
+			break
+		}
+		for it = nextItem(dead); it.deleted; it = nextItem(it) {
+		}
+		off, i = 0, -1
+	}
+	d.advanceLocal(start, uint64(count))
+}
+
+// advanceLocal records n local operations starting at counter start.
+func (d *Doc) advanceLocal(start, n uint64) {
+	s := span{replica: d.replica, start: start, end: start + n}
+	d.own.next = s.end
+	d.history = appendSpan(d.history, s)
+	d.uncommitted = appendSpan(d.uncommitted, s)
+}
+
+// idOf returns the id of the first element of it, or noID for nil.
+func idOf(it *item) opID {
+	if it == nil {
+		return noID
+	}
+	return it.id
+}
+
+// splitItem cuts it after k elements (0 < k < length) and returns the new
+// item holding the rest. The container's content does not change.
+func (d *Doc) splitItem(it *item, k int) *item {
+	rest := &item{
+		id:      it.id.plus(k),
+		length:  it.length - k,
+		left:    it.id.plus(k - 1),
+		right:   it.right,
+		deleted: it.deleted,
+		owner:   it.owner,
+	}
+	// The caps keep a later append to it from overwriting rest.
+	if it.content != nil {
+		rest.content = it.content[k:]
+		it.content = it.content[:k:k]
+	}
+	if it.values != nil {
+		rest.values = it.values[k:]
+		it.values = it.values[:k:k]
+	}
+	it.length = k
+	it.owner.tree.placeAfter(it, rest)
+	d.replicas[it.id.replica].items.add(rest)
+	return rest
+}
+
+// deletePart turns the elements [off, off+k) of the live item it into a
+// tombstone and returns the item that holds them afterwards. i is the
+// index of it in its leaf, or -1 if the caller does not know it. When the
+// tombstone continues a neighbouring tombstone of the same run, as with
+// backspace or forward delete, the boundary between the two items moves
+// and no item is added.
+func (d *Doc) deletePart(it *item, i, off, k int) *item {
+	leaf := it.leaf
+	if i < 0 {
+		i = indexInLeaf(it)
+	}
+	switch {
+	case off > 0 && off+k == it.length && i+1 < len(leaf.items) && leaf.items[i+1].deleted && continuesRun(it, leaf.items[i+1]):
+		next := leaf.items[i+1]
+		keep := it.length - k
+		it.values = part(it.values, 0, keep)
+		if it.content != nil {
+			it.content = it.content[:keep:keep]
+		}
+		it.length = keep
+		next.id = it.id.plus(keep)
+		next.left = it.lastID()
+		next.length += k
+		it.owner.tree.addCounts(leaf, -k, 0)
+		return next
+	case off == 0 && k < it.length && i > 0 && leaf.items[i-1].deleted && continuesRun(leaf.items[i-1], it):
+		prev := leaf.items[i-1]
+		prev.length += k
+		it.id = it.id.plus(k)
+		it.left = prev.lastID()
+		if it.content != nil {
+			it.content = it.content[k:]
+		}
+		it.values = part(it.values, k, it.length)
+		it.length -= k
+		it.owner.tree.addCounts(leaf, -k, 0)
+		return prev
+	}
+
+	if off > 0 {
+		it = d.splitItem(it, off)
+	}
+	if it.length > k {
+		d.splitItem(it, k)
+	}
+	return d.markDeleted(it)
+}
+
+// continuesRun reports whether b's first element follows a's last in one
+// run, so that the two items could be one.
+func continuesRun(a, b *item) bool {
+	return a.id.replica == b.id.replica && a.end() == b.id.counter &&
+		b.left == a.lastID() && b.right == a.right && a.owner == b.owner
+}
+
+// markDeleted turns the live item it into a tombstone, drops its content
+// and merges it with neighbouring tombstones of the same run. It returns
+// the item that now holds its elements.
+func (d *Doc) markDeleted(it *item) *item {
+	it.deleted = true
+	it.content = nil
+	it.values = nil
+	it.owner.tree.addCounts(it.leaf, -it.length, 0)
+
+	leaf := it.leaf
+	i := indexInLeaf(it)
+	if i+1 < len(leaf.items) {
+		d.mergeTombstones(it, leaf.items[i+1])
+	}
+	if i > 0 && d.mergeTombstones(leaf.items[i-1], it) {
+		return leaf.items[i-1]
+	}
+	return it
+}
+
+// mergeTombstones moves b into a when both are tombstones of one run.
+func (d *Doc) mergeTombstones(a, b *item) bool {
+	if !a.deleted || !b.deleted || !continuesRun(a, b) {
+		return false
+	}
+	a.length += b.length
+	removeMerged(b)
+	d.replicas[b.id.replica].items.remove(b)
+	return true
+}
+
+// part returns values[from:to] with no spare capacity, or nil for nil.
+func part(values []any, from, to int) []any {
+	if values == nil {
+		return nil
+	}
+	return values[from:to:to]
+}
