@@ -166,7 +166,10 @@ func (c *Client) setConnected(v bool) {
 	}
 }
 
+// authenticate checks the relay's Hello and answers its challenge.
 func (s *session) authenticate(ctx context.Context, host string) error {
+	// 1. The Hello must come from the relay this client dialed, in this
+	//    protocol version.
 	msg, err := s.read(ctx)
 	if err != nil {
 		return err
@@ -185,6 +188,8 @@ func (s *session) authenticate(ctx context.Context, host string) error {
 		return fmt.Errorf("client: relay sent a countersigning key of %d bytes, want %d", len(hello.RelayKey), ed25519.PublicKeySize)
 	}
 	s.relayKey = hello.RelayKey
+
+	// 2. Sign the challenge bound to the host, then wait for Welcome.
 	sig := ed25519.Sign(s.c.id.signing, wire.AuthMessage(host, hello.Challenge))
 	if err := s.write(ctx, &wire.Auth{Version: wire.Version, Device: s.c.id.public.Sign, Signature: sig}); err != nil {
 		return err
