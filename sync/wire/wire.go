@@ -15,7 +15,7 @@
 //     (package sync/membership), the first of which creates the document,
 //     and the relay answers EntryAck with its countersignature; GetLog
 //     returns a document's membership log; ListDocs returns the documents
-//     the device is a member of, with its sealed keys; Subscribe asks for
+//     the device is a member of, with its sealed keys; Subscribe requests
 //     every envelope and membership entry of a document after a cursor,
 //     then live ones; Push stores one envelope; PostInvite and TakeInvite
 //     carry an invitation's response from the invitee to the inviter.
@@ -125,7 +125,7 @@ type Message interface {
 type Hello struct {
 	_msgpack  struct{} `msgpack:",as_array"`
 	Version   int
-	Relay     string // host name the relay answers as; signed in Auth
+	Relay     string // host name the relay serves under; signed in Auth
 	Challenge []byte
 	// RelayKey is the Ed25519 public key that countersigns membership
 	// entries.
@@ -140,7 +140,7 @@ type Auth struct {
 	Signature []byte // over AuthMessage(Relay, Challenge)
 }
 
-// Welcome tells the client it is authenticated.
+// Welcome confirms to the client that it is authenticated.
 type Welcome struct {
 	_msgpack struct{} `msgpack:",as_array"`
 	Version  int
@@ -154,13 +154,13 @@ type Error struct {
 	Message  string
 }
 
-// OK answers a request that returns nothing else.
+// OK is the reply to a request that returns nothing else.
 type OK struct {
 	_msgpack struct{} `msgpack:",as_array"`
 	Ref      uint64
 }
 
-// AppendEntry asks the relay to append one encoded membership entry to
+// AppendEntry requests that the relay append one encoded membership entry to
 // Doc's log. An entry with index 0 creates the document. Appending an
 // entry the log already holds, byte for byte, returns its EntryAck again,
 // so a client can retry after a lost reply.
@@ -181,7 +181,7 @@ type EntryAck struct {
 	Countersig []byte
 }
 
-// GetLog asks for the entries of Doc's membership log from index From.
+// GetLog requests the entries of Doc's membership log from index From.
 type GetLog struct {
 	_msgpack struct{} `msgpack:",as_array"`
 	Ref      uint64
@@ -216,7 +216,7 @@ type PostInvite struct {
 	Response []byte
 }
 
-// TakeInvite asks for the response to the invitation with id ID.
+// TakeInvite requests the response to the invitation with id ID.
 type TakeInvite struct {
 	_msgpack struct{} `msgpack:",as_array"`
 	Ref      uint64
@@ -232,7 +232,7 @@ type Invite struct {
 	Response []byte
 }
 
-// ListDocs asks for the documents the device is a member of.
+// ListDocs requests the documents the device is a member of.
 type ListDocs struct {
 	_msgpack struct{} `msgpack:",as_array"`
 	Ref      uint64
@@ -253,7 +253,7 @@ type Docs struct {
 	Grants   []Grant
 }
 
-// Subscribe asks for the envelopes of Doc after cursor After and the
+// Subscribe requests the envelopes of Doc after cursor After and the
 // membership entries from index EntriesFrom, then new ones as they
 // arrive. Envelopes the device wrote itself are skipped unless IncludeOwn
 // is set, which a device sets when it has lost its local copy.
@@ -266,7 +266,7 @@ type Subscribe struct {
 	EntriesFrom uint64
 }
 
-// Push asks the relay to store one envelope.
+// Push requests that the relay store one envelope.
 type Push struct {
 	_msgpack struct{} `msgpack:",as_array"`
 	Ref      uint64
@@ -295,7 +295,7 @@ type Deliver struct {
 	Countersig []byte
 }
 
-// CaughtUp says the backlog of a subscription has been sent up to Cursor.
+// CaughtUp reports that the backlog of a subscription has been sent up to Cursor.
 type CaughtUp struct {
 	_msgpack struct{} `msgpack:",as_array"`
 	Doc      []byte
