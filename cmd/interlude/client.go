@@ -164,6 +164,17 @@ func printPublicID(id *client.Identity, stdout, stderr io.Writer) {
 	fmt.Fprintf(stderr, "fingerprint %s: compare it with the person you share with\n", id.Public().Fingerprint())
 }
 
+// withClient opens the profile's client, runs fn with it and closes it. It
+// adds the next step to errors a person can act on.
+func withClient(ctx context.Context, p *profileFlags, stderr io.Writer, fn func(c *client.Client) error) error {
+	c, err := openClient(ctx, p, stderr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	return explain(fn(c))
+}
+
 // explain adds the next step to errors a person can act on.
 func explain(err error) error {
 	if errors.Is(err, client.ErrUnknownDocument) {
@@ -177,17 +188,14 @@ func runDocNew(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	c, err := openClient(ctx, p, stderr)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	id, err := c.CreateDocument(ctx)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(stdout, id)
-	return nil
+	return withClient(ctx, p, stderr, func(c *client.Client) error {
+		id, err := c.CreateDocument(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, id)
+		return nil
+	})
 }
 
 func runDocList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -195,19 +203,16 @@ func runDocList(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	c, err := openClient(ctx, p, stderr)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	for _, id := range c.Documents() {
-		if st := c.Status(id); st.Pending > 0 {
-			fmt.Fprintf(stdout, "%s\t%d pending\n", id, st.Pending)
-		} else {
-			fmt.Fprintf(stdout, "%s\tsynced\n", id)
+	return withClient(ctx, p, stderr, func(c *client.Client) error {
+		for _, id := range c.Documents() {
+			if st := c.Status(id); st.Pending > 0 {
+				fmt.Fprintf(stdout, "%s\t%d pending\n", id, st.Pending)
+			} else {
+				fmt.Fprintf(stdout, "%s\tsynced\n", id)
+			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 func runDocShare(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -226,16 +231,13 @@ func runDocShare(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	c, err := openClient(ctx, p, stderr)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := c.Share(ctx, doc, to); err != nil {
-		return explain(err)
-	}
-	fmt.Fprintf(stdout, "shared %s with %s; run 'interlude sync' to send it\n", doc, to.Fingerprint())
-	return nil
+	return withClient(ctx, p, stderr, func(c *client.Client) error {
+		if err := c.Share(ctx, doc, to); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "shared %s with %s; run 'interlude sync' to send it\n", doc, to.Fingerprint())
+		return nil
+	})
 }
 
 func runDocWrite(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -251,12 +253,9 @@ func runDocWrite(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	text := strings.Join(fs.Args()[1:], " ")
-	c, err := openClient(ctx, p, stderr)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	return explain(c.Edit(ctx, doc, func(t *crdt.Text) error { return t.Insert(t.Len(), text) }))
+	return withClient(ctx, p, stderr, func(c *client.Client) error {
+		return c.Edit(ctx, doc, func(t *crdt.Text) error { return t.Insert(t.Len(), text) })
+	})
 }
 
 func runDocCat(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -271,17 +270,14 @@ func runDocCat(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	c, err := openClient(ctx, p, stderr)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	text, err := c.Text(doc)
-	if err != nil {
-		return explain(err)
-	}
-	fmt.Fprintln(stdout, text)
-	return nil
+	return withClient(ctx, p, stderr, func(c *client.Client) error {
+		text, err := c.Text(doc)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, text)
+		return nil
+	})
 }
 
 func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -289,16 +285,13 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	c, err := openClient(ctx, p, stderr)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := c.SyncOnce(ctx); err != nil {
-		return err
-	}
-	for _, id := range c.Documents() {
-		fmt.Fprintf(stdout, "%s\tsynced\n", id)
-	}
-	return nil
+	return withClient(ctx, p, stderr, func(c *client.Client) error {
+		if err := c.SyncOnce(ctx); err != nil {
+			return err
+		}
+		for _, id := range c.Documents() {
+			fmt.Fprintf(stdout, "%s\tsynced\n", id)
+		}
+		return nil
+	})
 }

@@ -22,18 +22,15 @@ func runDocInvite(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	c, err := openClient(ctx, p, stderr)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	link, err := c.Invite(ctx, doc)
-	if err != nil {
-		return explain(err)
-	}
-	fmt.Fprintln(stdout, link)
-	fmt.Fprintln(stderr, "send this link to one person over a channel you trust; it works once. After they join, run 'interlude sync' and 'interlude doc members' and compare the comparison code with them")
-	return nil
+	return withClient(ctx, p, stderr, func(c *client.Client) error {
+		link, err := c.Invite(ctx, doc)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, link)
+		fmt.Fprintln(stderr, "send this link to one person over a channel you trust; it works once. After they join, run 'interlude sync' and 'interlude doc members' and compare the comparison code with them")
+		return nil
+	})
 }
 
 // runDocJoin answers an invitation link.
@@ -45,18 +42,15 @@ func runDocJoin(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if fs.NArg() != 1 {
 		return fmt.Errorf("doc join takes one invitation link, got %d arguments", fs.NArg())
 	}
-	c, err := openClient(ctx, p, stderr)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	code, err := c.AcceptInvite(ctx, fs.Arg(0))
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "comparison code %s\n", code)
-	fmt.Fprintln(stderr, "compare this code with the person who invited you, by phone or in person; the document arrives on 'interlude sync' after their device has synced")
-	return nil
+	return withClient(ctx, p, stderr, func(c *client.Client) error {
+		code, err := c.AcceptInvite(ctx, fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "comparison code %s\n", code)
+		fmt.Fprintln(stderr, "compare this code with the person who invited you, by phone or in person; the document arrives on 'interlude sync' after their device has synced")
+		return nil
+	})
 }
 
 // runDocRemove removes a member and rotates the document key.
@@ -76,16 +70,13 @@ func runDocRemove(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	c, err := openClient(ctx, p, stderr)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := c.RemoveMember(ctx, doc, member.Sign); err != nil {
-		return explain(err)
-	}
-	fmt.Fprintf(stdout, "removing %s from %s; run 'interlude sync' to send it and rotate the document key\n", member.Fingerprint(), doc)
-	return nil
+	return withClient(ctx, p, stderr, func(c *client.Client) error {
+		if err := c.RemoveMember(ctx, doc, member.Sign); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "removing %s from %s; run 'interlude sync' to send it and rotate the document key\n", member.Fingerprint(), doc)
+		return nil
+	})
 }
 
 // runDocMembers lists a document's members, its membership code and the
@@ -102,34 +93,31 @@ func runDocMembers(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	c, err := openClient(ctx, p, stderr)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	members, err := c.Members(doc)
-	if err != nil {
-		return explain(err)
-	}
-	for _, m := range members {
-		fmt.Fprintf(stdout, "member\t%x\t%s\n", m.Sign[:8], m.Role)
-	}
-	if code, err := c.MembershipCode(doc); err == nil {
-		fmt.Fprintf(stdout, "membership code\t%s\n", code)
-	}
-	invs, err := c.Invitations(ctx, doc)
-	if err != nil {
-		return err
-	}
-	for _, inv := range invs {
-		switch {
-		case inv.Accepted:
-			fmt.Fprintf(stdout, "invitation\t%s\taccepted\tcomparison code %s\n", inv.ID[:12], inv.Code)
-		case inv.Failed != "":
-			fmt.Fprintf(stdout, "invitation\t%s\trefused\t%s\n", inv.ID[:12], inv.Failed)
-		default:
-			fmt.Fprintf(stdout, "invitation\t%s\topen\n", inv.ID[:12])
+	return withClient(ctx, p, stderr, func(c *client.Client) error {
+		members, err := c.Members(doc)
+		if err != nil {
+			return err
 		}
-	}
-	return nil
+		for _, m := range members {
+			fmt.Fprintf(stdout, "member\t%x\t%s\n", m.Sign[:8], m.Role)
+		}
+		if code, err := c.MembershipCode(doc); err == nil {
+			fmt.Fprintf(stdout, "membership code\t%s\n", code)
+		}
+		invs, err := c.Invitations(ctx, doc)
+		if err != nil {
+			return err
+		}
+		for _, inv := range invs {
+			switch {
+			case inv.Accepted:
+				fmt.Fprintf(stdout, "invitation\t%s\taccepted\tcomparison code %s\n", inv.ID[:12], inv.Code)
+			case inv.Failed != "":
+				fmt.Fprintf(stdout, "invitation\t%s\trefused\t%s\n", inv.ID[:12], inv.Failed)
+			default:
+				fmt.Fprintf(stdout, "invitation\t%s\topen\n", inv.ID[:12])
+			}
+		}
+		return nil
+	})
 }
