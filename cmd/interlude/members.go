@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"io"
 
@@ -99,7 +100,10 @@ func runDocMembers(ctx context.Context, args []string, stdout, stderr io.Writer)
 			return err
 		}
 		for _, m := range members {
-			fmt.Fprintf(stdout, "member\t%x\t%s\n", m.Sign[:8], m.Role)
+			// The public id is what 'doc remove' takes, and the fingerprint
+			// is what people compare.
+			id := client.PublicID{Sign: ed25519.PublicKey(m.Sign[:]), Box: m.Box}
+			fmt.Fprintf(stdout, "member\t%s\t%s\t%s\n", m.Role, id.Fingerprint(), id)
 		}
 		if code, err := c.MembershipCode(doc); err == nil {
 			fmt.Fprintf(stdout, "membership code\t%s\n", code)

@@ -44,6 +44,19 @@ func TestInviteJoinFlow(t *testing.T) {
 	if !strings.Contains(members, "accepted\tcomparison code "+code) {
 		t.Fatalf("doc members = %q, want the invitation accepted with code %s", members, code)
 	}
+	patientID := strings.TrimSpace(run(t, "id", "show", "--profile", patient))
+	listed := false
+	for _, line := range strings.Split(members, "\n") {
+		if strings.HasSuffix(line, "\t"+patientID) {
+			listed = true
+			if !strings.HasPrefix(line, "member\twriter\t") {
+				t.Errorf("doc members line for the patient = %q, want a writer", line)
+			}
+		}
+	}
+	if !listed {
+		t.Errorf("doc members = %q, want a line ending in the patient's public id, which doc remove takes", members)
+	}
 	run(t, "sync", "--profile", patient, "--relay", relayURL)
 	if got := run(t, "doc", "cat", "--profile", patient, doc); got != "First session.\n" {
 		t.Fatalf("doc cat on the patient's device = %q, want %q", got, "First session.\n")
