@@ -153,6 +153,24 @@ func TestInvitationAddsInvitee(t *testing.T) {
 	}
 	secret := link[strings.Index(link, "#"):]
 
+	// Before the inviter syncs, the relay has not heard of the invitation
+	// and takes no answer; a link with one character changed names an
+	// invitation nobody made and is rejected the same way after the sync.
+	if _, err := patient.AcceptInvite(ctx, link); !isCode(err, wire.CodeNotFound) {
+		t.Fatalf("AcceptInvite before the inviter synced = %v, want %s", err, wire.CodeNotFound)
+	}
+	syncAll(t, ctx, therapist)
+	garbled := []byte(link)
+	at := strings.Index(link, "#invite=") + len("#invite=") + 2
+	if garbled[at] == 'A' {
+		garbled[at] = 'B'
+	} else {
+		garbled[at] = 'A'
+	}
+	if _, err := other.AcceptInvite(ctx, string(garbled)); err == nil {
+		t.Fatal("AcceptInvite of a link with a changed character succeeded")
+	}
+
 	code, err := patient.AcceptInvite(ctx, link)
 	if err != nil {
 		t.Fatalf("AcceptInvite: %v", err)

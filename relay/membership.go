@@ -271,35 +271,50 @@ func entryKey(doc envelope.DocID, index uint64) []byte {
 	return key(prefixEntry, doc[:], be64(index))
 }
 
+// errInviteNotOpen is returned by postInvite for an invitation id that no
+// inviter has opened with takeInvite.
+var errInviteNotOpen = errors.New("invitation not open")
+
 // postInvite stores the response to invitation id unless another is
-// stored. It reports whether the stored response is this one.
+// stored. It reports whether the stored response is this one. The id must
+// have been opened by takeInvite, so a link with a changed character,
+// which names an id nobody made, is rejected rather than stored.
 func (s *store) postInvite(id, response []byte) (bool, error) {
 	ok := false
 	err := s.db.Update(func(txn *badger.Txn) error {
 		item, err := txn.Get(key(prefixInvite, id))
 		if errors.Is(err, badger.ErrKeyNotFound) {
-			ok = true
-			return txn.Set(key(prefixInvite, id), response)
+			return errInviteNotOpen
 		}
 		if err != nil {
 			return err
 		}
-		return item.Value(func(v []byte) error {
-			ok = bytes.Equal(v, response)
+		var stored []byte
+		if err := item.Value(func(v []byte) error {
+			stored = bytes.Clone(v)
 			return nil
-		})
+		}); err != nil {
+			return err
+		}
+		if len(stored) == 0 {
+			ok = true
+			return txn.Set(key(prefixInvite, id), response)
+		}
+		ok = bytes.Equal(stored, response)
+		return nil
 	})
 	return ok, err
 }
 
-// takeInvite returns the response stored for invitation id, or nil.
-// The response stays stored, so the invitation cannot take another.
+// takeInvite opens invitation id if it is not open yet, and returns the
+// response stored for it, or nil. The response stays stored, so the
+// invitation cannot take another.
 func (s *store) takeInvite(id []byte) ([]byte, error) {
 	var resp []byte
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := s.db.Update(func(txn *badger.Txn) error {
 		item, err := txn.Get(key(prefixInvite, id))
 		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
+			return txn.Set(key(prefixInvite, id), []byte{})
 		}
 		if err != nil {
 			return err
@@ -307,5 +322,8 @@ func (s *store) takeInvite(id []byte) ([]byte, error) {
 		resp, err = item.ValueCopy(nil)
 		return err
 	})
+	if len(resp) == 0 {
+		resp = nil
+	}
 	return resp, err
 }

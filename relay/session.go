@@ -96,6 +96,9 @@ func (c *conn) postInvite(m *wire.PostInvite) wire.Message {
 		return c.reject(m.Ref, wire.CodeMalformed, nil, fmt.Sprintf("invitation id of %d bytes and response of %d: want 16 and 1 to %d", len(m.ID), len(m.Response), maxEntry))
 	}
 	ok, err := c.srv.store.postInvite(m.ID, m.Response)
+	if errors.Is(err, errInviteNotOpen) {
+		return c.reject(m.Ref, wire.CodeNotFound, nil, "no open invitation matches this link: check that the whole link was copied unchanged, or ask the inviter to sync so the relay learns of it")
+	}
 	if err != nil {
 		c.log.Error("store invitation response: Badger failed", "ref", m.Ref, "err", err)
 		return &wire.Error{Ref: m.Ref, Code: wire.CodeInternal, Message: "the relay failed to store the response; retry later"}

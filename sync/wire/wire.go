@@ -207,8 +207,9 @@ type Log struct {
 }
 
 // PostInvite stores an invitee's response to the invitation with id ID,
-// for the inviter to take. An invitation takes one response: a second,
-// different one gets CodeInvitationUsed.
+// for the inviter to take. The inviter must have opened the invitation
+// with TakeInvite first, else the reply is CodeNotFound. An invitation
+// takes one response: a second, different one gets CodeInvitationUsed.
 type PostInvite struct {
 	_msgpack struct{} `msgpack:",as_array"`
 	Ref      uint64
@@ -216,7 +217,8 @@ type PostInvite struct {
 	Response []byte
 }
 
-// TakeInvite requests the response to the invitation with id ID.
+// TakeInvite opens the invitation with id ID on the relay, if it is not
+// open yet, and requests its response.
 type TakeInvite struct {
 	_msgpack struct{} `msgpack:",as_array"`
 	Ref      uint64
