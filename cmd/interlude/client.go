@@ -291,6 +291,17 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		for _, id := range c.Documents() {
 			fmt.Fprintf(stdout, "%s\tsynced\n", id)
+			// A refused answer to an invitation is news for the inviter,
+			// who should make a new link.
+			invitations, err := c.Invitations(ctx, id)
+			if err != nil {
+				return err
+			}
+			for _, inv := range invitations {
+				if inv.Failed != "" {
+					fmt.Fprintf(stderr, "%s\tinvitation %s refused: %s; make a new one with 'interlude doc invite'\n", id, inv.ID[:12], inv.Failed)
+				}
+			}
 		}
 		return nil
 	})

@@ -62,3 +62,36 @@ func TestInviteJoinFlow(t *testing.T) {
 		t.Fatalf("doc cat on the patient's device = %q, want %q", got, "First session.\n")
 	}
 }
+
+// TestRefusedInvitationReported answers a link whose inviter keys were
+// changed in transit: the relay takes the answer, the inviter's device
+// refuses it, and the inviter's sync says so.
+func TestRefusedInvitationReported(t *testing.T) {
+	relayURL := startTestRelay(t)
+	therapist := filepath.Join(t.TempDir(), "therapist")
+	patient := filepath.Join(t.TempDir(), "patient")
+	for _, p := range []string{therapist, patient} {
+		run(t, "id", "new", "--profile", p)
+	}
+	doc := strings.TrimSpace(run(t, "doc", "new", "--profile", therapist))
+	run(t, "sync", "--profile", therapist, "--relay", relayURL)
+	link := []byte(strings.TrimSpace(run(t, "doc", "invite", "--profile", therapist, "--relay", relayURL, doc)))
+
+	// The last characters encode the inviter's keys, not the secret, so the
+	// invitation id stays the same and only the MAC check can catch it.
+	at := len(link) - 5
+	if link[at] == 'A' {
+		link[at] = 'B'
+	} else {
+		link[at] = 'A'
+	}
+	run(t, "doc", "join", "--profile", patient, "--relay", relayURL, string(link))
+
+	var stdout, stderr bytes.Buffer
+	if err := Run(context.Background(), []string{"sync", "--profile", therapist, "--relay", relayURL}, &stdout, &stderr); err != nil {
+		t.Fatalf("therapist sync: %v", err)
+	}
+	if !strings.Contains(stderr.String(), "refused") {
+		t.Errorf("therapist sync stderr = %q, want the refused invitation reported", stderr.String())
+	}
+}
