@@ -95,20 +95,14 @@ func (d *decoder) uvarint() uint64 {
 	return v
 }
 
+// varint reads a zigzag-encoded signed varint, the form binary.AppendVarint
+// writes.
 func (d *decoder) varint() int64 {
-	if d.err != nil {
-		return 0
+	ux := d.uvarint()
+	v := int64(ux >> 1)
+	if ux&1 != 0 {
+		v = ^v
 	}
-	v, n := binary.Varint(d.buf[d.pos:])
-	if n <= 0 {
-		if n == 0 {
-			d.fail(errTruncated)
-		} else {
-			d.fail(errMalformed)
-		}
-		return 0
-	}
-	d.pos += n
 	return v
 }
 
