@@ -115,7 +115,7 @@ func (c *Client) Invite(ctx context.Context, doc envelope.DocID) (string, error)
 	return link, nil
 }
 
-// AcceptInvite answers the invitation link by posting this device's keys
+// AcceptInvite responds to the invitation link by posting this device's keys
 // to the relay, and returns the comparison code to compare with the
 // inviter. The document appears on this device after the inviter's
 // device has synced and this one syncs.
@@ -170,7 +170,7 @@ func decodeResponse(b []byte) (*keyring.InvitationResponse, error) {
 	return r, nil
 }
 
-// takeInvites asks the relay for the response to each open invitation and
+// takeInvites requests from the relay the response to each open invitation and
 // turns each valid one into a membership change.
 func (s *session) takeInvites(ctx context.Context) error {
 	type open struct {

@@ -166,7 +166,7 @@ func (c *Client) setConnected(v bool) {
 	}
 }
 
-// authenticate checks the relay's Hello and answers its challenge.
+// authenticate checks the relay's Hello and signs its challenge.
 func (s *session) authenticate(ctx context.Context, host string) error {
 	// 1. The Hello must come from the relay this client dialed, in this
 	//    protocol version.

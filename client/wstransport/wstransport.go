@@ -28,7 +28,7 @@ func (Dialer) Dial(ctx context.Context, url string) (client.Conn, error) {
 	ws, resp, err := d.DialContext(ctx, url, nil)
 	switch {
 	case errors.Is(err, websocket.ErrBadHandshake) && resp != nil:
-		return nil, fmt.Errorf("wstransport: %s answered HTTP %d, not a WebSocket upgrade: check that the URL ends in /v1/sync", url, resp.StatusCode)
+		return nil, fmt.Errorf("wstransport: %s responded with HTTP %d, not a WebSocket upgrade: check that the URL ends in /v1/sync", url, resp.StatusCode)
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return nil, fmt.Errorf("wstransport: nothing is listening at %s: check that the relay is running at this address: %w", url, err)
 	case err != nil:

@@ -32,14 +32,14 @@ func runDocInvite(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		// The relay accepts an answer only for an invitation it has heard
 		// of, so a sync now lets the invitee join at once.
 		if err := c.SyncOnce(ctx); err != nil {
-			fmt.Fprintf(stderr, "the invitation is saved, but the relay could not be told of it (%v): run 'interlude sync' before you send the link\n", err)
+			fmt.Fprintf(stderr, "the invitation is saved, but sending it to the relay failed (%v): run 'interlude sync' before you send the link\n", err)
 		}
 		fmt.Fprintln(stderr, "send this link to one person over a channel you trust; it works once. After they join, run 'interlude sync' and 'interlude doc members' and compare the comparison code with them")
 		return nil
 	})
 }
 
-// runDocJoin answers an invitation link.
+// runDocJoin responds to an invitation link.
 func runDocJoin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, p := newClientFlags("doc join", stderr, true)
 	if err := fs.Parse(args); err != nil {

@@ -63,7 +63,7 @@ func TestInviteJoinFlow(t *testing.T) {
 	}
 }
 
-// TestRefusedInvitationReported answers a link whose inviter keys were
+// TestRefusedInvitationReported responds to a link whose inviter keys were
 // changed in transit: the relay takes the answer, the inviter's device
 // refuses it, and the inviter's sync says so.
 func TestRefusedInvitationReported(t *testing.T) {

@@ -196,7 +196,7 @@ type LogEntry struct {
 	Countersig []byte
 }
 
-// Log answers GetLog. More is set when the entries stop before the end of
+// Log is the reply to GetLog. More is set when the entries stop before the end of
 // the log to keep the frame small: ask again from the next index.
 type Log struct {
 	_msgpack struct{} `msgpack:",as_array"`
@@ -248,7 +248,7 @@ type Grant struct {
 	AddedBy   []byte // Ed25519 public key of the member that added this device
 }
 
-// Docs answers ListDocs.
+// Docs is the reply to ListDocs.
 type Docs struct {
 	_msgpack struct{} `msgpack:",as_array"`
 	Ref      uint64

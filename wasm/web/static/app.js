@@ -46,7 +46,7 @@
     await loadClient();
     const info = await globalThis.interlude.start({ relay: relayURL() });
     // Until the first connection succeeds or this much time passes, the
-    // page says it is connecting rather than offline.
+    // page shows "connecting" rather than "offline".
     setTimeout(() => {
       firstAttemptOver = true;
       renderStatus();
