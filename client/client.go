@@ -354,7 +354,9 @@ func (c *Client) SetText(ctx context.Context, doc envelope.DocID, text string) e
 // Edit runs fn on the journal body and makes one update of every change
 // it made. The update is applied, sealed and stored in the outbox in one
 // atomic write before Edit returns. If fn fails, its edits are kept only
-// if the write of those made before the failure succeeds.
+// if the write of those made before the failure succeeds. fn runs under
+// the client's lock and must not keep t: the CRDT document is not safe
+// for concurrent use, and the lock is what serializes it.
 func (c *Client) Edit(ctx context.Context, doc envelope.DocID, fn func(t *crdt.Text) error) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -19,6 +19,23 @@ func (e *encoder) bytes(b []byte)     { e.uvarint(uint64(len(b))); e.buf = appen
 func (e *encoder) string(s string)    { e.uvarint(uint64(len(s))); e.buf = append(e.buf, s...) }
 func (e *encoder) runes(runes []rune) { e.buf = appendRunes(e.buf, runes) }
 func (e *encoder) flag(b bool)        { e.byte(boolByte(b)) }
+
+// utf8Runes writes runes as UTF-8 after their length in bytes, the
+// layout of bytes, without building the UTF-8 apart first.
+func (e *encoder) utf8Runes(runes []rune) {
+	n := 0
+	for _, r := range runes {
+		// AppendRune writes an invalid rune as the 3-byte RuneError.
+		if k := utf8.RuneLen(r); k > 0 {
+			n += k
+		} else {
+			n += 3
+		}
+	}
+	e.uvarint(uint64(n))
+	e.buf = appendRunes(e.buf, runes)
+}
+
 func appendRunes(buf []byte, runes []rune) []byte {
 	for _, r := range runes {
 		buf = utf8.AppendRune(buf, r)

@@ -110,24 +110,29 @@ func (c *container) describe() string {
 // type has won. Nested containers can always be edited, even once they
 // are no longer reachable from a root, because a replica that has not
 // seen the removal edits them too and both edits must merge.
+// The error is built apart so that the check inlines into every edit.
 func (c *container) checkEditable() error {
 	if c.blocked {
-		w := c.doc.rootWinner(c.name)
-		return fmt.Errorf("edit %s: the name belongs to a %s now; use Doc.%s: %w",
-			c.describe(), w.kind, capitalized(w.kind), ErrTypeMismatch)
+		return c.blockedError()
 	}
 	return nil
 }
 
-// valueLocked returns the JSON-like value of c.
-func (c *container) valueLocked() any {
+func (c *container) blockedError() error {
+	w := c.doc.rootWinner(c.name)
+	return fmt.Errorf("edit %s: the name belongs to a %s now; use Doc.%s: %w",
+		c.describe(), w.kind, capitalized(w.kind), ErrTypeMismatch)
+}
+
+// value returns the JSON-like value of c.
+func (c *container) value() any {
 	switch c.kind {
 	case KindText:
-		return (*Text)(c).stringLocked()
+		return (*Text)(c).String()
 	case KindList:
-		return (*List)(c).valuesLocked()
+		return (*List)(c).valueSlice()
 	case KindMap:
-		return (*Map)(c).valueLocked()
+		return (*Map)(c).valueMap()
 	default:
 		v, ok := c.sum.int64()
 		if !ok {
@@ -169,9 +174,14 @@ func (d *Doc) newElement(k Kind, id opID, list *container) *container {
 // touch records that an operation on c was applied. The first one on a
 // root fixes its type for the name, so the names' winners are recomputed.
 func (d *Doc) touch(c *container) {
-	if c.touched {
-		return
+	if !c.touched {
+		d.touchFirst(c)
 	}
+}
+
+// touchFirst is touch for the first operation on c, apart so that touch
+// inlines into every edit.
+func (d *Doc) touchFirst(c *container) {
 	c.touched = true
 	if c.isRoot() {
 		d.updateBlocked(c.name)
@@ -215,11 +225,11 @@ func (d *Doc) root(name string, k Kind) (*container, error) {
 		return nil, fmt.Errorf("%s %q: the name belongs to a %s; use Doc.%s: %w",
 			k, name, w.kind, capitalized(w.kind), ErrTypeMismatch)
 	}
-	return d.rootLocked(name, k), nil
+	return d.ensureRoot(name, k), nil
 }
 
-// rootLocked returns the root container (name, k), creating it if needed.
-func (d *Doc) rootLocked(name string, k Kind) *container {
+// ensureRoot returns the root container (name, k), creating it if needed.
+func (d *Doc) ensureRoot(name string, k Kind) *container {
 	key := rootKey{name, k}
 	c := d.roots[key]
 	if c == nil {

@@ -21,8 +21,6 @@ func (d *Doc) Counter(name string) (*Counter, error) {
 		return nil, fmt.Errorf("counter name %q: %w", name, ErrInvalidUTF8)
 	}
 
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	c, err := d.root(name, KindCounter)
 	if err != nil {
 		return nil, err
@@ -39,17 +37,13 @@ func (c *Counter) Kind() Kind { return KindCounter }
 // that adds made concurrently on several replicas took it outside the
 // int64 range.
 func (c *Counter) Value() any {
-	c.doc.mu.Lock()
-	defer c.doc.mu.Unlock()
-	return c.base().valueLocked()
+	return c.base().value()
 }
 
 // Int returns the sum. It returns an error wrapping ErrCounterRange if
 // adds made concurrently on several replicas took the sum outside the
 // int64 range. Further adds can bring it back.
 func (c *Counter) Int() (int64, error) {
-	c.doc.mu.Lock()
-	defer c.doc.mu.Unlock()
 	v, ok := c.sum.int64()
 	if !ok {
 		return 0, fmt.Errorf("counter %s is %s: %w", c.base().describe(), c.sum.big(), ErrCounterRange)
@@ -62,8 +56,6 @@ func (c *Counter) Int() (int64, error) {
 // ErrCounterRange, and changes nothing, if the sum would leave the int64
 // range.
 func (c *Counter) Add(n int64) error {
-	c.doc.mu.Lock()
-	defer c.doc.mu.Unlock()
 	if err := c.base().checkEditable(); err != nil {
 		return err
 	}

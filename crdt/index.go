@@ -88,6 +88,16 @@ func (d deleteRun) targetAt(counter uint64) opID {
 // appendDeleteRun appends run to runs, extending the last run instead
 // when run continues it in the same direction, counters and targets both.
 func appendDeleteRun(runs []deleteRun, run deleteRun) []deleteRun {
+	if extendDeleteRun(runs, run) {
+		return runs
+	}
+	return append(runs, run)
+}
+
+// extendDeleteRun extends the last of runs by run, in place, and reports
+// whether run continues it in the same direction, counters and targets
+// both.
+func extendDeleteRun(runs []deleteRun, run deleteRun) bool {
 	if n := len(runs); n > 0 {
 		last := &runs[n-1]
 		if last.end() == run.counter && last.target.replica == run.target.replica {
@@ -97,15 +107,15 @@ func appendDeleteRun(runs []deleteRun, run deleteRun) []deleteRun {
 			case canForward && run.target.counter == last.target.counter+last.length:
 				last.backward = false
 				last.length += run.length
-				return runs
+				return true
 			case canBackward && last.target.counter >= last.length && run.target.counter == last.target.counter-last.length:
 				last.backward = true
 				last.length += run.length
-				return runs
+				return true
 			}
 		}
 	}
-	return append(runs, run)
+	return false
 }
 
 // findDelete returns the index of the delete run that contains counter,
@@ -239,6 +249,35 @@ func (x *idIndex) remove(it *item) {
 		return
 	}
 	x.chunks[ci] = chunk
+}
+
+// countFrom returns the number of items that start before counter.
+func (x *idIndex) countFrom(counter uint64) int {
+	ci := x.chunkFor(counter)
+	if ci < 0 {
+		return 0
+	}
+	n := 0
+	for _, chunk := range x.chunks[:ci] {
+		n += len(chunk)
+	}
+	chunk := x.chunks[ci]
+	return n + sort.Search(len(chunk), func(i int) bool { return chunk[i].id.counter >= counter })
+}
+
+// opsIn returns an upper bound of the runs of operations that the
+// counters [lo, hi) hold: items, delete runs and atoms, each counted
+// whole if it overlaps the range.
+func (rs *replicaState) opsIn(lo, hi uint64) int {
+	if lo >= hi {
+		return 0
+	}
+	items := rs.items.countFrom(hi) - rs.items.countFrom(lo) + 1
+	deletes := sort.Search(len(rs.deletes), func(i int) bool { return rs.deletes[i].counter >= hi }) -
+		sort.Search(len(rs.deletes), func(i int) bool { return rs.deletes[i].end() > lo })
+	atoms := sort.Search(len(rs.atoms), func(i int) bool { return rs.atoms[i].id.counter >= hi }) -
+		sort.Search(len(rs.atoms), func(i int) bool { return rs.atoms[i].id.counter >= lo })
+	return items + max(deletes, 0) + atoms
 }
 
 // each calls f for every item in counter order.

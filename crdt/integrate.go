@@ -377,7 +377,7 @@ func (d *Doc) applyValidated(u *update) {
 		if containers[i] == nil {
 			ref := u.containers[i]
 			if ref.creator.isNone() {
-				containers[i] = d.rootLocked(ref.name, ref.kind)
+				containers[i] = d.ensureRoot(ref.name, ref.kind)
 			} else {
 				containers[i] = d.nested[ref.creator]
 			}
@@ -396,14 +396,14 @@ func (d *Doc) applyValidated(u *update) {
 
 		switch o.kind {
 		case opInsert, opInsertDeleted, opListInsert:
-			it := &item{
+			it := d.newItem(item{
 				id:      o.id.plus(int(skip)),
 				length:  int(o.length - skip),
 				left:    o.left,
 				right:   o.right,
 				deleted: o.kind == opInsertDeleted || o.deleted,
 				owner:   c,
-			}
+			})
 			if skip > 0 {
 				it.left = o.id.plus(int(skip) - 1)
 			}

@@ -19,8 +19,6 @@ func (d *Doc) List(name string) (*List, error) {
 		return nil, fmt.Errorf("list name %q: %w", name, ErrInvalidUTF8)
 	}
 
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	c, err := d.root(name, KindList)
 	if err != nil {
 		return nil, err
@@ -36,12 +34,10 @@ func (l *List) Kind() Kind { return KindList }
 // Value returns the elements as a []any, nested containers as their
 // values.
 func (l *List) Value() any {
-	l.doc.mu.Lock()
-	defer l.doc.mu.Unlock()
-	return l.valuesLocked()
+	return l.valueSlice()
 }
 
-func (l *List) valuesLocked() []any {
+func (l *List) valueSlice() []any {
 	out := make([]any, 0, l.tree.root.visible)
 	l.tree.each(func(it *item) bool {
 		if !it.deleted {
@@ -56,8 +52,6 @@ func (l *List) valuesLocked() []any {
 
 // Len returns the number of elements.
 func (l *List) Len() int {
-	l.doc.mu.Lock()
-	defer l.doc.mu.Unlock()
 	return l.tree.root.visible
 }
 
@@ -65,8 +59,6 @@ func (l *List) Len() int {
 // nested container. It returns an error wrapping ErrOutOfRange if i is
 // not an index of the list.
 func (l *List) Get(i int) (any, error) {
-	l.doc.mu.Lock()
-	defer l.doc.mu.Unlock()
 	if n := l.tree.root.visible; i < 0 || i >= n {
 		return nil, fmt.Errorf("get element %d of %s of length %d: %w", i, l.base().describe(), n, ErrOutOfRange)
 	}
@@ -80,8 +72,6 @@ func (l *List) Get(i int) (any, error) {
 // ErrOutOfRange or ErrInvalidValue, and changes nothing, if i is outside
 // [0, Len] or a value is not a JSON value.
 func (l *List) Insert(i int, values ...any) error {
-	l.doc.mu.Lock()
-	defer l.doc.mu.Unlock()
 	if err := l.checkInsert(i, len(values)); err != nil {
 		return err
 	}
@@ -97,7 +87,7 @@ func (l *List) Insert(i int, values ...any) error {
 		return nil
 	}
 
-	l.base().insertLocal(i, "", norm)
+	l.base().insertLocal(i, "", len(norm), norm)
 	l.doc.touch(l.base())
 	return nil
 }
@@ -106,8 +96,6 @@ func (l *List) Insert(i int, values ...any) error {
 // and returns its handle. Concurrent inserts of containers make separate
 // elements, as for any value.
 func (l *List) InsertNew(i int, k Kind) (Container, error) {
-	l.doc.mu.Lock()
-	defer l.doc.mu.Unlock()
 	if !k.valid() {
 		return nil, fmt.Errorf("insert a container of %s into %s: use KindText, KindList, KindMap or KindCounter: %w",
 			k, l.base().describe(), ErrInvalidValue)
@@ -118,7 +106,7 @@ func (l *List) InsertNew(i int, k Kind) (Container, error) {
 
 	d := l.doc
 	c := d.newElement(k, opID{replica: d.replica, counter: d.own.next}, l.base())
-	l.base().insertLocal(i, "", []any{c})
+	l.base().insertLocal(i, "", 1, []any{c})
 	d.touch(l.base())
 	return c.handle(), nil
 }
@@ -139,8 +127,6 @@ func (l *List) checkInsert(i, n int) error {
 // wrapping ErrOutOfRange, and changes nothing, if i or count is negative
 // or i+count is past the end.
 func (l *List) Delete(i, count int) error {
-	l.doc.mu.Lock()
-	defer l.doc.mu.Unlock()
 	length := l.tree.root.visible
 	if i < 0 || count < 0 || i > length || count > length-i {
 		return fmt.Errorf("delete %d elements at %d from %s of length %d: keep index+count within the list: %w",

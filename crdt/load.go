@@ -255,7 +255,7 @@ func (s *stateDecoder) readContainers() error {
 			if prev != nil && (!prev.isRoot() || cmp.Or(cmp.Compare(prev.name, string(name)), cmp.Compare(prev.kind, k)) >= 0) {
 				return fmt.Errorf("root %s %q is out of order", k, name)
 			}
-			c = d.rootLocked(string(name), k)
+			c = d.ensureRoot(string(name), k)
 			c.touched = true
 		} else {
 			id := s.id()

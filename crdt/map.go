@@ -28,8 +28,6 @@ func (d *Doc) Map(name string) (*Map, error) {
 		return nil, fmt.Errorf("map name %q: %w", name, ErrInvalidUTF8)
 	}
 
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	c, err := d.root(name, KindMap)
 	if err != nil {
 		return nil, err
@@ -75,12 +73,10 @@ func (m *Map) Kind() Kind { return KindMap }
 // Value returns the map as a map[string]any, nested containers as their
 // values.
 func (m *Map) Value() any {
-	m.doc.mu.Lock()
-	defer m.doc.mu.Unlock()
-	return m.valueLocked()
+	return m.valueMap()
 }
 
-func (m *Map) valueLocked() map[string]any {
+func (m *Map) valueMap() map[string]any {
 	out := make(map[string]any)
 	for k, mk := range m.keys {
 		if w := mk.winner(); w != nil {
@@ -93,8 +89,6 @@ func (m *Map) valueLocked() map[string]any {
 // Get returns the value of key: a copy of a plain value or the handle of
 // a nested container, and whether the key is set.
 func (m *Map) Get(key string) (any, bool) {
-	m.doc.mu.Lock()
-	defer m.doc.mu.Unlock()
 	w := m.keys[key].winner()
 	if w == nil {
 		return nil, false
@@ -106,8 +100,6 @@ func (m *Map) Get(key string) (any, bool) {
 // more than one when replicas set the key concurrently and no later set
 // or remove has replaced them. Nothing a replica set is lost silently.
 func (m *Map) GetAll(key string) []any {
-	m.doc.mu.Lock()
-	defer m.doc.mu.Unlock()
 	mk := m.keys[key]
 	if mk == nil {
 		return nil
@@ -130,8 +122,6 @@ func (m *Map) GetAll(key string) []any {
 
 // Keys returns the keys that are set, in ascending order.
 func (m *Map) Keys() []string {
-	m.doc.mu.Lock()
-	defer m.doc.mu.Unlock()
 	var keys []string
 	for k, mk := range m.keys {
 		if len(mk.live) > 0 {
@@ -144,8 +134,6 @@ func (m *Map) Keys() []string {
 
 // Len returns the number of keys that are set.
 func (m *Map) Len() int {
-	m.doc.mu.Lock()
-	defer m.doc.mu.Unlock()
 	n := 0
 	for _, mk := range m.keys {
 		if len(mk.live) > 0 {
@@ -162,8 +150,6 @@ func (m *Map) Len() int {
 // ErrInvalidValue or ErrInvalidUTF8, and changes nothing, for anything
 // else.
 func (m *Map) Set(key string, value any) error {
-	m.doc.mu.Lock()
-	defer m.doc.mu.Unlock()
 	if err := m.checkEdit(key); err != nil {
 		return err
 	}
@@ -182,8 +168,6 @@ func (m *Map) Set(key string, value any) error {
 // container and their contents merge. A later SetNew, made after seeing
 // the key's container, replaces it with a fresh one.
 func (m *Map) SetNew(key string, k Kind) (Container, error) {
-	m.doc.mu.Lock()
-	defer m.doc.mu.Unlock()
 	if !k.valid() {
 		return nil, fmt.Errorf("set key %q of %s to a container of %s: use KindText, KindList, KindMap or KindCounter: %w",
 			key, m.base().describe(), k, ErrInvalidValue)
@@ -201,8 +185,6 @@ func (m *Map) SetNew(key string, k Kind) (Container, error) {
 // set concurrently by another replica survives. Removing a key that is not
 // set is an operation too, which makes the map appear in State.
 func (m *Map) Remove(key string) error {
-	m.doc.mu.Lock()
-	defer m.doc.mu.Unlock()
 	if err := m.checkEdit(key); err != nil {
 		return err
 	}

@@ -8,17 +8,13 @@ import "unicode/utf8"
 // values; everything else is the same.
 
 // insertLocal inserts n elements at a visible position of c that has been
-// checked: the code points of text for a text, values for a list. Local
+// checked: the n code points of text for a text, values for a list. Local
 // inserts need no conflict resolution: the new run goes right after its
 // left origin, which is right before its right origin here.
-func (c *container) insertLocal(pos int, text string, values []any) {
+func (c *container) insertLocal(pos int, text string, n int, values []any) {
 	d := c.doc
 	own := d.own
 	start := own.next
-	n := len(values)
-	if c.kind == KindText {
-		n = utf8.RuneCountInString(text)
-	}
 
 	var leftItem, next *item
 	left := noID
@@ -36,11 +32,11 @@ func (c *container) insertLocal(pos int, text string, values []any) {
 			// that run instead of adding an item.
 			if it.id.replica == own.id && it.end() == start && !it.deleted && it.right == idOf(next) {
 				if c.kind == KindText {
-					it.content = c.extendContent(it.content, text)
+					it.content = c.extendContent(it.content, text, n)
 				}
 				it.values = append(it.values, values...)
 				it.length += n
-				c.tree.addCounts(it.leaf, n, n)
+				c.tree.grew(it, n)
 				d.advanceLocal(start, uint64(n))
 				return
 			}
@@ -49,33 +45,52 @@ func (c *container) insertLocal(pos int, text string, values []any) {
 		next = c.tree.firstItem()
 	}
 
-	it := &item{
+	it := d.newItem(item{
 		id:     opID{replica: own.id, counter: start},
 		length: n,
 		left:   left,
 		right:  idOf(next),
 		values: values,
 		owner:  c,
-	}
+	})
 	if c.kind == KindText {
-		it.content = c.extendContent(nil, text)
+		it.content = c.extendContent(nil, text, n)
 	}
 	if leftIndex >= 0 {
 		c.tree.insertAt(leftItem.leaf, leftIndex+1, it)
 	} else {
 		c.tree.insertAfter(leftItem, it)
 	}
+	// The next keystroke most likely continues the new run.
+	c.tree.setHint(it, pos)
 	own.items.add(it)
 	d.advanceLocal(start, uint64(n))
 }
 
-// extendContent returns the code points of run followed by those of s,
-// stored in the text's arena of typed content. Typing extends a run that
-// ends the arena in place, so a keystroke allocates nothing. A run
-// elsewhere is copied to the end first. The result has no spare capacity,
-// because the space after it belongs to the arena.
-func (c *container) extendContent(run []rune, s string) []rune {
-	m := utf8.RuneCountInString(s)
+// countRunes returns the number of code points in s and whether s is
+// valid UTF-8, in one pass.
+func countRunes(s string) (int, bool) {
+	n := 0
+	for i := 0; i < len(s); n++ {
+		if s[i] < utf8.RuneSelf {
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			return 0, false
+		}
+		i += size
+	}
+	return n, true
+}
+
+// extendContent returns the code points of run followed by the m code
+// points of s, stored in the text's arena of typed content. Typing extends
+// a run that ends the arena in place, so a keystroke allocates nothing. A
+// run elsewhere is copied to the end first. The result has no spare
+// capacity, because the space after it belongs to the arena.
+func (c *container) extendContent(run []rune, s string, m int) []rune {
 	n := len(c.arena)
 	atEnd := len(run) > 0 && n > 0 && &run[len(run)-1] == &c.arena[n-1]
 	if !atEnd || cap(c.arena)-n < m {
@@ -109,6 +124,7 @@ func (c *container) deleteLocal(pos, count int) {
 	counter := start
 
 	it, off, i := c.tree.findVisible(pos)
+	before, beforeLength := it, off
 	for remaining := count; ; {
 		k := min(it.length-off, remaining)
 		own.deletes = appendDeleteRun(own.deletes, deleteRun{counter: counter, length: uint64(k), target: it.id.plus(off)})
@@ -122,15 +138,35 @@ func (c *container) deleteLocal(pos, count int) {
 		}
 		off, i = 0, -1
 	}
+	// Text is mostly retyped where it was deleted, which starts with a
+	// search for the element before pos. When that element is in the
+	// first item, the item keeps its first beforeLength elements live.
+	if beforeLength > 0 {
+		c.tree.setHint(before, pos-beforeLength)
+	}
 	d.advanceLocal(start, uint64(count))
 }
 
 // advanceLocal records n local operations starting at counter start.
 func (d *Doc) advanceLocal(start, n uint64) {
+	d.own.next = start + n
+	// Mostly both lists end with the previous local operations and grow
+	// in place, without the calls that appending takes.
+	if extendsLast(d.history, d.replica, start) && extendsLast(d.uncommitted, d.replica, start) {
+		d.history[len(d.history)-1].end += n
+		d.uncommitted[len(d.uncommitted)-1].end += n
+		return
+	}
 	s := span{replica: d.replica, start: start, end: start + n}
-	d.own.next = s.end
 	d.history = appendSpan(d.history, s)
 	d.uncommitted = appendSpan(d.uncommitted, s)
+}
+
+// extendsLast reports whether spans end with a span of replica that ends
+// at start.
+func extendsLast(spans []span, replica ReplicaID, start uint64) bool {
+	n := len(spans)
+	return n > 0 && spans[n-1].replica == replica && spans[n-1].end == start
 }
 
 // idOf returns the id of the first element of it, or noID for nil.
@@ -144,14 +180,14 @@ func idOf(it *item) opID {
 // splitItem cuts it after k elements (0 < k < length) and returns the new
 // item holding the rest. The container's content does not change.
 func (d *Doc) splitItem(it *item, k int) *item {
-	rest := &item{
+	rest := d.newItem(item{
 		id:      it.id.plus(k),
 		length:  it.length - k,
 		left:    it.id.plus(k - 1),
 		right:   it.right,
 		deleted: it.deleted,
 		owner:   it.owner,
-	}
+	})
 	// The caps keep a later append to it from overwriting rest.
 	if it.content != nil {
 		rest.content = it.content[k:]
@@ -248,7 +284,7 @@ func (d *Doc) mergeTombstones(a, b *item) bool {
 		return false
 	}
 	a.length += b.length
-	removeMerged(b)
+	b.owner.tree.removeMerged(b)
 	d.replicas[b.id.replica].items.remove(b)
 	return true
 }

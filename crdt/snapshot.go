@@ -80,9 +80,7 @@ const maxStateBody = 1 << 30
 // Save returns the whole document: every operation, the local edits not
 // yet committed, and the held-back updates. Load restores it.
 func (d *Doc) Save() ([]byte, error) {
-	d.mu.Lock()
 	body := d.encodeState()
-	d.mu.Unlock()
 
 	var out bytes.Buffer
 	var e encoder

@@ -22,8 +22,6 @@ func (d *Doc) Text(name string) (*Text, error) {
 		return nil, fmt.Errorf("text name %q: %w", name, ErrInvalidUTF8)
 	}
 
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	c, err := d.root(name, KindText)
 	if err != nil {
 		return nil, err
@@ -46,19 +44,11 @@ func (t *Text) Name() string {
 
 // Len returns the number of code points in the text.
 func (t *Text) Len() int {
-	t.doc.mu.Lock()
-	defer t.doc.mu.Unlock()
 	return t.tree.root.visible
 }
 
 // String returns the text.
 func (t *Text) String() string {
-	t.doc.mu.Lock()
-	defer t.doc.mu.Unlock()
-	return t.stringLocked()
-}
-
-func (t *Text) stringLocked() string {
 	var b strings.Builder
 	b.Grow(t.tree.root.visible)
 	t.tree.each(func(it *item) bool {
@@ -74,32 +64,31 @@ func (t *Text) stringLocked() string {
 // It returns an error wrapping ErrOutOfRange if pos is outside [0, Len],
 // or ErrInvalidUTF8 if s is not valid UTF-8, and then changes nothing.
 func (t *Text) Insert(pos int, s string) error {
-	t.doc.mu.Lock()
-	defer t.doc.mu.Unlock()
-	return t.insertLocked(pos, s)
-}
-
-func (t *Text) insertLocked(pos int, s string) error {
 	d := t.doc
 	length := t.tree.root.visible
 	if pos < 0 || pos > length {
 		return fmt.Errorf("insert at %d into %s of length %d: use a position from 0 to %d: %w",
 			pos, t.base().describe(), length, length, ErrOutOfRange)
 	}
-	if !utf8.ValidString(s) {
+	// A keystroke inserts one ASCII character; that needs no scan.
+	n, ok := 1, true
+	if len(s) != 1 || s[0] >= utf8.RuneSelf {
+		n, ok = countRunes(s)
+	}
+	if !ok {
 		return fmt.Errorf("insert into %s: %w", t.base().describe(), ErrInvalidUTF8)
 	}
-	if s == "" {
+	if n == 0 {
 		return nil
 	}
 	if err := t.base().checkEditable(); err != nil {
 		return err
 	}
-	if err := d.checkOwnCounter(utf8.RuneCountInString(s)); err != nil {
+	if err := d.checkOwnCounter(n); err != nil {
 		return err
 	}
 
-	t.base().insertLocal(pos, s, nil)
+	t.base().insertLocal(pos, s, n, nil)
 	d.touch(t.base())
 	return nil
 }
@@ -108,12 +97,6 @@ func (t *Text) insertLocked(pos int, s string) error {
 // wrapping ErrOutOfRange if pos or count is negative or pos+count is past
 // the end, and then changes nothing.
 func (t *Text) Delete(pos, count int) error {
-	t.doc.mu.Lock()
-	defer t.doc.mu.Unlock()
-	return t.deleteLocked(pos, count)
-}
-
-func (t *Text) deleteLocked(pos, count int) error {
 	d := t.doc
 	length := t.tree.root.visible
 	if pos < 0 || count < 0 || pos > length || count > length-pos {
@@ -143,9 +126,7 @@ func (t *Text) Replace(newValue string) error {
 		return fmt.Errorf("replace %s: %w", t.base().describe(), ErrInvalidUTF8)
 	}
 
-	t.doc.mu.Lock()
-	defer t.doc.mu.Unlock()
-	old := []rune(t.stringLocked())
+	old := []rune(t.String())
 	repl := []rune(newValue)
 
 	prefix := 0
@@ -159,12 +140,12 @@ func (t *Text) Replace(newValue string) error {
 	}
 
 	if n := len(old) - prefix - suffix; n > 0 {
-		if err := t.deleteLocked(prefix, n); err != nil {
+		if err := t.Delete(prefix, n); err != nil {
 			return err
 		}
 	}
 	if inserted := repl[prefix : len(repl)-suffix]; len(inserted) > 0 {
-		return t.insertLocked(prefix, string(inserted))
+		return t.Insert(prefix, string(inserted))
 	}
 	return nil
 }

@@ -40,7 +40,7 @@ func (it *item) visibleLength() int {
 // Capacity of tree nodes. Leaves are scanned linearly, so they stay small
 // enough for that to be cheap and large enough to keep the tree shallow.
 const (
-	maxLeafItems = 64
+	maxLeafItems = 32
 	maxChildren  = 32
 )
 
@@ -73,6 +73,16 @@ type tree struct {
 	// inside it leave cachedStart true.
 	cached      *node
 	cachedStart int
+
+	// hint is the live item that the last findVisible returned, hintStart
+	// the visible position of its first element and hintIndex its index
+	// in its leaf. Typing returns to the item it just extended, so the
+	// next search usually ends there and skips the scan of the leaf. Any
+	// change of counts or of a leaf's items clears it, except growth of
+	// the hint itself, which moves only what follows it.
+	hint      *item
+	hintStart int
+	hintIndex int
 }
 
 func newTree() tree {
@@ -84,6 +94,9 @@ func newTree() tree {
 // at pos, the offset of that element in the item, and the item's index in
 // its leaf. pos must be less than the visible length of the container.
 func (t *tree) findVisible(pos int) (*item, int, int) {
+	if h := t.hint; h != nil && pos >= t.hintStart && pos < t.hintStart+h.length {
+		return h, pos - t.hintStart, t.hintIndex
+	}
 	n, start := t.cached, t.cachedStart
 	if n == nil || pos < start || pos >= start+n.visible {
 		n, start = t.root, 0
@@ -101,6 +114,7 @@ func (t *tree) findVisible(pos int) (*item, int, int) {
 		t.cached, t.cachedStart = n, start
 	}
 
+	at := pos
 	pos -= start
 	last, lastIndex := (*item)(nil), -1
 	for i, it := range n.items {
@@ -108,6 +122,7 @@ func (t *tree) findVisible(pos int) (*item, int, int) {
 			continue
 		}
 		if pos < it.length {
+			t.hint, t.hintStart, t.hintIndex = it, at-pos, i
 			return it, pos, i
 		}
 		pos -= it.length
@@ -202,8 +217,27 @@ func (t *tree) indexOf(it *item) int {
 	return index
 }
 
+// setHint makes the live item it, whose first element is at visible
+// position start, the next hint of findVisible.
+func (t *tree) setHint(it *item, start int) {
+	t.hint, t.hintStart, t.hintIndex = it, start, indexInLeaf(it)
+}
+
 // addCounts adds to the counts of leaf and all its ancestors.
 func (t *tree) addCounts(leaf *node, visible, total int) {
+	t.hint = nil
+	t.countsChanged(leaf, visible, total)
+}
+
+// grew counts n elements that were just appended to the live item it.
+func (t *tree) grew(it *item, n int) {
+	if it != t.hint {
+		t.hint = nil
+	}
+	t.countsChanged(it.leaf, n, n)
+}
+
+func (t *tree) countsChanged(leaf *node, visible, total int) {
 	if leaf != t.cached {
 		t.cached = nil
 	}
@@ -248,6 +282,7 @@ func (t *tree) insertBefore(next, it *item) {
 // placeAfter puts it right after prev in prev's leaf without counting its
 // elements, because they were already counted as part of prev (a split).
 func (t *tree) placeAfter(prev, it *item) {
+	t.hint = nil
 	leaf := prev.leaf
 	leaf.items = slices.Insert(leaf.items, indexInLeaf(prev)+1, it)
 	it.leaf = leaf
@@ -259,7 +294,8 @@ func (t *tree) placeAfter(prev, it *item) {
 // removeMerged takes it out of its leaf without changing any count,
 // because its elements were moved into its neighbour (a merge). A leaf
 // never becomes empty this way, since the neighbour stays in it.
-func removeMerged(it *item) {
+func (t *tree) removeMerged(it *item) {
+	t.hint = nil
 	i := indexInLeaf(it)
 	it.leaf.items = slices.Delete(it.leaf.items, i, i+1)
 	it.leaf = nil
@@ -268,7 +304,7 @@ func removeMerged(it *item) {
 // splitNode moves the upper half of an overfull node into a new sibling
 // and splits the parent in turn when that overflows.
 func (t *tree) splitNode(n *node) {
-	t.cached = nil
+	t.cached, t.hint = nil, nil
 	sibling := &node{isLeaf: n.isLeaf, parent: n.parent}
 	if n.isLeaf {
 		half := len(n.items) / 2

@@ -159,6 +159,13 @@ func (d *Doc) collect(spans []span) *update {
 		containers: make(map[*container]int),
 		ranges:     make(map[ReplicaID]span),
 	}
+	// Growing the operations by appending alone would allocate several
+	// times their final size when an update carries a long history.
+	estimate := 0
+	for _, s := range spans {
+		estimate += d.replicas[s.replica].opsIn(s.start, s.end)
+	}
+	b.u.ops = make([]op, 0, estimate)
 	cursors := make(map[ReplicaID]*opCursor)
 	for _, s := range spans {
 		if r, ok := b.ranges[s.replica]; ok {
@@ -219,6 +226,35 @@ type updateBuilder struct {
 	ranges     map[ReplicaID]span // counters carried by the update
 	last       *container         // container of the previous lookup
 	lastIndex  int
+	// The content and delete targets of joined operations are carved
+	// from these, so that joining pieces neither copies the pieces before
+	// them again nor allocates per operation.
+	content arena[rune]
+	targets arena[deleteRun]
+}
+
+// arena hands out slices carved from shared chunks of memory.
+type arena[T any] struct {
+	chunk []T
+}
+
+// join returns run followed by more. When run is the latest slice handed
+// out, more is appended to it in place. The result has no spare capacity,
+// because the space after it belongs to the arena.
+func (a *arena[T]) join(run []T, more ...T) []T {
+	n := len(a.chunk)
+	atEnd := len(run) > 0 && n > 0 && &run[len(run)-1] == &a.chunk[n-1]
+	if !atEnd || cap(a.chunk)-n < len(more) {
+		if cap(a.chunk)-n < len(run)+len(more) {
+			// A full chunk is left to the slices that use it.
+			size := min(max(2*cap(a.chunk), 64), 1<<14)
+			a.chunk = make([]T, 0, max(size, len(run)+len(more)))
+		}
+		a.chunk = append(a.chunk, run...)
+	}
+	a.chunk = append(a.chunk, more...)
+	end := len(a.chunk)
+	return a.chunk[end-len(run)-len(more) : end : end]
 }
 
 // container returns the index of c in the update's container table. A
@@ -279,7 +315,7 @@ func (b *updateBuilder) addInsert(rs *replicaState, it *item, off int, end uint6
 			last.end() == o.id.counter && o.left == last.id.plus(int(last.length)-1) && o.right == last.right {
 			switch o.kind {
 			case opInsert:
-				last.content = append(slices.Clip(last.content), o.content...)
+				last.content = b.content.join(last.content, o.content...)
 			case opListInsert:
 				last.values = append(slices.Clip(last.values), o.values...)
 				for _, m := range o.markers {
@@ -319,7 +355,9 @@ func (b *updateBuilder) addDelete(replica ReplicaID, container int, piece delete
 		last := &b.u.ops[n-1]
 		if last.kind == opDelete && last.container == container &&
 			last.id.replica == replica && last.end() == piece.counter {
-			last.targets = appendDeleteRun(last.targets, piece)
+			if !extendDeleteRun(last.targets, piece) {
+				last.targets = b.targets.join(last.targets, piece)
+			}
 			last.length += piece.length
 			return
 		}
@@ -331,7 +369,7 @@ func (b *updateBuilder) addDelete(replica ReplicaID, container int, piece delete
 		length:    piece.length,
 		left:      noID,
 		right:     noID,
-		targets:   []deleteRun{piece},
+		targets:   b.targets.join(nil, piece),
 	})
 }
 
@@ -452,7 +490,7 @@ func encodeUpdate(u *update) []byte {
 			origin(o.left)
 			origin(o.right)
 			if o.kind == opInsert {
-				e.bytes(appendRunes(nil, o.content))
+				e.utf8Runes(o.content)
 			}
 		case opListInsert:
 			e.uvarint(o.length)

@@ -202,7 +202,7 @@ func cloneValue(v any) any {
 // replaced by their values.
 func stateValue(v any) any {
 	if c, ok := v.(*container); ok {
-		return c.valueLocked()
+		return c.value()
 	}
 	return cloneValue(v)
 }
