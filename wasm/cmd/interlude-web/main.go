@@ -51,6 +51,7 @@ import (
 
 	"interlude/client"
 	"interlude/sync/envelope"
+	"interlude/wasm/gcpolicy"
 	"interlude/wasm/idbstore"
 	"interlude/wasm/jsws"
 )
@@ -65,6 +66,7 @@ const defaultDatabase = "interlude"
 var journalKey = []byte("web/journal")
 
 func main() {
+	gcpolicy.Apply()
 	a := &app{
 		log:     slog.New(slog.NewTextHandler(os.Stderr, nil)),
 		views:   make(map[envelope.DocID]docView),
