@@ -10,8 +10,8 @@ import (
 //
 // A Doc is not safe for concurrent use: its caller serializes every call
 // on it and on the containers it returns, as a map's would. The client
-// already holds its own lock around each document, and a lock in Doc
-// cost a fifth of the time of typing in WebAssembly, where every atomic
+// already holds its own lock around each document. A lock in Doc took
+// about a fifth of the time of typing in WebAssembly, where every atomic
 // operation is a function call.
 type Doc struct {
 	replica  ReplicaID
@@ -42,10 +42,9 @@ type Doc struct {
 // itemsPerSlab is how many items newItem allocates at once.
 const itemsPerSlab = 128
 
-// newItem returns a pointer to a copy of v. Items are allocated in slabs,
-// because typing makes one item per run and a slab costs one allocation
-// where items one by one cost one each. An item dropped by a merge keeps
-// its slab alive; items are small and merges rare.
+// newItem returns a pointer to a copy of v in a slab of items, because
+// typing makes an item per run and one allocation per item costs more.
+// An item dropped by a merge keeps its slab alive.
 func (d *Doc) newItem(v item) *item {
 	if len(d.spare) == 0 {
 		d.spare = make([]item, itemsPerSlab)

@@ -70,7 +70,7 @@ func (t *Text) Insert(pos int, s string) error {
 		return fmt.Errorf("insert at %d into %s of length %d: use a position from 0 to %d: %w",
 			pos, t.base().describe(), length, length, ErrOutOfRange)
 	}
-	// A keystroke inserts one ASCII character; that needs no scan.
+	// A keystroke is mostly one ASCII character, which needs no scan.
 	n, ok := 1, true
 	if len(s) != 1 || s[0] >= utf8.RuneSelf {
 		n, ok = countRunes(s)
