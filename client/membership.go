@@ -166,7 +166,7 @@ func (c *Client) learnKeysLocked(d *document) bool {
 	}
 	for i := len(d.log.entries) - 1; i >= 0; i-- {
 		e := d.log.entries[i]
-		if e.Op != membership.OpRemove || d.epochKey(e.Epoch-1) != nil {
+		if !e.Op.Rotates() || d.epochKey(e.Epoch-1) != nil {
 			continue
 		}
 		k := d.epochKey(e.Epoch)
@@ -268,6 +268,13 @@ func (c *Client) queueOp(ctx context.Context, doc envelope.DocID, op pendingOp) 
 	if m, ok := d.log.state.Member(c.selfKey()); !ok || m.Role != membership.RoleAdmin {
 		return fmt.Errorf("%w %s: ask an admin to make this change", ErrNotAdmin, doc)
 	}
+	return c.queueOpLocked(ctx, d, op)
+}
+
+// queueOpLocked stores op as a change of d for the next sync. The caller
+// has checked that this device may make it.
+func (c *Client) queueOpLocked(ctx context.Context, d *document, op pendingOp) error {
+	doc := d.id
 	op.N = d.log.nextOp
 	value, err := msgpack.Marshal(&op)
 	if err != nil {
@@ -392,6 +399,13 @@ func (c *Client) entryFor(d *document, op pendingOp) (*membership.Entry, error) 
 		return e, err
 	case membership.OpChangeRole:
 		return st.NewChangeRole(c.id.signing, subject, membership.Role(op.Role))
+	case membership.OpAddDevice:
+		m := membership.Member{Sign: subject}
+		copy(m.Box[:], op.Box)
+		return st.NewAddDevice(c.id.signing, m, key)
+	case membership.OpRemoveDevice:
+		e, _, err := st.NewRemoveDevice(c.id.signing, subject, key)
+		return e, err
 	}
 	return nil, fmt.Errorf("%w: unknown membership change %d", membership.ErrInvalid, op.Op)
 }

@@ -48,13 +48,24 @@ func (s *session) syncMembership(ctx context.Context) error {
 				return err
 			}
 		}
-		if j.fetch || j.ops {
-			ok, err := s.fetchLog(ctx, j.id)
-			if err != nil || !ok {
-				return err
-			}
+		if !j.fetch && !j.ops {
+			continue
 		}
-		if j.ops {
+		ok, err := s.fetchLog(ctx, j.id)
+		if err != nil || !ok {
+			return err
+		}
+		// With the log current, the person's other devices are added
+		// where they are missing (see devices.go).
+		s.c.mu.Lock()
+		d := s.c.docs[j.id]
+		err = s.c.followLinksLocked(ctx, d)
+		pending := len(d.log.ops) > 0
+		s.c.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		if pending {
 			if err := s.sendChanges(ctx, j.id); err != nil {
 				return err
 			}

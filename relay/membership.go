@@ -170,7 +170,7 @@ func (s *store) appendMember(doc envelope.DocID, device deviceKey, raw []byte) (
 // read in step with the log: each member's record holds the newest key
 // sealed to it.
 func updateMemberIndex(txn *badger.Txn, doc envelope.DocID, e *membership.Entry) error {
-	if e.Op == membership.OpRemove {
+	if e.Op.Rotates() {
 		if err := txn.Delete(memberKey(doc, e.Subject.Sign)); err != nil {
 			return err
 		}

@@ -112,9 +112,20 @@ const (
 	OpAdd        Op = 2
 	OpRemove     Op = 3
 	OpChangeRole Op = 4
+	// OpAddDevice adds another device of the author's person, with the
+	// author's role. Any member may add its own person's devices, so a
+	// client who is a writer can read and write from a second device.
+	OpAddDevice Op = 5
+	// OpRemoveDevice removes a device of the author's person, such as a
+	// lost phone, and starts a new key epoch as OpRemove does.
+	OpRemoveDevice Op = 6
 )
 
-func (o Op) valid() bool { return o >= OpCreate && o <= OpChangeRole }
+func (o Op) valid() bool { return o >= OpCreate && o <= OpRemoveDevice }
+
+// Rotates reports whether the operation starts a new key epoch: it
+// removes a member, and the entry carries the prior epoch's key.
+func (o Op) Rotates() bool { return o == OpRemove || o == OpRemoveDevice }
 
 // String returns the operation's name.
 func (o Op) String() string {
@@ -127,6 +138,10 @@ func (o Op) String() string {
 		return "remove"
 	case OpChangeRole:
 		return "change_role"
+	case OpAddDevice:
+		return "add_device"
+	case OpRemoveDevice:
+		return "remove_device"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
@@ -312,7 +327,7 @@ func (e *Entry) checkForm() error {
 			return fmt.Errorf("%w: sealed keys not sorted by member key, or a member listed twice", ErrMalformed)
 		}
 	}
-	if (e.Op == OpRemove) != (len(e.Prior) > 0) {
+	if e.Op.Rotates() != (len(e.Prior) > 0) {
 		return fmt.Errorf("%w: a prior epoch key belongs on removals, and only there (operation %s)", ErrMalformed, e.Op)
 	}
 	return nil

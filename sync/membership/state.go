@@ -25,6 +25,10 @@ type State struct {
 	history map[[32]byte][]roleChange
 	// heads maps each entry hash to its index and epoch.
 	heads map[Hash]headInfo
+	// person maps each current member to the member key that names its
+	// person in this document: its own key, or for a device added with
+	// OpAddDevice, the person of the device that added it.
+	person map[[32]byte][32]byte
 }
 
 type roleChange struct {
@@ -62,6 +66,17 @@ func (s *State) Members() []Member {
 	return ms
 }
 
+// Person returns the key that names the person of member k in this
+// document, and whether k is a member. Two members with the same person
+// are devices of one person.
+func (s *State) Person(k [32]byte) ([32]byte, bool) {
+	p, ok := s.person[k]
+	return p, ok
+}
+
+// WasMember reports whether k has been a member at any point of the log.
+func (s *State) WasMember(k [32]byte) bool { return len(s.history[k]) > 0 }
+
 // HeadAt returns the index and epoch of the entry with hash h.
 func (s *State) HeadAt(h Hash) (index uint64, epoch uint32, ok bool) {
 	hi, ok := s.heads[h]
@@ -86,6 +101,7 @@ func (s *State) Clone() *State {
 	c := *s
 	c.members = maps.Clone(s.members)
 	c.heads = maps.Clone(s.heads)
+	c.person = maps.Clone(s.person)
 	c.history = make(map[[32]byte][]roleChange, len(s.history))
 	for k, v := range s.history {
 		c.history[k] = slices.Clone(v)
@@ -140,6 +156,9 @@ func (s *State) check(e *Entry) error {
 		return fmt.Errorf("%w: the first entry must be a create, not %s", ErrInvalid, e.Op)
 	}
 	author, ok := s.members[e.Author]
+	if e.Op == OpAddDevice || e.Op == OpRemoveDevice {
+		return s.checkDevice(e, author, ok)
+	}
 	if !ok || author.Role != RoleAdmin {
 		return fmt.Errorf("%w: %x is not an admin of document %x, so it cannot %s members", ErrNotAllowed, e.Author[:8], s.doc[:], e.Op)
 	}
@@ -166,13 +185,7 @@ func (s *State) check(e *Entry) error {
 		if e.Epoch != s.epoch+1 {
 			return fmt.Errorf("%w: removing starts key epoch %d, entry says %d", ErrInvalid, s.epoch+1, e.Epoch)
 		}
-		var remaining []Member
-		for _, m := range s.members {
-			if m.Sign != e.Subject.Sign {
-				remaining = append(remaining, m)
-			}
-		}
-		return checkRecipients(e, remaining)
+		return checkRecipients(e, s.remaining(e.Subject.Sign))
 	case OpChangeRole:
 		if !isMember || current.Box != e.Subject.Box {
 			return fmt.Errorf("%w: %x is not a member with these keys", ErrInvalid, e.Subject.Sign[:8])
@@ -189,6 +202,50 @@ func (s *State) check(e *Entry) error {
 		return checkRecipients(e, nil)
 	}
 	return fmt.Errorf("%w: unknown operation %d", ErrMalformed, e.Op)
+}
+
+// checkDevice checks an entry by which a member adds or removes a device
+// of its own person.
+func (s *State) checkDevice(e *Entry, author Member, isAuthor bool) error {
+	if !isAuthor {
+		return fmt.Errorf("%w: %x is not a member of document %x, so it cannot %s", ErrNotAllowed, e.Author[:8], s.doc[:], e.Op)
+	}
+	current, isMember := s.members[e.Subject.Sign]
+	if e.Op == OpAddDevice {
+		switch {
+		case isMember:
+			return fmt.Errorf("%w: %x is already a member", ErrInvalid, e.Subject.Sign[:8])
+		case e.Subject.Role != author.Role:
+			return fmt.Errorf("%w: a device gets its person's role %s, entry says %s", ErrInvalid, author.Role, e.Subject.Role)
+		case len(s.members) >= MaxMembers:
+			return fmt.Errorf("%w: document already has %d members, the maximum", ErrInvalid, len(s.members))
+		case e.Epoch != s.epoch:
+			return fmt.Errorf("%w: adding keeps key epoch %d, entry says %d", ErrInvalid, s.epoch, e.Epoch)
+		}
+		return checkRecipients(e, []Member{e.Subject})
+	}
+	switch {
+	case !isMember || current != e.Subject:
+		return fmt.Errorf("%w: %x is not a member with these keys and role", ErrInvalid, e.Subject.Sign[:8])
+	case s.person[e.Subject.Sign] != s.person[e.Author]:
+		return fmt.Errorf("%w: %x is a device of another person: an admin removes other people", ErrNotAllowed, e.Subject.Sign[:8])
+	case current.Role == RoleAdmin && s.admins() == 1:
+		return fmt.Errorf("%w: %x is the last admin: make another member admin first", ErrInvalid, e.Subject.Sign[:8])
+	case e.Epoch != s.epoch+1:
+		return fmt.Errorf("%w: removing starts key epoch %d, entry says %d", ErrInvalid, s.epoch+1, e.Epoch)
+	}
+	return checkRecipients(e, s.remaining(e.Subject.Sign))
+}
+
+// remaining returns the members other than k.
+func (s *State) remaining(k [32]byte) []Member {
+	var out []Member
+	for _, m := range s.members {
+		if m.Sign != k {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // checkRecipients checks that the entry seals the key to exactly want.
@@ -213,15 +270,23 @@ func (s *State) apply(e *Entry) {
 		s.members = make(map[[32]byte]Member)
 		s.history = make(map[[32]byte][]roleChange)
 		s.heads = make(map[Hash]headInfo)
+		s.person = make(map[[32]byte][32]byte)
 		s.doc = e.Doc
 	}
 	switch e.Op {
-	case OpCreate, OpAdd, OpChangeRole:
+	case OpCreate, OpAdd, OpAddDevice, OpChangeRole:
 		s.members[e.Subject.Sign] = e.Subject
 		s.history[e.Subject.Sign] = append(s.history[e.Subject.Sign], roleChange{e.Index, e.Subject.Role})
-	case OpRemove:
+	case OpRemove, OpRemoveDevice:
 		delete(s.members, e.Subject.Sign)
+		delete(s.person, e.Subject.Sign)
 		s.history[e.Subject.Sign] = append(s.history[e.Subject.Sign], roleChange{e.Index, 0})
+	}
+	switch e.Op {
+	case OpCreate, OpAdd:
+		s.person[e.Subject.Sign] = e.Subject.Sign
+	case OpAddDevice:
+		s.person[e.Subject.Sign] = s.person[e.Author]
 	}
 	s.epoch = e.Epoch
 	s.head = e.Hash()
@@ -261,6 +326,25 @@ func (s *State) NewAdd(signer ed25519.PrivateKey, m Member, epochKey *[KeySize]b
 	return e, s.Clone().Apply(e)
 }
 
+// NewAddDevice returns an entry by which member signer adds device, a
+// device of the same person, with signer's role and the current epoch's
+// key sealed to it.
+func (s *State) NewAddDevice(signer ed25519.PrivateKey, device Member, epochKey *[KeySize]byte) (*Entry, error) {
+	author, ok := s.members[[32]byte(signer.Public().(ed25519.PublicKey))]
+	if !ok {
+		return nil, fmt.Errorf("%w: the signer is not a member of document %x", ErrNotAllowed, s.doc[:])
+	}
+	device.Role = author.Role
+	e := s.next(OpAddDevice, device)
+	k, err := sealTo(epochKey, device)
+	if err != nil {
+		return nil, err
+	}
+	e.Keys = []SealedKey{k}
+	e.Sign(signer)
+	return e, s.Clone().Apply(e)
+}
+
 // NewChangeRole returns an entry that gives member k the role.
 func (s *State) NewChangeRole(signer ed25519.PrivateKey, k [32]byte, role Role) (*Entry, error) {
 	m, ok := s.members[k]
@@ -278,6 +362,16 @@ func (s *State) NewChangeRole(signer ed25519.PrivateKey, k [32]byte, role Role) 
 // remaining member, and currentKey, the key of the current epoch, is
 // encrypted under it.
 func (s *State) NewRemove(signer ed25519.PrivateKey, k [32]byte, currentKey *[KeySize]byte) (*Entry, *[KeySize]byte, error) {
+	return s.newRemoval(OpRemove, signer, k, currentKey)
+}
+
+// NewRemoveDevice is NewRemove for a device of signer's own person,
+// which any member may remove.
+func (s *State) NewRemoveDevice(signer ed25519.PrivateKey, k [32]byte, currentKey *[KeySize]byte) (*Entry, *[KeySize]byte, error) {
+	return s.newRemoval(OpRemoveDevice, signer, k, currentKey)
+}
+
+func (s *State) newRemoval(op Op, signer ed25519.PrivateKey, k [32]byte, currentKey *[KeySize]byte) (*Entry, *[KeySize]byte, error) {
 	m, ok := s.members[k]
 	if !ok {
 		return nil, nil, fmt.Errorf("%w: %x is not a member", ErrInvalid, k[:8])
@@ -286,7 +380,7 @@ func (s *State) NewRemove(signer ed25519.PrivateKey, k [32]byte, currentKey *[Ke
 	if err != nil {
 		return nil, nil, err
 	}
-	e := s.next(OpRemove, m)
+	e := s.next(op, m)
 	e.Epoch++
 	for _, r := range s.Members() {
 		if r.Sign == k {

@@ -1,0 +1,224 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"slices"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"interlude/sync/membership"
+)
+
+// A person's devices.
+//
+// A person who uses a second device, such as a therapist with a laptop
+// and a phone, links it from a device they already use. The linking
+// device adds the new one to every document it is a member of, with its
+// own role, through the membership log's add_device entries, which any
+// member may make for its own person. The relay's document list then
+// shows the new device those documents on its first sync.
+//
+// Each device keeps the devices it linked and the device that linked it.
+// Before it sends membership changes of a document, it adds those devices
+// to the document if they were never members of it, so a document shared
+// later with any one of a person's devices reaches all of them. A device
+// removed from a document is never added back to it.
+
+// linkedPrefix starts the store keys of linked devices.
+const linkedPrefix = "link/"
+
+func linkedKey(sign []byte) []byte { return append([]byte(linkedPrefix), sign...) }
+
+// linkedRecord is a device of this device's person.
+type linkedRecord struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Sign     []byte
+	Box      []byte
+}
+
+// LinkDevice makes the device with public keys dev another device of this
+// device's person. In every document this device is a member of, dev is
+// added with this device's role on the next sync, and in every document
+// this device joins later. It returns the number of documents changed.
+//
+// Compare dev's fingerprint (PublicID.Fingerprint) with the one the new
+// device shows before linking it: a public id altered on its way here
+// would link a stranger's device to every document.
+func (c *Client) LinkDevice(ctx context.Context, dev PublicID) (int, error) {
+	if len(dev.Sign) != ed25519.PublicKeySize {
+		return 0, fmt.Errorf("client: invalid public id: signing key of %d bytes, want %d", len(dev.Sign), ed25519.PublicKeySize)
+	}
+	if bytes.Equal(dev.Sign, c.id.public.Sign) {
+		return 0, fmt.Errorf("client: %s is this device: run the link command on another device of yours", dev.Fingerprint())
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return 0, ErrClosed
+	}
+	rec, err := msgpack.Marshal(&linkedRecord{Sign: dev.Sign, Box: dev.Box[:]})
+	if err != nil {
+		return 0, fmt.Errorf("client: encode linked device: %w", err)
+	}
+	var b Batch
+	b.Put(linkedKey(dev.Sign), rec)
+	if err := c.store.Write(ctx, &b); err != nil {
+		return 0, fmt.Errorf("client: save linked device %s: %w", dev.Fingerprint(), err)
+	}
+	c.log.Info("device linked", "linked", dev.Fingerprint())
+	n := 0
+	for _, d := range c.sortedDocsLocked() {
+		added, err := c.addDeviceLocked(ctx, d, dev)
+		if err != nil {
+			return n, err
+		}
+		if added {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// UnlinkDevice removes the device with signing key dev, such as a lost
+// phone, from every document where it is a device of this device's
+// person, and forgets it. Each removal starts a new key epoch on the next
+// sync, so nothing written afterwards opens with what dev holds. It
+// returns the number of documents changed.
+func (c *Client) UnlinkDevice(ctx context.Context, dev ed25519.PublicKey) (int, error) {
+	if len(dev) != ed25519.PublicKeySize {
+		return 0, fmt.Errorf("client: invalid device key of %d bytes, want %d", len(dev), ed25519.PublicKeySize)
+	}
+	if bytes.Equal(dev, c.id.public.Sign) {
+		return 0, fmt.Errorf("client: this device cannot unlink itself: unlink it from another device of yours")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return 0, ErrClosed
+	}
+	var b Batch
+	b.Del(linkedKey(dev))
+	if err := c.store.Write(ctx, &b); err != nil {
+		return 0, fmt.Errorf("client: forget linked device: %w", err)
+	}
+	key := [32]byte(dev)
+	self := c.selfKey()
+	n := 0
+	for _, d := range c.sortedDocsLocked() {
+		st := d.log.state
+		mine, ok := st.Person(self)
+		if !ok {
+			continue
+		}
+		if theirs, ok := st.Person(key); !ok || theirs != mine || c.hasOpLocked(d, membership.OpRemoveDevice, dev) {
+			continue
+		}
+		if err := c.queueOpLocked(ctx, d, pendingOp{Op: uint8(membership.OpRemoveDevice), Sign: slices.Clone(dev)}); err != nil {
+			return n, err
+		}
+		n++
+	}
+	c.log.Info("device unlinked", "documents", n)
+	return n, nil
+}
+
+// LinkedDevices returns the devices this device links its documents to:
+// those it linked and the one that linked it.
+func (c *Client) LinkedDevices(ctx context.Context) ([]PublicID, error) {
+	var out []PublicID
+	err := c.store.Scan(ctx, []byte(linkedPrefix), func(_, value []byte) error {
+		var rec linkedRecord
+		if err := msgpack.Unmarshal(value, &rec); err != nil {
+			return fmt.Errorf("client: decode linked device: %w", err)
+		}
+		if len(rec.Sign) != ed25519.PublicKeySize || len(rec.Box) != 32 {
+			return fmt.Errorf("client: linked device record with keys of %d and %d bytes", len(rec.Sign), len(rec.Box))
+		}
+		out = append(out, PublicID{Sign: rec.Sign, Box: [32]byte(rec.Box)})
+		return nil
+	})
+	return out, err
+}
+
+// followLinksLocked brings d in step with this device's person. It
+// records the device that added this one to d as linked, forgets linked
+// devices that a device of the person removed from d, and adds linked
+// devices that were never members of d.
+func (c *Client) followLinksLocked(ctx context.Context, d *document) error {
+	st := d.log.state
+	self := c.selfKey()
+	mine, ok := st.Person(self)
+	if !ok {
+		return nil
+	}
+	var b Batch
+	for _, e := range d.log.entries {
+		switch {
+		case e.Op == membership.OpAddDevice && e.Subject.Sign == self:
+			if author, ok := st.Member(e.Author); ok {
+				if p, _ := st.Person(e.Author); p == mine {
+					rec, err := msgpack.Marshal(&linkedRecord{Sign: author.Sign[:], Box: author.Box[:]})
+					if err != nil {
+						return fmt.Errorf("client: encode linked device: %w", err)
+					}
+					b.Put(linkedKey(author.Sign[:]), rec)
+				}
+			}
+		case e.Op == membership.OpRemoveDevice:
+			b.Del(linkedKey(e.Subject.Sign[:]))
+		}
+	}
+	if len(b.Ops) > 0 {
+		if err := c.store.Write(ctx, &b); err != nil {
+			return fmt.Errorf("client: save linked devices of document %s: %w", d.id, err)
+		}
+	}
+	linked, err := c.LinkedDevices(ctx)
+	if err != nil {
+		return err
+	}
+	for _, dev := range linked {
+		if _, err := c.addDeviceLocked(ctx, d, dev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addDeviceLocked queues the addition of dev to d if this device is a
+// member of d, dev never was, and no such change is pending.
+func (c *Client) addDeviceLocked(ctx context.Context, d *document, dev PublicID) (bool, error) {
+	st := d.log.state
+	if _, ok := st.Member(c.selfKey()); !ok {
+		return false, nil
+	}
+	if st.WasMember([32]byte(dev.Sign)) || c.hasOpLocked(d, membership.OpAddDevice, dev.Sign) {
+		return false, nil
+	}
+	op := pendingOp{Op: uint8(membership.OpAddDevice), Sign: slices.Clone(dev.Sign), Box: slices.Clone(dev.Box[:])}
+	if err := c.queueOpLocked(ctx, d, op); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// hasOpLocked reports whether a change op of member is pending in d.
+func (c *Client) hasOpLocked(d *document, op membership.Op, member []byte) bool {
+	return slices.ContainsFunc(d.log.ops, func(p pendingOp) bool {
+		return membership.Op(p.Op) == op && bytes.Equal(p.Sign, member)
+	})
+}
+
+// sortedDocsLocked returns the documents in id order, so that changes are
+// made in the same order on every run.
+func (c *Client) sortedDocsLocked() []*document {
+	docs := make([]*document, 0, len(c.docs))
+	for _, d := range c.docs {
+		docs = append(docs, d)
+	}
+	slices.SortFunc(docs, func(a, b *document) int { return bytes.Compare(a.id[:], b.id[:]) })
+	return docs
+}
