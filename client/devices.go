@@ -59,6 +59,7 @@ func (c *Client) LinkDevice(ctx context.Context, dev PublicID) (int, error) {
 	if c.closed {
 		return 0, ErrClosed
 	}
+
 	rec, err := msgpack.Marshal(&linkedRecord{Sign: dev.Sign, Box: dev.Box[:]})
 	if err != nil {
 		return 0, fmt.Errorf("client: encode linked device: %w", err)
@@ -69,6 +70,7 @@ func (c *Client) LinkDevice(ctx context.Context, dev PublicID) (int, error) {
 		return 0, fmt.Errorf("client: save linked device %s: %w", dev.Fingerprint(), err)
 	}
 	c.log.Info("device linked", "linked", dev.Fingerprint())
+
 	n := 0
 	for _, d := range c.sortedDocsLocked() {
 		added, err := c.addDeviceLocked(ctx, d, dev)
@@ -84,7 +86,7 @@ func (c *Client) LinkDevice(ctx context.Context, dev PublicID) (int, error) {
 
 // UnlinkDevice removes the device with signing key dev, such as a lost
 // phone, from every document where it is a device of this device's
-// person, and forgets it. Each removal starts a new key epoch on the next
+// person, and deletes its record. Each removal starts a new key epoch on the next
 // sync, so nothing written afterwards opens with what dev holds. It
 // returns the number of documents changed.
 func (c *Client) UnlinkDevice(ctx context.Context, dev ed25519.PublicKey) (int, error) {
@@ -99,11 +101,13 @@ func (c *Client) UnlinkDevice(ctx context.Context, dev ed25519.PublicKey) (int, 
 	if c.closed {
 		return 0, ErrClosed
 	}
+
 	var b Batch
 	b.Del(linkedKey(dev))
 	if err := c.store.Write(ctx, &b); err != nil {
-		return 0, fmt.Errorf("client: forget linked device: %w", err)
+		return 0, fmt.Errorf("client: delete linked device: %w", err)
 	}
+
 	key := [32]byte(dev)
 	self := c.selfKey()
 	n := 0
@@ -144,8 +148,8 @@ func (c *Client) LinkedDevices(ctx context.Context) ([]PublicID, error) {
 }
 
 // followLinksLocked brings d in step with this device's person. It
-// records the device that added this one to d as linked, forgets linked
-// devices that a device of the person removed from d, and adds linked
+// records the device that added this one to d as linked, deletes the
+// records of devices that a device of the person removed from d, and adds linked
 // devices that were never members of d.
 func (c *Client) followLinksLocked(ctx context.Context, d *document) error {
 	st := d.log.state

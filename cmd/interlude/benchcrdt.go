@@ -15,6 +15,7 @@ import (
 func runBenchCRDT(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench crdt", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	setUsage(fs, "FILE", "Replay the sequential editing trace FILE into one CRDT replica, save it, load it and merge it, and print one JSON line of figures.")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -28,7 +28,8 @@ const defaultRelay = "ws://127.0.0.1:8080/v1/sync"
 type profileFlags struct {
 	profile string
 	// passphraseFile names a file whose first line unlocks the profile's
-	// encrypted store; empty for a store that is not encrypted.
+	// encrypted identity file and store; empty for a profile that is not
+	// encrypted.
 	passphraseFile string
 	relay          string
 	verbose        bool
@@ -39,7 +40,7 @@ func newClientFlags(name string, stderr io.Writer, withRelay bool) (*flag.FlagSe
 	fs.SetOutput(stderr)
 	p := &profileFlags{}
 	fs.StringVar(&p.profile, "profile", defaultProfile(), "profile `folder` with this device's identity and local store (env INTERLUDE_PROFILE)")
-	fs.StringVar(&p.passphraseFile, "passphrase-file", os.Getenv("INTERLUDE_PASSPHRASE_FILE"), "`file` whose first line is the passphrase that encrypts the local store; the first command that opens the store with it encrypts it (env INTERLUDE_PASSPHRASE_FILE)")
+	fs.StringVar(&p.passphraseFile, "passphrase-file", os.Getenv("INTERLUDE_PASSPHRASE_FILE"), "`file` whose first line is the passphrase that encrypts this device's private keys and local store. The first command given it encrypts an identity file still in the clear, and a store that is still empty (env INTERLUDE_PASSPHRASE_FILE)")
 	if withRelay {
 		relay := os.Getenv("INTERLUDE_RELAY")
 		if relay == "" {
@@ -64,17 +65,8 @@ func defaultProfile() string {
 
 // openClient opens the profile's identity and store.
 func openClient(ctx context.Context, p *profileFlags, stderr io.Writer) (*client.Client, error) {
-	id, err := client.ReadIdentityFile(p.profile)
+	id, store, err := openProfile(ctx, p)
 	if err != nil {
-		return nil, err
-	}
-	raw, err := badgerstore.Open(filepath.Join(p.profile, "store"))
-	if err != nil {
-		return nil, err
-	}
-	store, err := unlockStore(ctx, raw, p.passphraseFile)
-	if err != nil {
-		raw.Close()
 		return nil, err
 	}
 	logger := slog.New(slog.DiscardHandler)
@@ -95,12 +87,98 @@ func openClient(ctx context.Context, p *profileFlags, stderr io.Writer) (*client
 	return c, nil
 }
 
+// openProfile reads the profile's identity and opens its store, unlocking
+// both with the passphrase file when one is given. An identity file still
+// in the clear is encrypted under the passphrase only after the store has
+// opened with it. A mistyped passphrase then fails on the store and
+// changes nothing, instead of locking the identity under a passphrase that
+// the store does not share.
+func openProfile(ctx context.Context, p *profileFlags) (*client.Identity, client.Store, error) {
+	pass, err := readPassphraseFile(p.passphraseFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	id, encrypted, err := readIdentity(p, pass)
+	if err != nil {
+		return nil, nil, err
+	}
+	raw, err := badgerstore.Open(filepath.Join(p.profile, "store"))
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := unlockStore(ctx, raw, pass, p.passphraseFile)
+	if err != nil {
+		raw.Close()
+		return nil, nil, err
+	}
+	if pass != nil && !encrypted {
+		if err := client.EncryptIdentityFile(p.profile, *pass); err != nil {
+			store.Close()
+			return nil, nil, fmt.Errorf("encrypt the identity file with the passphrase in %s: %w", p.passphraseFile, err)
+		}
+	}
+	return id, store, nil
+}
+
+// readIdentity reads the profile's identity file, opening it with pass when
+// it is encrypted. encrypted reports whether the file is encrypted.
+func readIdentity(p *profileFlags, pass *keyring.Passphrase) (id *client.Identity, encrypted bool, err error) {
+	if pass == nil {
+		id, err := client.ReadIdentityFile(p.profile)
+		if errors.Is(err, client.ErrIdentityEncrypted) {
+			return nil, true, errors.New("this profile's identity file is encrypted: pass --passphrase-file FILE with its passphrase")
+		}
+		return id, false, err
+	}
+	id, encrypted, err = client.ReadIdentityFileWithPassphrase(p.profile, *pass)
+	if errors.Is(err, keyring.ErrWrongPassphrase) {
+		return nil, true, fmt.Errorf("the passphrase in %s does not unlock this profile's identity file: check the file, and that --profile names the right profile", p.passphraseFile)
+	}
+	return id, encrypted, err
+}
+
+// readPassphraseFile returns the passphrase on the first line of file, or
+// nil when file is empty. The line ends at "\n" or "\r\n", and the rest of
+// the line is the passphrase as written, spaces included. keyring rejects
+// only a passphrase of zero bytes and sets no minimum length, so this
+// rejects a first line that is empty or only white space, which is a
+// mistake rather than a choice.
+func readPassphraseFile(file string) (*keyring.Passphrase, error) {
+	if file == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("read passphrase file: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	line = strings.TrimSuffix(line, "\r")
+	if strings.TrimSpace(line) == "" {
+		return nil, fmt.Errorf("passphrase file %s has no passphrase on its first line: write the passphrase as the file's first line, followed by a newline", file)
+	}
+	pass := keyring.NewPassphrase(line)
+	return &pass, nil
+}
+
 func runIDNew(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, p := newClientFlags("id new", stderr, false)
+	setUsage(fs, "", "Make this device's identity, its signing and encryption key pairs, in\nthe profile folder. With --passphrase-file the private keys are\nencrypted under the passphrase.")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	id, err := client.CreateIdentityFile(p.profile)
+	if err := checkNoArgs(fs); err != nil {
+		return err
+	}
+	pass, err := readPassphraseFile(p.passphraseFile)
+	if err != nil {
+		return err
+	}
+	var id *client.Identity
+	if pass == nil {
+		id, err = client.CreateIdentityFile(p.profile)
+	} else {
+		id, err = client.CreateIdentityFileWithPassphrase(p.profile, *pass)
+	}
 	if err != nil {
 		return err
 	}
@@ -108,23 +186,41 @@ func runIDNew(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	return nil
 }
 
-func runIDShow(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func runIDShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, p := newClientFlags("id show", stderr, false)
+	setUsage(fs, "", "Print this device's public id to stdout, for others to share documents\nwith it, and its fingerprint to stderr.")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	id, err := client.ReadIdentityFile(p.profile)
+	if err := checkNoArgs(fs); err != nil {
+		return err
+	}
+	if p.passphraseFile == "" {
+		id, _, err := readIdentity(p, nil)
+		if err != nil {
+			return err
+		}
+		printPublicID(id, stdout, stderr)
+		return nil
+	}
+	// openProfile checks the passphrase against the store before it
+	// encrypts an identity file that is still in the clear.
+	id, store, err := openProfile(ctx, p)
 	if err != nil {
+		return err
+	}
+	if err := store.Close(); err != nil {
 		return err
 	}
 	printPublicID(id, stdout, stderr)
 	return nil
 }
 
-// unlockStore wraps raw in an encrypted store when a passphrase file is
-// given, and refuses to open an encrypted store without one.
-func unlockStore(ctx context.Context, raw client.Store, passphraseFile string) (client.Store, error) {
-	if passphraseFile == "" {
+// unlockStore wraps raw in an encrypted store when a passphrase is given,
+// and rejects an encrypted store without one. passphraseFile names
+// the passphrase's file in messages.
+func unlockStore(ctx context.Context, raw client.Store, pass *keyring.Passphrase, passphraseFile string) (client.Store, error) {
+	if pass == nil {
 		encrypted := false
 		err := raw.Scan(ctx, []byte(securestore.ReservedPrefix), func(_, _ []byte) error {
 			encrypted = true
@@ -138,19 +234,13 @@ func unlockStore(ctx context.Context, raw client.Store, passphraseFile string) (
 		}
 		return raw, nil
 	}
-	b, err := os.ReadFile(passphraseFile)
-	if err != nil {
-		return nil, fmt.Errorf("read passphrase: %w", err)
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	line = strings.TrimSuffix(line, "\r")
-	if line == "" {
-		return nil, fmt.Errorf("passphrase file %s is empty: write the passphrase on its first line", passphraseFile)
-	}
-	unlock := securestore.PassphraseUnlocker{Passphrase: keyring.NewPassphrase(line)}
+	unlock := securestore.PassphraseUnlocker{Passphrase: *pass}
 	store, err := securestore.Open(ctx, raw, unlock, securestore.Options{})
-	if errors.Is(err, securestore.ErrWrongKey) {
+	switch {
+	case errors.Is(err, securestore.ErrWrongKey):
 		return nil, fmt.Errorf("the passphrase in %s does not unlock this profile's store: check the file", passphraseFile)
+	case errors.Is(err, securestore.ErrNotEncrypted):
+		return nil, fmt.Errorf("this profile's store was made without a passphrase, so it does not open with one: run the command without --passphrase-file (%w)", err)
 	}
 	return store, err
 }
@@ -185,7 +275,11 @@ func explain(err error) error {
 
 func runDocNew(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, p := newClientFlags("doc new", stderr, false)
+	setUsage(fs, "", "Make a new journal document with this device as its first admin, and\nprint its document id.")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := checkNoArgs(fs); err != nil {
 		return err
 	}
 	return withClient(ctx, p, stderr, func(c *client.Client) error {
@@ -200,7 +294,11 @@ func runDocNew(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 func runDocList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, p := newClientFlags("doc list", stderr, false)
+	setUsage(fs, "", "List the documents in this profile, each with the number of its updates\nnot yet sent to the relay.")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := checkNoArgs(fs); err != nil {
 		return err
 	}
 	return withClient(ctx, p, stderr, func(c *client.Client) error {
@@ -217,11 +315,12 @@ func runDocList(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 func runDocShare(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, p := newClientFlags("doc share", stderr, false)
+	setUsage(fs, "DOC PUBLIC-ID", "Share document DOC with the device whose public id is PUBLIC-ID, as\n'interlude id show' prints it on that device. Run 'interlude sync'\nafterwards to send it.")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 2 {
-		return fmt.Errorf("doc share takes a document id and a public id, got %d arguments", fs.NArg())
+		return fmt.Errorf("doc share takes a document id and a public id, got %d arguments: see 'interlude doc share -h'", fs.NArg())
 	}
 	doc, err := envelope.ParseDocID(fs.Arg(0))
 	if err != nil {
@@ -242,11 +341,12 @@ func runDocShare(ctx context.Context, args []string, stdout, stderr io.Writer) e
 
 func runDocWrite(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, p := newClientFlags("doc write", stderr, false)
+	setUsage(fs, "DOC TEXT...", "Append TEXT to the journal of document DOC. Several arguments are joined\nwith single spaces.")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() < 2 {
-		return fmt.Errorf("doc write takes a document id and the text to append")
+		return fmt.Errorf("doc write takes a document id and the text to append, got %d arguments: see 'interlude doc write -h'", fs.NArg())
 	}
 	doc, err := envelope.ParseDocID(fs.Arg(0))
 	if err != nil {
@@ -260,11 +360,12 @@ func runDocWrite(ctx context.Context, args []string, stdout, stderr io.Writer) e
 
 func runDocCat(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, p := newClientFlags("doc cat", stderr, false)
+	setUsage(fs, "DOC", "Print the journal text of document DOC.")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return fmt.Errorf("doc cat takes one document id, got %d arguments", fs.NArg())
+		return fmt.Errorf("doc cat takes one document id, got %d arguments: see 'interlude doc cat -h'", fs.NArg())
 	}
 	doc, err := envelope.ParseDocID(fs.Arg(0))
 	if err != nil {
@@ -282,7 +383,11 @@ func runDocCat(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, p := newClientFlags("sync", stderr, true)
+	setUsage(fs, "", "Accept documents shared with this device, send local updates to the\nrelay and receive the updates of other devices.")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := checkNoArgs(fs); err != nil {
 		return err
 	}
 	return withClient(ctx, p, stderr, func(c *client.Client) error {

@@ -12,7 +12,7 @@
 //	interlude bench trace [--batch N] FILE
 //	interlude bench crdt FILE
 //
-// Run a subcommand with -h for its flags.
+// Run a subcommand with -h for its arguments and flags.
 package main
 
 import (
@@ -46,23 +46,26 @@ func main() {
 const usage = `usage: interlude COMMAND [flags] [arguments]
 
 Commands:
-  relay        serve the relay and the web app
-  id new       make this device's identity in a profile folder
-  id show      print this device's public id, to give to others
-  doc new      make a new journal document
-  doc list     list the documents on this device
-  doc share    share a document with another person's public id
-  doc invite   make a one-time invitation link to a document
-  doc join     answer an invitation link and print the comparison code
-  doc remove   remove a member and rotate the document key on next sync
-  doc members  list a document's members, membership code and invitations
-  doc write    append text to a document's journal
-  doc cat      print a document's journal text
-  sync         accept shared documents, push local edits, pull others'
-  bench trace  replay an editing trace through a relay on loopback
-  bench crdt   replay an editing trace into one CRDT replica, save and load
+  relay          serve the relay and the web app
+  id new         make this device's identity in a profile folder
+  id show        print this device's public id, to give to others
+  doc new        make a new journal document
+  doc list       list the documents on this device
+  doc share      share a document with another person's public id
+  doc invite     make a one-time invitation link to a document
+  doc join       answer an invitation link and print the comparison code
+  doc remove     remove a member and rotate the document key on next sync
+  doc members    list a document's members, membership code and invitations
+  doc write      append text to a document's journal
+  doc cat        print a document's journal text
+  device link    link another device of yours to your documents
+  device list    list the devices linked to this one
+  device remove  remove a lost device from your documents
+  sync           accept shared documents, push local edits, pull others'
+  bench trace    replay an editing trace through a relay on loopback
+  bench crdt     replay an editing trace into one CRDT replica, save and load
 
-Run 'interlude COMMAND -h' for the flags of a command.
+Run 'interlude COMMAND -h' for the arguments and flags of a command.
 `
 
 // Run runs the command line args, writing output to stdout and messages to
@@ -105,6 +108,12 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runDocWrite(ctx, args[2:], stdout, stderr)
 	case args[0] == "doc" && sub == "cat":
 		return runDocCat(ctx, args[2:], stdout, stderr)
+	case args[0] == "device" && sub == "link":
+		return runDeviceLink(ctx, args[2:], stdout, stderr)
+	case args[0] == "device" && sub == "list":
+		return runDeviceList(ctx, args[2:], stdout, stderr)
+	case args[0] == "device" && sub == "remove":
+		return runDeviceRemove(ctx, args[2:], stdout, stderr)
 	case args[0] == "sync":
 		return runSync(ctx, args[1:], stdout, stderr)
 	case args[0] == "bench" && sub == "trace":
@@ -117,6 +126,29 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprint(stderr, usage)
 	return fmt.Errorf("unknown command %q: see the list above", joinFirst(args, 2))
+}
+
+// setUsage makes the -h output of a subcommand's flag set start with a
+// usage line that names its positional arguments, then describe the
+// command and list the flags. args is "" for a command that takes none.
+func setUsage(fs *flag.FlagSet, args, description string) {
+	fs.Usage = func() {
+		line := "usage: interlude " + fs.Name() + " [flags]"
+		if args != "" {
+			line += " " + args
+		}
+		fmt.Fprintf(fs.Output(), "%s\n\n%s\n\nFlags:\n", line, description)
+		fs.PrintDefaults()
+	}
+}
+
+// checkNoArgs rejects positional arguments given to a command that takes
+// none, which would otherwise be ignored without a word.
+func checkNoArgs(fs *flag.FlagSet) error {
+	if fs.NArg() != 0 {
+		return fmt.Errorf("%s takes no arguments, got %q: see 'interlude %s -h'", fs.Name(), fs.Args(), fs.Name())
+	}
+	return nil
 }
 
 func joinFirst(args []string, n int) string {

@@ -13,11 +13,12 @@ import (
 // runDocInvite makes a one-time invitation link to a document.
 func runDocInvite(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, p := newClientFlags("doc invite", stderr, true)
+	setUsage(fs, "DOC", "Make a one-time invitation link to document DOC, send the invitation to\nthe relay, and print the link.")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return fmt.Errorf("doc invite takes one document id, got %d arguments", fs.NArg())
+		return fmt.Errorf("doc invite takes one document id, got %d arguments: see 'interlude doc invite -h'", fs.NArg())
 	}
 	doc, err := envelope.ParseDocID(fs.Arg(0))
 	if err != nil {
@@ -42,11 +43,12 @@ func runDocInvite(ctx context.Context, args []string, stdout, stderr io.Writer) 
 // runDocJoin responds to an invitation link.
 func runDocJoin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, p := newClientFlags("doc join", stderr, true)
+	setUsage(fs, "LINK", "Answer the invitation LINK made by 'interlude doc invite', and print the\ncomparison code to check with the person who invited you.")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return fmt.Errorf("doc join takes one invitation link, got %d arguments", fs.NArg())
+		return fmt.Errorf("doc join takes one invitation link, got %d arguments: see 'interlude doc join -h'", fs.NArg())
 	}
 	return withClient(ctx, p, stderr, func(c *client.Client) error {
 		code, err := c.AcceptInvite(ctx, fs.Arg(0))
@@ -62,11 +64,12 @@ func runDocJoin(ctx context.Context, args []string, stdout, stderr io.Writer) er
 // runDocRemove removes a member and rotates the document key.
 func runDocRemove(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, p := newClientFlags("doc remove", stderr, false)
+	setUsage(fs, "DOC PUBLIC-ID", "Remove the member whose public id is PUBLIC-ID from document DOC. The\nnext 'interlude sync' sends the removal and rotates the document key.")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 2 {
-		return fmt.Errorf("doc remove takes a document id and a member's public id, got %d arguments", fs.NArg())
+		return fmt.Errorf("doc remove takes a document id and a member's public id, got %d arguments: see 'interlude doc remove -h'", fs.NArg())
 	}
 	doc, err := envelope.ParseDocID(fs.Arg(0))
 	if err != nil {
@@ -89,11 +92,12 @@ func runDocRemove(ctx context.Context, args []string, stdout, stderr io.Writer) 
 // invitations this device made.
 func runDocMembers(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, p := newClientFlags("doc members", stderr, false)
+	setUsage(fs, "DOC", "List the members of document DOC with their roles, fingerprints and\npublic ids, then its membership code and the invitations this device\nmade.")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return fmt.Errorf("doc members takes one document id, got %d arguments", fs.NArg())
+		return fmt.Errorf("doc members takes one document id, got %d arguments: see 'interlude doc members -h'", fs.NArg())
 	}
 	doc, err := envelope.ParseDocID(fs.Arg(0))
 	if err != nil {

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestDeviceLinkFlow links a therapist's second device: the link needs the
+// new device's fingerprint, the second device then reads and writes the
+// journal, and removing it from the first device takes it out again.
+func TestDeviceLinkFlow(t *testing.T) {
+	relayURL := startTestRelay(t)
+	laptop := filepath.Join(t.TempDir(), "laptop")
+	phone := filepath.Join(t.TempDir(), "phone")
+	for _, p := range []string{laptop, phone} {
+		run(t, "id", "new", "--profile", p)
+	}
+	doc := strings.TrimSpace(run(t, "doc", "new", "--profile", laptop))
+	run(t, "doc", "write", "--profile", laptop, doc, "Session", "plan.")
+	run(t, "sync", "--profile", laptop, "--relay", relayURL)
+
+	phoneID := strings.TrimSpace(run(t, "id", "show", "--profile", phone))
+	var stdout, stderr bytes.Buffer
+	err := Run(context.Background(), []string{"id", "show", "--profile", phone}, &stdout, &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fingerprint := fingerprintIn(t, stderr.String())
+
+	// Without the fingerprint, or with another one, nothing is linked.
+	for _, flags := range [][]string{nil, {"--fingerprint", "0000-0000-0000"}} {
+		args := append([]string{"device", "link", "--profile", laptop, "--relay", relayURL}, flags...)
+		args = append(args, phoneID)
+		stdout.Reset()
+		stderr.Reset()
+		err := Run(context.Background(), args, &stdout, &stderr)
+		if err == nil || !strings.Contains(err.Error(), fingerprint) {
+			t.Errorf("device link with flags %q: err = %v, want an error naming the fingerprint %s", flags, err, fingerprint)
+		}
+	}
+	if got := run(t, "device", "list", "--profile", laptop); got != "" {
+		t.Fatalf("device list after refused links = %q, want nothing", got)
+	}
+
+	out := run(t, "device", "link", "--profile", laptop, "--relay", relayURL, "--fingerprint", strings.ToLower(fingerprint), phoneID)
+	if !strings.Contains(out, "linked device "+fingerprint+" to 1 documents") {
+		t.Errorf("device link printed %q, want one document linked", out)
+	}
+	if got := run(t, "device", "list", "--profile", laptop); !strings.Contains(got, phoneID+" "+fingerprint) {
+		t.Errorf("device list = %q, want the phone", got)
+	}
+	run(t, "sync", "--profile", phone, "--relay", relayURL)
+	if got := run(t, "doc", "cat", "--profile", phone, doc); got != "Session plan.\n" {
+		t.Fatalf("doc cat on the phone = %q, want the laptop's text", got)
+	}
+	run(t, "doc", "write", "--profile", phone, doc, " Homework:", "sleep", "diary.")
+	run(t, "sync", "--profile", phone, "--relay", relayURL)
+	run(t, "sync", "--profile", laptop, "--relay", relayURL)
+	if got := run(t, "doc", "cat", "--profile", laptop, doc); !strings.Contains(got, "sleep diary") {
+		t.Fatalf("doc cat on the laptop = %q, want the phone's words", got)
+	}
+
+	// The phone is lost: remove it by fingerprint.
+	out = run(t, "device", "remove", "--profile", laptop, "--relay", relayURL, fingerprint)
+	if !strings.Contains(out, "removed device "+fingerprint+" from 1 documents") {
+		t.Errorf("device remove printed %q, want one document", out)
+	}
+	members := run(t, "doc", "members", "--profile", laptop, doc)
+	if strings.Contains(members, phoneID) {
+		t.Errorf("doc members after removal = %q, still lists the phone", members)
+	}
+	if got := run(t, "device", "list", "--profile", laptop); got != "" {
+		t.Errorf("device list after removal = %q, want nothing", got)
+	}
+}
+
+// fingerprintIn returns the fingerprint that id show writes to stderr.
+func fingerprintIn(t *testing.T, s string) string {
+	t.Helper()
+	for _, word := range strings.Fields(s) {
+		word = strings.Trim(word, ".,:()")
+		if len(word) == 14 && word[4] == '-' && word[9] == '-' {
+			return word
+		}
+	}
+	t.Fatalf("no fingerprint in %q", s)
+	return ""
+}
