@@ -345,6 +345,7 @@ func TestJournalSyncsAfterOffline(t *testing.T) {
 	page := pageURL + "/?relay=" + relayURL
 	do(t, ctx, "load the page and write while the relay is down", errs,
 		chromedp.Navigate(page),
+		skipPassphrase(),
 		chromedp.WaitEnabled(css("#entry")),
 		chromedp.SendKeys(css("#entry"), entry),
 		chromedp.WaitVisible(css(`#save-state[data-state="waiting"]`)),
@@ -542,6 +543,7 @@ func TestPageServedByRelay(t *testing.T) {
 
 	do(t, ctx, "load the page from the relay and write", errs,
 		chromedp.Navigate(ts.URL+"/"),
+		skipPassphrase(),
 		chromedp.WaitEnabled(chromedp.CSS("#entry")),
 		chromedp.WaitVisible(chromedp.CSS(`#connection[data-state="connected"]`)),
 		chromedp.SendKeys(chromedp.CSS("#entry"), "a first line"),

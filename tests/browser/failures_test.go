@@ -24,6 +24,7 @@ func TestSecondTabWaitsForFirst(t *testing.T) {
 
 	do(t, first, "load the page in the first tab", firstErrs,
 		chromedp.Navigate(page),
+		skipPassphrase(),
 		chromedp.WaitEnabled(chromedp.CSS("#entry")),
 		chromedp.SendKeys(chromedp.CSS("#entry"), "written in the first tab"),
 		chromedp.WaitVisible(chromedp.CSS(`#save-state[data-state="waiting"]`)),
@@ -81,6 +82,7 @@ func TestQuotaErrorShown(t *testing.T) {
 	setQuota(t, ctx, origin, 256<<10)
 	do(t, ctx, "load the page and write a short entry", errs,
 		chromedp.Navigate(page),
+		skipPassphrase(),
 		chromedp.WaitEnabled(chromedp.CSS("#entry")),
 		chromedp.SendKeys(chromedp.CSS("#entry"), "kept"),
 		chromedp.WaitVisible(chromedp.CSS(`#save-state[data-state="waiting"]`)),

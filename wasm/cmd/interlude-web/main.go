@@ -2,13 +2,23 @@
 
 // Command interlude-web is the Interlude client compiled to WebAssembly for
 // the browser app in wasm/web. It keeps its documents and identity in
-// IndexedDB (package wasm/idbstore), reaches the relay over the browser's
-// WebSocket (package wasm/jsws), and exposes this JavaScript API on
-// globalThis.interlude:
+// IndexedDB (package wasm/idbstore), encrypted under a passphrase when the
+// person chose one (package client/securestore), reaches the relay over
+// the browser's WebSocket (package wasm/jsws), and exposes this JavaScript
+// API on globalThis.interlude:
 //
-//	start({relay, database}) -> Promise<{publicID, fingerprint}>
-//	publicID() -> string, or "" before start
-//	fingerprint() -> string, or "" before start
+//	storeState({database}) -> Promise<"new"|"unencrypted"|"encrypted">
+//	start({relay, database, passphrase, idleTimeout}) -> Promise<{publicID, fingerprint, encrypted}>
+//	               passphrase is optional; idleTimeout is in milliseconds,
+//	               15 minutes by default, and applies only with a passphrase
+//	unlock(passphrase) -> Promise<{publicID, fingerprint, encrypted}>   after a lock
+//	lock() -> Promise   resolves once the client is closed and its data key
+//	               zeroed; InvalidStateError on a store without a passphrase
+//	locked() -> bool
+//	onLock(fn)   fn() runs after each lock, idle or asked for
+//	activity()   records that the person used the page, which delays the idle lock
+//	publicID() -> string, or "" before start and while locked
+//	fingerprint() -> string, or "" before start and while locked
 //	journal() -> Promise<docId>   the device's journal, created on first use
 //	text(docId) -> string, or null for a document this device does not hold
 //	setText(docId, text[, base]) -> Promise   resolves once saved on this device; base is the text the editor started from
@@ -21,11 +31,20 @@
 //
 // A rejected Promise carries an Error whose name is the kind of
 // failure: QuotaExceededError (and the other DOMException names from
-// IndexedDB), InvalidPublicIDError, UnknownDocumentError, NotStartedError
+// IndexedDB), InvalidPublicIDError, UnknownDocumentError, NotStartedError,
+// LockedError, WrongPassphraseError, NotEncryptedError, InvalidStateError
 // or TypeError.
 //
 // Once globalThis.interlude is set, the program dispatches the event
 // "interlude-ready" on globalThis.
+//
+// # Passphrase and idle lock
+//
+// start with a passphrase on a new database encrypts everything the client
+// stores (see lock.go). Lock closes the client and the store rather than
+// only zeroing the store's data key, because the client keeps the
+// decrypted documents, their keys and the device's identity in memory.
+// Unlock opens them again.
 //
 // # Why text and status read a copy
 //
@@ -53,7 +72,6 @@ import (
 	"interlude/sync/envelope"
 	"interlude/wasm/gcpolicy"
 	"interlude/wasm/idbstore"
-	"interlude/wasm/jsws"
 )
 
 // defaultDatabase is the IndexedDB database the app uses unless start
@@ -73,6 +91,7 @@ func main() {
 		changed: make(map[envelope.DocID]struct{}),
 		wake:    make(chan struct{}, 1),
 	}
+	go a.refreshLoop()
 	js.Global().Set("interlude", a.exports())
 	if dispatch := js.Global().Get("dispatchEvent"); dispatch.Type() == js.TypeFunction {
 		js.Global().Call("dispatchEvent", js.Global().Get("Event").New("interlude-ready"))
@@ -88,12 +107,27 @@ type app struct {
 	// mu is never held while waiting for the client, IndexedDB or the
 	// network, because text and status take it on the event loop.
 	mu        sync.Mutex
-	client    *client.Client              // nil until start succeeds; guarded by mu
-	store     *idbstore.Store             // the client's store; guarded by mu
-	starting  bool                        // guarded by mu
+	client    *client.Client              // nil before start and while locked; guarded by mu
+	store     client.Store                // the client's store; guarded by mu
+	cfg       *startConfig                // set once start succeeds; guarded by mu
+	encrypted bool                        // the store is encrypted under a passphrase; guarded by mu
+	busy      bool                        // a start or unlock is running; guarded by mu
+	stopRun   context.CancelFunc          // ends the client's Run; guarded by mu
+	runDone   chan struct{}               // closed when Run has returned; guarded by mu
 	listeners []js.Value                  // JavaScript onChange functions; guarded by mu
 	views     map[envelope.DocID]docView  // copies read by text and status; guarded by mu
 	changed   map[envelope.DocID]struct{} // documents whose view is stale; guarded by mu
+
+	// Idle lock state, guarded by mu.
+	lastActivity  time.Time   // wall clock, so time asleep counts as idle
+	idleTimer     *time.Timer // nil unless the encrypted store is open
+	idleEpoch     uint64      // counts armed timers, so a replaced timer's call does nothing
+	lockListeners []js.Value  // JavaScript onLock functions
+
+	// ops is held for reading by every API call that uses the client, and
+	// for writing by lockNow, so a lock waits for saves already running
+	// and no call uses a client that lockNow has closed.
+	ops sync.RWMutex
 
 	// wake signals the refresh loop that changed has entries.
 	wake chan struct{}
@@ -116,7 +150,13 @@ func (a *app) exports() js.Value {
 		// never released.
 		api.Set(name, js.FuncOf(func(_ js.Value, args []js.Value) any { return fn(args) }))
 	}
+	set("storeState", a.storeState)
 	set("start", a.start)
+	set("unlock", a.unlock)
+	set("lock", a.lock)
+	set("locked", a.locked)
+	set("onLock", a.onLock)
+	set("activity", a.activity)
 	set("publicID", a.publicID)
 	set("fingerprint", a.fingerprint)
 	set("journal", a.journal)
@@ -130,73 +170,44 @@ func (a *app) exports() js.Value {
 }
 
 // start opens the store and the client and starts syncing with the relay
-// in the background. It may be called once.
+// in the background. Once it has succeeded, later calls fail; after a
+// lock, unlock opens the client again.
 func (a *app) start(args []js.Value) any {
-	relay, database := "", defaultDatabase
-	if len(args) > 0 && args[0].Type() == js.TypeObject {
-		if v := args[0].Get("relay"); v.Type() == js.TypeString {
-			relay = v.String()
-		}
-		if v := args[0].Get("database"); v.Type() == js.TypeString && v.String() != "" {
-			database = v.String()
-		}
-	}
-
+	cfg, passphrase, argErr := parseStartOptions(args)
 	return promise(func() (any, error) {
-		a.mu.Lock()
-		if a.client != nil || a.starting {
-			a.mu.Unlock()
-			return nil, named("InvalidStateError", errors.New("interlude: start was already called"))
+		if argErr != nil {
+			return nil, argErr
 		}
-		a.starting = true
-		a.mu.Unlock()
-		c, err := a.open(relay, database)
 		a.mu.Lock()
-		a.starting = false
+		switch {
+		case a.cfg != nil:
+			a.mu.Unlock()
+			return nil, named("InvalidStateError", errors.New("interlude: start was already called: after a lock, call unlock"))
+		case a.busy:
+			a.mu.Unlock()
+			return nil, named("InvalidStateError", errors.New("interlude: start is already running: wait for its Promise"))
+		}
+		a.busy = true
+		a.mu.Unlock()
+
+		c, err := a.open(cfg, passphrase, false)
+		a.mu.Lock()
+		a.busy = false
 		a.mu.Unlock()
 		if err != nil {
 			return nil, err
 		}
-
-		id := c.Identity()
-		return map[string]any{"publicID": id.PublicID(), "fingerprint": id.Public().Fingerprint()}, nil
+		return a.startResult(c), nil
 	})
 }
 
-// open opens the store, the identity and the client, and starts Run.
-func (a *app) open(relay, database string) (*client.Client, error) {
-	ctx := context.Background()
-	store, err := idbstore.Open(ctx, database)
-	if err != nil {
-		return nil, err
-	}
-	identity, err := client.LoadOrCreateIdentity(ctx, store)
-	if err != nil {
-		store.Close()
-		return nil, err
-	}
-	cfg := client.Config{Store: store, Identity: identity, Logger: a.log}
-	if relay != "" {
-		cfg.Dialer = jsws.Dialer{}
-		cfg.RelayURL = relay
-	}
-	c, err := client.Open(ctx, cfg)
-	if err != nil {
-		store.Close()
-		return nil, err
-	}
-	c.OnChange(a.markChanged)
-
+// startResult builds the object that start and unlock resolve to.
+func (a *app) startResult(c *client.Client) map[string]any {
 	a.mu.Lock()
-	a.client, a.store = c, store
+	encrypted := a.encrypted
 	a.mu.Unlock()
-	go a.refreshLoop(c)
-	if relay != "" {
-		// Run returns only when its context ends, and this one never does:
-		// the page's lifetime is the client's.
-		go c.Run(ctx)
-	}
-	return c, nil
+	id := c.Identity()
+	return map[string]any{"publicID": id.PublicID(), "fingerprint": id.Public().Fingerprint(), "encrypted": encrypted}
 }
 
 // markChanged records that doc changed and wakes the refresh loop. The
@@ -213,23 +224,26 @@ func (a *app) markChanged(doc envelope.DocID) {
 
 // refreshLoop refreshes the view of each changed document, then calls the
 // JavaScript listeners. Each listener is called from a fresh JavaScript
-// task, so an exception it throws stays in the console.
-func (a *app) refreshLoop(c *client.Client) {
+// task, so an exception it throws stays in the console. While the app is
+// locked, changes are dropped: unlock reads every document again.
+func (a *app) refreshLoop() {
 	for range a.wake {
 		a.mu.Lock()
+		c := a.client
 		docs := make([]envelope.DocID, 0, len(a.changed))
 		for doc := range a.changed {
 			docs = append(docs, doc)
 		}
 		clear(a.changed)
+		listeners := append([]js.Value(nil), a.listeners...)
 		a.mu.Unlock()
+		if c == nil {
+			continue
+		}
 
 		for _, doc := range docs {
 			a.refresh(c, doc)
 		}
-		a.mu.Lock()
-		listeners := append([]js.Value(nil), a.listeners...)
-		a.mu.Unlock()
 		for _, doc := range docs {
 			for _, fn := range listeners {
 				js.Global().Call("setTimeout", fn, 0, doc.String())
@@ -239,7 +253,9 @@ func (a *app) refreshLoop(c *client.Client) {
 }
 
 // refresh reads doc's text and status from the client into its view. It
-// may wait for the client's lock, so it runs only on goroutines.
+// may wait for the client's lock, so it runs only on goroutines. A view
+// read from a client that a lock has since closed is dropped, so no text
+// outlives the lock in the views.
 func (a *app) refresh(c *client.Client, doc envelope.DocID) {
 	a.refreshMu.Lock()
 	defer a.refreshMu.Unlock()
@@ -250,7 +266,9 @@ func (a *app) refresh(c *client.Client, doc envelope.DocID) {
 	}
 	status := c.Status(doc)
 	a.mu.Lock()
-	a.views[doc] = docView{text: text, status: status}
+	if a.client == c {
+		a.views[doc] = docView{text: text, status: status}
+	}
 	a.mu.Unlock()
 }
 
@@ -262,16 +280,11 @@ func (a *app) view(doc envelope.DocID) (docView, bool) {
 	return v, ok
 }
 
+// current returns the client, or nil before start and while locked.
 func (a *app) current() *client.Client {
-	c, _ := a.started()
-	return c
-}
-
-// started returns the client and its store, or nils before start.
-func (a *app) started() (*client.Client, *idbstore.Store) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.client, a.store
+	return a.client
 }
 
 func (a *app) publicID([]js.Value) any {
@@ -294,10 +307,13 @@ func (a *app) fingerprint([]js.Value) any {
 // and recording its id on first use.
 func (a *app) journal([]js.Value) any {
 	return promise(func() (any, error) {
-		c, store := a.started()
-		if c == nil {
-			return nil, errNotStarted
+		// acquire comes before journalMu, so a journal call waiting for
+		// journalMu never holds off a lock that waits for the other call.
+		c, store, release, err := a.acquire()
+		if err != nil {
+			return nil, err
 		}
+		defer release()
 		a.journalMu.Lock()
 		defer a.journalMu.Unlock()
 
@@ -357,14 +373,15 @@ func (a *app) setText(args []js.Value) any {
 		base = &b
 	}
 	return promise(func() (any, error) {
-		c := a.current()
-		if c == nil {
-			return nil, errNotStarted
+		a.touch()
+		c, _, release, err := a.acquire()
+		if err != nil {
+			return nil, err
 		}
+		defer release()
 		if err := errors.Join(docErr, textErr); err != nil {
 			return nil, err
 		}
-		var err error
 		if base != nil {
 			err = c.SetTextFrom(context.Background(), doc, *base, text)
 		} else {
@@ -383,10 +400,12 @@ func (a *app) share(args []js.Value) any {
 	doc, docErr := docArg(args, 0)
 	to, toErr := stringArg(args, 1, "publicID")
 	return promise(func() (any, error) {
-		c := a.current()
-		if c == nil {
-			return nil, errNotStarted
+		a.touch()
+		c, _, release, err := a.acquire()
+		if err != nil {
+			return nil, err
 		}
+		defer release()
 		if err := errors.Join(docErr, toErr); err != nil {
 			return nil, err
 		}
@@ -408,10 +427,11 @@ func (a *app) share(args []js.Value) any {
 func (a *app) reports(args []js.Value) any {
 	doc, docErr := docArg(args, 0)
 	return promise(func() (any, error) {
-		c := a.current()
-		if c == nil {
-			return nil, errNotStarted
+		c, _, release, err := a.acquire()
+		if err != nil {
+			return nil, err
 		}
+		defer release()
 		if docErr != nil {
 			return nil, docErr
 		}

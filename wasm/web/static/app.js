@@ -19,6 +19,14 @@
   // How long the page shows "Connecting…" before it calls itself offline.
   const CONNECTING_MS = 4000;
 
+  // The idle lock's default, and the shortest passphrase the page accepts
+  // when a person sets one.
+  const IDLE_LOCK_MS = 15 * 60 * 1000;
+  const MIN_PASSPHRASE_LENGTH = 8;
+  // Moving the mouse or scrolling is reported to the client at most this
+  // often, because those events fire many times a second.
+  const ACTIVITY_REPORT_MS = 1000;
+
   const entry = $("entry");
   const saveState = $("save-state");
   const connection = $("connection");
@@ -34,9 +42,19 @@
   let saveError = null; // the last setText failure, until a save succeeds
   let firstAttemptOver = false; // connected once, or CONNECTING_MS passed
 
+  // Passphrase protection. While locked the editor is disabled and empty.
+  // Text typed but not saved when the lock came is kept in heldText, out
+  // of the textarea, and saved after unlock.
+  let encrypted = false;
+  let locked = false;
+  let heldText = null;
+  let unlockWith = null; // what the lock screen's form calls with a passphrase
+  let lastActivityReport = 0;
+
   applyStrings();
   main().catch((err) => {
     console.error("interlude: start failed:", err);
+    showGate(null);
     showNotice(S.loadFailed);
     setSaveState("error", S.loadFailed);
   });
@@ -44,39 +62,253 @@
   async function main() {
     await acquireTabLock();
     await loadClient();
-    const info = await globalThis.interlude.start({ relay: relayURL() });
+    const options = { relay: relayURL(), idleTimeout: idleTimeoutMs() };
+    $("lock-form").addEventListener("submit", submitPassphrase);
+    globalThis.interlude.onLock(onLocked);
+
+    const state = await globalThis.interlude.storeState();
+    let info;
+    if (state === "encrypted") {
+      info = await askPassphrase((passphrase) => globalThis.interlude.start({ ...options, passphrase }));
+    } else if (state === "new") {
+      info = await setUp(options);
+    } else {
+      info = await globalThis.interlude.start(options);
+    }
+    encrypted = info.encrypted;
+    $("public-id").value = info.publicID;
+    $("fingerprint").textContent = S.fingerprintLabel(info.fingerprint);
+
     // Until the first connection succeeds or this much time passes, the
     // page shows "connecting" rather than "offline".
     setTimeout(() => {
       firstAttemptOver = true;
       renderStatus();
     }, CONNECTING_MS);
-    journalID = await globalThis.interlude.journal();
-
-    $("public-id").value = info.publicID;
-    $("fingerprint").textContent = S.fingerprintLabel(info.fingerprint);
-    const text = globalThis.interlude.text(journalID);
-    entry.value = typeof text === "string" ? text : "";
-    base = entry.value;
-    for (const id of ["entry", "copy-id", "share-id", "share-button"]) {
-      $(id).disabled = false;
-    }
 
     globalThis.interlude.onChange(onChange);
     entry.addEventListener("input", onInput);
     document.addEventListener("visibilitychange", () => {
       if (document.visibilityState === "hidden") flush();
+      else reportActivity(true);
     });
     window.addEventListener("pagehide", flush);
     window.addEventListener("beforeunload", (event) => {
-      if (!dirty && !saving) return;
+      if (!dirty && !saving && heldText === null) return;
       flush();
       event.preventDefault();
       event.returnValue = S.unsavedWarning;
     });
+    for (const type of ["keydown", "pointerdown", "touchstart"]) {
+      document.addEventListener(type, () => reportActivity(true), { capture: true, passive: true });
+    }
+    for (const type of ["pointermove", "wheel", "scroll"]) {
+      document.addEventListener(type, () => reportActivity(false), { capture: true, passive: true });
+    }
     $("copy-id").addEventListener("click", copyPublicID);
     $("share-form").addEventListener("submit", share);
+    $("lock-now").addEventListener("click", lockNow);
+    await showJournal();
+  }
+
+  // The idle lock's timeout: IDLE_LOCK_MS, or the "lockAfterSeconds"
+  // query parameter when it is shorter. A link can shorten the lock but
+  // never lengthen it.
+  function idleTimeoutMs() {
+    const seconds = Number(new URLSearchParams(location.search).get("lockAfterSeconds"));
+    if (Number.isFinite(seconds) && seconds > 0) return Math.min(seconds * 1000, IDLE_LOCK_MS);
+    return IDLE_LOCK_MS;
+  }
+
+  // Shows "gate", the setup or the lock screen, in place of the journal,
+  // or the journal when gate is null.
+  function showGate(gate) {
+    $("setup").hidden = gate !== "setup";
+    $("lock").hidden = gate !== "lock";
+    $("workspace").hidden = gate !== null;
+    $("lock-now").hidden = gate !== null || !encrypted;
+    connection.hidden = gate !== null;
+    if (gate === "setup") $("setup-passphrase").focus();
+    if (gate === "lock") $("lock-passphrase").focus();
+  }
+
+  function setEditable(on) {
+    for (const id of ["entry", "copy-id", "share-id", "share-button"]) {
+      $(id).disabled = !on;
+    }
+  }
+
+  // Shows the setup screen on a new device and resolves with start's
+  // result, with the passphrase the person chose or without one.
+  function setUp(options) {
+    $("setup-help").textContent = S.setupHelp(Math.round(options.idleTimeout / 1000));
+    showGate("setup");
+    return new Promise((resolve, reject) => {
+      const form = $("setup-form");
+      const first = $("setup-passphrase");
+      const second = $("setup-confirm");
+      const state = $("setup-state");
+      const buttons = [$("setup-protect"), $("setup-skip")];
+      const run = async (passphrase) => {
+        for (const b of buttons) b.disabled = true;
+        state.textContent = passphrase === undefined ? S.loading : S.protecting;
+        try {
+          resolve(await globalThis.interlude.start({ ...options, passphrase }));
+        } catch (err) {
+          reject(err);
+        }
+      };
+      form.addEventListener("submit", (event) => {
+        event.preventDefault();
+        // The fields are emptied first, so the passphrase stays in no
+        // element of the page once it is passed on.
+        let passphrase = first.value;
+        const again = second.value;
+        first.value = "";
+        second.value = "";
+        if (passphrase.length < MIN_PASSPHRASE_LENGTH) {
+          state.textContent = S.passphraseTooShort(MIN_PASSPHRASE_LENGTH);
+          first.focus();
+          return;
+        }
+        if (passphrase !== again) {
+          state.textContent = S.passphraseMismatch;
+          first.focus();
+          return;
+        }
+        run(passphrase);
+        passphrase = "";
+      });
+      $("setup-skip").addEventListener("click", () => {
+        first.value = "";
+        second.value = "";
+        run(undefined);
+      });
+    });
+  }
+
+  // Shows the lock screen until action(passphrase) succeeds, and resolves
+  // with its result.
+  function askPassphrase(action) {
+    $("held-notice").hidden = heldText === null;
+    $("lock-state").textContent = "";
+    showGate("lock");
+    return new Promise((resolve) => {
+      unlockWith = async (passphrase) => {
+        const result = await action(passphrase);
+        unlockWith = null;
+        resolve(result);
+      };
+    });
+  }
+
+  async function submitPassphrase(event) {
+    event.preventDefault();
+    const field = $("lock-passphrase");
+    const button = $("lock-button");
+    const state = $("lock-state");
+    let passphrase = field.value;
+    field.value = "";
+    if (!passphrase) {
+      state.textContent = S.lockedNeedPassphrase;
+      field.focus();
+      return;
+    }
+    if (!unlockWith) return;
+
+    field.disabled = true;
+    button.disabled = true;
+    state.textContent = S.unlocking;
+    try {
+      await unlockWith(passphrase);
+      state.textContent = "";
+    } catch (err) {
+      if (err.name === "WrongPassphraseError") {
+        state.textContent = S.wrongPassphrase;
+      } else {
+        console.error("interlude: unlock failed:", err);
+        state.textContent = S.unlockFailed;
+      }
+    } finally {
+      passphrase = "";
+      field.disabled = false;
+      button.disabled = false;
+      if (unlockWith) field.focus();
+    }
+  }
+
+  // Runs after the client locked, when idle or asked to. A save that was
+  // running finished first; text typed since then is held until unlock.
+  function onLocked() {
+    if (locked) return;
+    locked = true;
+    clearTimeout(saveTimer);
+    if (dirty || saving) heldText = entry.value;
+    entry.value = "";
+    setEditable(false);
+    $("problems").hidden = true;
+    $("share-state").textContent = "";
+    askPassphrase((passphrase) => globalThis.interlude.unlock(passphrase))
+      .then(() => {
+        locked = false;
+        return showJournal();
+      })
+      .catch((err) => {
+        console.error("interlude: reopening the journal after unlock failed:", err);
+        showNotice(S.loadFailed);
+      });
+  }
+
+  // Shows the journal, after start or unlock, and saves any held text.
+  async function showJournal() {
+    try {
+      journalID = await globalThis.interlude.journal();
+    } catch (err) {
+      // A lock that came before the journal was read has shown the lock
+      // screen, and unlock calls this again.
+      if (err.name === "LockedError") return;
+      throw err;
+    }
+    if (locked) return;
+    if (heldText !== null) {
+      // base stays the text the held edit started from, so the save
+      // merges it with what arrived while the page was locked.
+      entry.value = heldText;
+      heldText = null;
+      dirty = true;
+    } else {
+      const text = globalThis.interlude.text(journalID);
+      entry.value = typeof text === "string" ? text : "";
+      base = entry.value;
+      dirty = false;
+    }
+    saveError = null;
+    showGate(null);
+    setEditable(true);
+    if (dirty) flush();
     renderStatus();
+  }
+
+  async function lockNow() {
+    await flush();
+    try {
+      await globalThis.interlude.lock();
+    } catch (err) {
+      console.error("interlude: lock failed:", err);
+      showNotice(S.lockFailed);
+    }
+  }
+
+  // Tells the client that the person is using the page, which delays the
+  // idle lock. Keys and clicks are always reported, so with an idle
+  // timeout longer than SAVE_DELAY_MS the lock comes after the save that
+  // the last key starts.
+  function reportActivity(always) {
+    if (!encrypted || locked) return;
+    const now = Date.now();
+    if (!always && now - lastActivityReport < ACTIVITY_REPORT_MS) return;
+    lastActivityReport = now;
+    globalThis.interlude.activity();
   }
 
   function applyStrings() {
@@ -161,7 +393,7 @@
   async function flush() {
     clearTimeout(saveTimer);
     while (saving) await saving;
-    if (!dirty || !journalID) return;
+    if (!dirty || !journalID || locked) return;
 
     dirty = false;
     const next = entry.value;
@@ -172,9 +404,11 @@
       },
       (err) => {
         // The text stays marked unsaved, so the next keystroke or flush
-        // tries again.
-        console.error("interlude: save failed:", err);
+        // tries again. A lock that came first is no failure: onLocked
+        // keeps the text and showJournal saves it after unlock.
         dirty = true;
+        if (err.name === "LockedError") return;
+        console.error("interlude: save failed:", err);
         saveError = err;
       },
     );
@@ -184,7 +418,7 @@
   }
 
   function onChange(docID) {
-    if (docID !== journalID) return;
+    if (locked || docID !== journalID) return;
     // While local edits wait for their save, the textarea keeps them; the
     // save merges them with what arrived, and this refresh follows it.
     if (!dirty && !saving) {
@@ -199,7 +433,7 @@
   // delivered. Checks run one at a time, so a burst of changes makes one.
   let checkingReports = false;
   async function checkReports() {
-    if (checkingReports || !journalID) return;
+    if (checkingReports || !journalID || locked) return;
     checkingReports = true;
     try {
       const reports = await globalThis.interlude.reports(journalID);
@@ -207,7 +441,7 @@
       problems.hidden = reports.length === 0;
       if (reports.length > 0) problems.textContent = S.relayProblems(reports.length);
     } catch (err) {
-      console.error("interlude: reading problem reports failed:", err);
+      if (err.name !== "LockedError") console.error("interlude: reading problem reports failed:", err);
     } finally {
       checkingReports = false;
     }
@@ -228,7 +462,7 @@
   }
 
   function renderStatus() {
-    if (!journalID) return;
+    if (!journalID || locked) return;
     const status = globalThis.interlude.status(journalID);
     if (status.connected) firstAttemptOver = true;
     setConnection(status.connected || firstAttemptOver ? status.connected : null);

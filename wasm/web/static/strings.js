@@ -10,6 +10,29 @@ globalThis.interludeStrings = Object.freeze({
   loadFailed: "Interlude could not start. Reload the page to try again.",
   stopped: "Interlude stopped unexpectedly. Reload the page; what you saved is kept on this device.",
 
+  setupHeading: "Protect this device with a passphrase",
+  setupHelp: (seconds) =>
+    `Without a passphrase, anyone who can open this browser can read your journal on this device. With one, Interlude encrypts your journal on this device and locks after ${seconds >= 60 ? `${Math.round(seconds / 60)} minutes` : `${seconds} seconds`} without use. You can also continue without one.`,
+  setupWarning: "If you forget the passphrase, the copy on this device cannot be opened. What was synced can come back only by joining your shared journal again or linking this device to another of yours.",
+  passphraseLabel: "Passphrase",
+  confirmLabel: "Type the passphrase again",
+  protectButton: "Use this passphrase",
+  skipButton: "Continue without a passphrase",
+  passphraseTooShort: (n) => `Use at least ${n} characters.`,
+  passphraseMismatch: "The two passphrases differ. Type them again.",
+  protecting: "Encrypting this device's copy…",
+
+  lockHeading: "Interlude is locked",
+  lockHelp: "Enter this device's passphrase to open your journal.",
+  heldNotice: "Interlude locked before your last words were saved. They are kept in this page until you unlock, and saved then. Closing the page loses them.",
+  unlockButton: "Unlock",
+  unlocking: "Unlocking…",
+  lockedNeedPassphrase: "This device's data is locked: enter the passphrase.",
+  wrongPassphrase: "Wrong passphrase. Try again.",
+  unlockFailed: "Could not unlock. Reload the page and try again.",
+  lockNow: "Lock",
+  lockFailed: "Could not lock. Reload the page to lock it.",
+
   entryLabel: "Your journal",
   entryPlaceholder: "Write whatever is on your mind.",
 
