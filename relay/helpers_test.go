@@ -62,7 +62,15 @@ func startRelay(t testing.TB) *testRelay {
 
 func startRelayWith(t testing.TB, dataDir string, web fs.FS) *testRelay {
 	t.Helper()
-	srv, err := relay.Open(relay.Config{DataDir: dataDir, Logger: testLogger(t), Web: web})
+	return startRelayConfig(t, relay.Config{DataDir: dataDir, Web: web})
+}
+
+// startRelayConfig starts a relay with cfg, logging to the test log.
+func startRelayConfig(t testing.TB, cfg relay.Config) *testRelay {
+	t.Helper()
+	cfg.Logger = testLogger(t)
+	dataDir := cfg.DataDir
+	srv, err := relay.Open(cfg)
 	if err != nil {
 		t.Fatalf("Open(%q): %v", dataDir, err)
 	}

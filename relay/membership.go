@@ -64,15 +64,29 @@ func (e *staleLogError) Error() string {
 }
 
 // membershipState returns doc's membership state, or an empty state for a
-// document with no log. The caller must not change it.
+// document with no log. The caller must not change it, and must not hold
+// doc's lock, because a state missing from the cache is rebuilt under it.
 func (s *store) membershipState(doc envelope.DocID) (*membership.State, error) {
-	s.statesMu.Lock()
-	st, ok := s.states[doc]
-	s.statesMu.Unlock()
-	if ok {
+	if st, ok := s.states.get(doc); ok {
 		return st, nil
 	}
-	st = &membership.State{}
+	defer s.locks.lock(doc)()
+	return s.lockedMembershipState(doc)
+}
+
+// lockedMembershipState is membershipState for a caller that holds doc's
+// lock. Holding it while the log is read and the state cached keeps an
+// append from committing in between, which would leave a state without
+// that entry in the cache. Another goroutine may have rebuilt the state
+// while this one waited for the lock, so the cache is checked again.
+func (s *store) lockedMembershipState(doc envelope.DocID) (*membership.State, error) {
+	return s.states.load(doc, s.rebuildState)
+}
+
+// rebuildMembershipState applies doc's stored membership log to an empty
+// state, as on the first use after a start.
+func (s *store) rebuildMembershipState(doc envelope.DocID) (*membership.State, error) {
+	st := &membership.State{}
 	records, err := s.memberRecords(doc, 0)
 	if err != nil {
 		return nil, err
@@ -86,15 +100,6 @@ func (s *store) membershipState(doc envelope.DocID) (*membership.State, error) {
 			return nil, fmt.Errorf("stored membership log of document %s: %w", doc, err)
 		}
 	}
-	// An append that committed while this read ran has cached a newer
-	// state, which must not be replaced by this one.
-	s.statesMu.Lock()
-	if cached, ok := s.states[doc]; ok {
-		st = cached
-	} else {
-		s.states[doc] = st
-	}
-	s.statesMu.Unlock()
 	return st, nil
 }
 
@@ -117,7 +122,7 @@ func (s *store) appendMember(doc envelope.DocID, device deviceKey, raw []byte) (
 	if e.Author != device {
 		return 0, nil, false, fmt.Errorf("%w: entry author %x is not this connection's device %x: send only entries this device signed", membership.ErrNotAllowed, e.Author[:8], device[:8])
 	}
-	st, err := s.membershipState(doc)
+	st, err := s.lockedMembershipState(doc)
 	if err != nil {
 		return 0, nil, false, err
 	}
@@ -158,11 +163,13 @@ func (s *store) appendMember(doc envelope.DocID, device deviceKey, raw []byte) (
 		return updateMemberIndex(txn, doc, e)
 	})
 	if err != nil {
+		// Badger may have applied part of a failed commit, so the
+		// cached state may be behind the log. Dropping it makes the next
+		// use rebuild the state from what Badger holds.
+		s.states.remove(doc)
 		return 0, nil, false, err
 	}
-	s.statesMu.Lock()
-	s.states[doc] = next
-	s.statesMu.Unlock()
+	s.states.put(doc, next)
 	return e.Index, sig[:], true, nil
 }
 
@@ -243,8 +250,6 @@ func readMemberRecords(txn *badger.Txn, doc envelope.DocID, from uint64) ([]memb
 
 // maxLogReply bounds the entry bytes of one Log reply, well below
 // wire.MaxFrame.
-// NOTE: no test builds a log this large, so the paging path (Log.More)
-// has not run.
 const maxLogReply = 3 << 20
 
 // memberLog returns doc's countersigned membership entries from index

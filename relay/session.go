@@ -121,14 +121,26 @@ func (c *conn) takeInvite(m *wire.TakeInvite) wire.Message {
 	return &wire.Invite{Ref: m.Ref, ID: m.ID, Response: resp}
 }
 
+// maxListGrants is the maximum number of grants in one Docs reply.
+// wire.Decode accepts at most 65536 msgpack elements in a frame, and a
+// Docs frame has four per grant plus four, so a reply of more than 16383
+// grants would fail to decode at the client. The cap leaves room below
+// that, and a test sends a full reply over the WebSocket.
+const maxListGrants = 8192
+
 func (c *conn) listDocs(m *wire.ListDocs) wire.Message {
-	grants, err := c.srv.store.grants(c.device)
+	grants, truncated, err := c.srv.store.grants(c.device, maxListGrants)
 	if err != nil {
 		c.log.Error("list documents: Badger read failed", "ref", m.Ref, "err", err)
 		return &wire.Error{Ref: m.Ref, Code: wire.CodeInternal, Message: "the relay failed to read its storage; retry later"}
 	}
-	// TODO: page the grants; one Docs frame fits a few thousand grants
-	// at most, and the writer closes the connection if encoding fails.
+	if truncated {
+		// TODO: page the grants. ListDocs has no cursor and Docs no
+		// flag for more, so a device that is a member of more than
+		// maxListGrants documents does not learn of the rest, and cannot
+		// tell that the list is cut short.
+		c.log.Warn("ListDocs reply truncated to the maximum number of grants", "ref", m.Ref, "max_grants", maxListGrants)
+	}
 	return &wire.Docs{Ref: m.Ref, Grants: grants}
 }
 

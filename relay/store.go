@@ -105,12 +105,13 @@ type store struct {
 	// relayKey countersigns membership entries.
 	relayKey ed25519.PrivateKey
 
-	statesMu sync.Mutex
-	// states caches each document's membership state, rebuilt from the
-	// log on first use. Writers hold the document's lock.
-	// NOTE: the cache keeps every document used since the relay started;
-	// a relay with very many documents would need to evict.
-	states map[envelope.DocID]*membership.State // guarded by statesMu
+	// states caches the membership states of recently used documents.
+	// A state missing from it is rebuilt from the log under the
+	// document's lock (see membershipState).
+	states *stateCache
+	// rebuildState is rebuildMembershipState. A test replaces it to
+	// pause a rebuild between reading the log and caching the state.
+	rebuildState func(envelope.DocID) (*membership.State, error)
 }
 
 // indexCacheSize bounds the memory Badger uses for table indexes when the
@@ -119,8 +120,9 @@ type store struct {
 const indexCacheSize = 64 << 20
 
 // openStore opens the database in dir, encrypted at rest with key unless
-// key is empty.
-func openStore(dir string, key EncryptionKey, log *slog.Logger) (*store, error) {
+// key is empty. It caches the membership states of up to cacheSize
+// documents and logs the cache's evictions to cacheLog.
+func openStore(dir string, key EncryptionKey, cacheSize int, log, cacheLog *slog.Logger) (*store, error) {
 	opts := badger.DefaultOptions(dir).
 		WithSyncWrites(true). // an acknowledged push must survive a killed process
 		WithLogger(badgerLogger{log})
@@ -137,7 +139,8 @@ func openStore(dir string, key EncryptionKey, log *slog.Logger) (*store, error) 
 	if err != nil {
 		return nil, fmt.Errorf("open Badger database in %q: %w", dir, err)
 	}
-	s := &store{db: db, states: make(map[envelope.DocID]*membership.State)}
+	s := &store{db: db, states: newStateCache(cacheSize, cacheLog)}
+	s.rebuildState = s.rebuildMembershipState
 	if err := s.checkSchema(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("data directory %q: %w", dir, err)
@@ -206,14 +209,19 @@ func setMember(txn *badger.Txn, doc envelope.DocID, member, addedBy deviceKey, s
 	return txn.Set(deviceDocKey(member, doc), nil)
 }
 
-// grants returns every membership of device, in document id order.
-func (s *store) grants(device deviceKey) ([]wire.Grant, error) {
-	grants := []wire.Grant{}
-	err := s.db.View(func(txn *badger.Txn) error {
+// grants returns the first limit memberships of device in document id
+// order, and truncated set when the device has more.
+func (s *store) grants(device deviceKey, limit int) (grants []wire.Grant, truncated bool, err error) {
+	grants = []wire.Grant{}
+	err = s.db.View(func(txn *badger.Txn) error {
 		prefix := deviceDocPrefix(device)
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
+			if len(grants) == limit {
+				truncated = true
+				return nil
+			}
 			var doc envelope.DocID
 			copy(doc[:], it.Item().Key()[len(prefix):])
 			item, err := txn.Get(memberKey(doc, device))
@@ -235,7 +243,7 @@ func (s *store) grants(device deviceKey) ([]wire.Grant, error) {
 		}
 		return nil
 	})
-	return grants, err
+	return grants, truncated, err
 }
 
 // appendEnvelope stores env as the next entry of doc's log and returns its

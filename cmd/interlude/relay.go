@@ -26,18 +26,22 @@ func runRelay(ctx context.Context, args []string, stdout, stderr io.Writer, web 
 	flags := flag.NewFlagSet("relay", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	flags.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: interlude relay [--listen host:port] [--data dir] [--encryption-key-file file]\n\n")
+		fmt.Fprintf(stderr, "Usage: interlude relay [--listen host:port] [--data dir] [--encryption-key-file file] [--membership-cache number]\n\n")
 		fmt.Fprintf(stderr, "Run a relay that stores and forwards encrypted updates; it cannot read them.\n\n")
 		flags.PrintDefaults()
 	}
 	listen := flags.String("listen", "127.0.0.1:8080", "TCP `address` to serve HTTP and WebSocket sync on")
 	dataDir := flags.String("data", "./interlude-data", "`directory` of the relay's database; created if missing")
 	keyFile := flags.String("encryption-key-file", "", "`file` with the key that encrypts the database at rest: 32 raw bytes or 64 hex digits (for example from 'openssl rand -hex 32'); a directory created with a key opens only with it")
+	cacheSize := flags.Int("membership-cache", relay.DefaultMembershipCacheSize, "maximum `number` of documents whose membership state the relay keeps in memory; the relay rebuilds others from the database when they are used")
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
 	if flags.NArg() > 0 {
-		return fmt.Errorf("relay: unexpected argument %q: the relay takes only --listen, --data and --encryption-key-file", flags.Arg(0))
+		return fmt.Errorf("relay: unexpected argument %q: the relay takes only --listen, --data, --encryption-key-file and --membership-cache", flags.Arg(0))
+	}
+	if *cacheSize < 1 {
+		return fmt.Errorf("relay: --membership-cache %d is not a positive number of documents: pass at least 1, or leave it out for the default of %d", *cacheSize, relay.DefaultMembershipCacheSize)
 	}
 	var key relay.EncryptionKey
 	if *keyFile != "" {
@@ -57,7 +61,7 @@ func runRelay(ctx context.Context, args []string, stdout, stderr io.Writer, web 
 		return fmt.Errorf("relay: listen on %s: %w (check the --listen address)", *listen, err)
 	}
 
-	srv, err := relay.Open(relay.Config{DataDir: *dataDir, Logger: logger, Web: web, EncryptionKey: key})
+	srv, err := relay.Open(relay.Config{DataDir: *dataDir, Logger: logger, Web: web, EncryptionKey: key, MembershipCacheSize: *cacheSize})
 	if errors.Is(err, relay.ErrEncryptionKeyMismatch) {
 		ln.Close()
 		return fmt.Errorf("open --data %s: %w", *dataDir, err)
