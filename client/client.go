@@ -99,6 +99,9 @@ type document struct {
 	// trust is the state of the authors' envelope chains, loaded on first
 	// use (see verify.go).
 	trust *docTrust
+	// sent is the highest sequence number of this device's envelopes
+	// that a push has sent at least once (see reseal.go).
+	sent uint64
 }
 
 type outboxEntry struct {
@@ -226,6 +229,14 @@ func (c *Client) loadDocument(ctx context.Context, id envelope.DocID) (*document
 	})
 	if err != nil {
 		return nil, fmt.Errorf("client: read outbox of document %s: %w", id, err)
+	}
+	switch sent, err := c.store.Get(ctx, sentKey(id)); {
+	case err == nil && len(sent) == 8:
+		d.sent = binary.BigEndian.Uint64(sent)
+	case err == nil:
+		return nil, fmt.Errorf("client: sent mark of document %s is %d bytes, want 8", id, len(sent))
+	case !errors.Is(err, ErrNotFound):
+		return nil, fmt.Errorf("client: read sent mark of document %s: %w", id, err)
 	}
 	if d.log, err = c.loadLog(ctx, id); err != nil {
 		return nil, err

@@ -92,10 +92,8 @@ func TestLinkedDeviceReadsAndWrites(t *testing.T) {
 	if len(phoneKeys) == 0 {
 		t.Fatal("the phone holds no key of the journal; the check below would prove nothing")
 	}
-	// The therapist learns of the removal before writing.
-	// NOTE: an edit sealed before its author syncs the removal stays under
-	// the old key epoch; see docs/security.md.
-	syncAll(t, ctx, therapist)
+	// The therapist writes before it has synced the removal: the edit is
+	// sealed again under the new epoch before it is sent.
 	before := len(laptopProxy.deliveredEnvelopes())
 	if err := therapist.SetText(ctx, doc, "prompt: slept badly. next week: sleep diary"); err != nil {
 		t.Fatal(err)

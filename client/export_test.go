@@ -19,3 +19,13 @@ func EpochKeysForTest(c *Client, doc envelope.DocID) [][]byte {
 	}
 	return keys
 }
+
+// OutboxLenForTest returns the number of envelopes in doc's outbox.
+func OutboxLenForTest(c *Client, doc envelope.DocID) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if d, ok := c.docs[doc]; ok {
+		return len(d.outbox)
+	}
+	return -1
+}

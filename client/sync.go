@@ -569,13 +569,18 @@ func (s *session) pushOutbox(ctx context.Context) error {
 		skip := maps.Clone(s.unavailable)
 		s.mu.Unlock()
 		s.c.mu.Lock()
+		var err error
 		for id, d := range s.c.docs {
 			if d.meta.Registered && len(d.outbox) > 0 && skip[id] == nil {
+				err = s.c.prepareSendLocked(ctx, d)
 				doc, batch = id, slices.Clone(d.outbox)
 				break
 			}
 		}
 		s.c.mu.Unlock()
+		if err != nil {
+			return err
+		}
 		if len(batch) == 0 {
 			return nil
 		}
