@@ -116,15 +116,28 @@ func (p *RecoveryPhrase) Public() PublicKeys { return p.public }
 
 // Device derives the recovery device's key pair.
 func (p *RecoveryPhrase) Device() (*Device, error) {
-	signingSeed, err := derive(p.entropy[:], labelRecoverySigning, nil, 32)
+	signingSeed, boxKey, err := p.DeviceSeeds()
 	if err != nil {
 		return nil, err
 	}
 	defer clear(signingSeed)
+	defer clear(boxKey[:])
+	return DeviceFromSeeds(signingSeed, boxKey)
+}
+
+// DeviceSeeds derives the seeds of the recovery device's key pair: the
+// Ed25519 seed and the X25519 private key, for a caller that keeps device
+// keys in its own type. Both are secret; clear them after use.
+func (p *RecoveryPhrase) DeviceSeeds() ([]byte, [32]byte, error) {
+	signingSeed, err := derive(p.entropy[:], labelRecoverySigning, nil, 32)
+	if err != nil {
+		return nil, [32]byte{}, err
+	}
 	boxKey, err := derive(p.entropy[:], labelRecoveryBox, nil, 32)
 	if err != nil {
-		return nil, err
+		clear(signingSeed)
+		return nil, [32]byte{}, err
 	}
 	defer clear(boxKey)
-	return DeviceFromSeeds(signingSeed, [32]byte(boxKey))
+	return signingSeed, [32]byte(boxKey), nil
 }

@@ -1,12 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"os"
 	"strings"
 
 	"interlude/client"
+	"interlude/client/keyring"
+	"interlude/client/wstransport"
 )
 
 // runDeviceLink links another device of the same person.
@@ -113,4 +119,115 @@ func findDevice(ctx context.Context, c *client.Client, s string) (client.PublicI
 		}
 	}
 	return client.PublicID{}, fmt.Errorf("%q is neither a public id nor the fingerprint of a linked device: see 'interlude device list'", s)
+}
+
+// runDeviceRecovery makes a recovery phrase and links the device it
+// derives, so the phrase can bring the documents to a new device later.
+func runDeviceRecovery(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, p := newClientFlags("device recovery", stderr, true)
+	setUsage(fs, "", "Make a recovery phrase and print it once. The phrase derives one more device, which is linked to every document of yours like a device you own: with the phrase, 'interlude device recover' brings your documents to a new device after every other one is lost.")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := checkNoArgs(fs); err != nil {
+		return err
+	}
+	phrase, err := keyring.NewRecoveryPhrase()
+	if err != nil {
+		return err
+	}
+	recovery, err := client.RecoveryIdentity(phrase)
+	if err != nil {
+		return err
+	}
+	return withClient(ctx, p, stderr, func(c *client.Client) error {
+		n, err := c.LinkDevice(ctx, recovery.Public())
+		if err != nil {
+			return err
+		}
+		if err := c.SyncOnce(ctx); err != nil {
+			fmt.Fprintf(stderr, "the recovery device is linked on this device, but sending it to the relay failed (%v): run 'interlude sync' before you rely on the phrase\n", err)
+		}
+		fmt.Fprintln(stdout, phrase.Words())
+		fmt.Fprintf(stderr, "recovery device %s linked to %d documents. Write the %d words above on paper and keep them safe: anyone with them can read your documents, and they are shown only this once. If you lose every device and these words, your documents are lost: nobody else holds a key. To stop a phrase working, run 'interlude device remove %s'.\n",
+			recovery.Public().Fingerprint(), n, keyring.RecoveryPhraseWords, recovery.Public().Fingerprint())
+		return nil
+	})
+}
+
+// runDeviceRecover links this device from a recovery phrase.
+func runDeviceRecover(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, p := newClientFlags("device recover", stderr, true)
+	phraseFile := fs.String("phrase-file", "", "`file` whose first line is the recovery phrase (required; a file keeps the words out of the shell's history)")
+	setUsage(fs, "", "Link this device to every document of yours, using the recovery phrase that 'interlude device recovery' printed. The recovery device runs in memory only, and nothing of it is written to disk.")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := checkNoArgs(fs); err != nil {
+		return err
+	}
+	if *phraseFile == "" {
+		return errors.New("device recover needs --phrase-file FILE: write the recovery phrase as the file's first line")
+	}
+	phrase, err := readRecoveryPhrase(*phraseFile)
+	if err != nil {
+		return err
+	}
+	recoveryID, err := client.RecoveryIdentity(phrase)
+	if err != nil {
+		return err
+	}
+	return withClient(ctx, p, stderr, func(c *client.Client) error {
+		logger := slog.New(slog.DiscardHandler)
+		if p.verbose {
+			logger = slog.New(slog.NewTextHandler(stderr, nil))
+		}
+		recovery, err := client.Open(ctx, client.Config{
+			Store:    client.NewMemoryStore(),
+			Identity: recoveryID,
+			Dialer:   wstransport.Dialer{},
+			RelayURL: p.relay,
+			Logger:   logger,
+		})
+		if err != nil {
+			return err
+		}
+		defer recovery.Close()
+		// The first sync fetches every document the recovery device is a
+		// member of, the second sends the links.
+		if err := recovery.SyncOnce(ctx); err != nil {
+			return fmt.Errorf("recovery device: %w", err)
+		}
+		n, err := recovery.LinkDevice(ctx, c.Identity().Public())
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return errors.New("the recovery phrase is a member of no document on this relay: check the relay URL, and that 'interlude device recovery' was synced on the device that made it")
+		}
+		if err := recovery.SyncOnce(ctx); err != nil {
+			return fmt.Errorf("recovery device: send the links: %w", err)
+		}
+		if err := c.SyncOnce(ctx); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "this device is linked to %d documents\n", n)
+		fmt.Fprintln(stderr, "see 'interlude doc list'. Remove each lost device with 'interlude device remove PUBLIC-ID' ('interlude doc members DOC' lists them), so nothing new opens with their keys")
+		return nil
+	})
+}
+
+// readRecoveryPhrase parses the first line of file as a recovery phrase.
+// Errors never quote the file's words.
+func readRecoveryPhrase(file string) (*keyring.RecoveryPhrase, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, fmt.Errorf("read the recovery phrase file: %w", err)
+	}
+	defer f.Close()
+	line, err := bufio.NewReader(f).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("read the recovery phrase file %s: %w", file, err)
+	}
+	return keyring.ParseRecoveryPhrase(line)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -88,4 +89,69 @@ func fingerprintIn(t *testing.T, s string) string {
 	}
 	t.Fatalf("no fingerprint in %q", s)
 	return ""
+}
+
+// TestRecoveryPhraseFlow makes a recovery phrase on a laptop, loses the
+// laptop, and brings its journal to a new device with the phrase: the
+// new device reads and writes it, removes the lost laptop, and a wrong
+// phrase is refused without quoting it.
+func TestRecoveryPhraseFlow(t *testing.T) {
+	relayURL := startTestRelay(t)
+	dir := t.TempDir()
+	laptop := filepath.Join(dir, "laptop")
+	fresh := filepath.Join(dir, "new")
+	for _, p := range []string{laptop, fresh} {
+		run(t, "id", "new", "--profile", p)
+	}
+	doc := strings.TrimSpace(run(t, "doc", "new", "--profile", laptop))
+	run(t, "doc", "write", "--profile", laptop, doc, "Thought", "record.")
+	run(t, "sync", "--profile", laptop, "--relay", relayURL)
+
+	words := strings.TrimSpace(run(t, "device", "recovery", "--profile", laptop, "--relay", relayURL))
+	if n := len(strings.Fields(words)); n != 18 {
+		t.Fatalf("device recovery printed %d words, want 18", n)
+	}
+	laptopID := strings.TrimSpace(run(t, "id", "show", "--profile", laptop))
+
+	// A phrase with one word changed is refused, and the error does not
+	// contain the words.
+	fields := strings.Fields(words)
+	fields[3], fields[4] = fields[4], fields[3]
+	wrong := filepath.Join(dir, "wrong")
+	if err := os.WriteFile(wrong, []byte(strings.Join(fields, " ")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	err := Run(context.Background(), []string{"device", "recover", "--profile", fresh, "--relay", relayURL, "--phrase-file", wrong}, &stdout, &stderr)
+	if err == nil {
+		t.Fatal("device recover with two words swapped succeeded")
+	}
+	for _, w := range fields {
+		if strings.Contains(err.Error(), w) || strings.Contains(stderr.String(), w) {
+			t.Fatalf("the error or stderr quotes a word of the phrase: %v / %s", err, stderr.String())
+		}
+	}
+
+	// The laptop is lost. The right phrase links the new device.
+	phrase := filepath.Join(dir, "phrase")
+	if err := os.WriteFile(phrase, []byte(words+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := run(t, "device", "recover", "--profile", fresh, "--relay", relayURL, "--phrase-file", phrase)
+	if !strings.Contains(out, "linked to 1 documents") {
+		t.Errorf("device recover printed %q, want one document", out)
+	}
+	if got := run(t, "doc", "cat", "--profile", fresh, doc); got != "Thought record.\n" {
+		t.Fatalf("doc cat on the new device = %q, want the laptop's text", got)
+	}
+	run(t, "doc", "write", "--profile", fresh, doc, " Evidence", "for", "and", "against.")
+	run(t, "device", "remove", "--profile", fresh, "--relay", relayURL, laptopID)
+	members := run(t, "doc", "members", "--profile", fresh, doc)
+	if strings.Contains(members, laptopID) {
+		t.Errorf("doc members after removing the laptop = %q, still lists it", members)
+	}
+	run(t, "sync", "--profile", fresh, "--relay", relayURL)
+	if got := run(t, "doc", "cat", "--profile", fresh, doc); !strings.Contains(got, "Evidence for and against.") {
+		t.Errorf("doc cat after the write = %q", got)
+	}
 }

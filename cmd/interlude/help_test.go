@@ -32,6 +32,8 @@ func TestSubcommandHelp(t *testing.T) {
 		{[]string{"device", "link"}, "usage: interlude device link [flags] PUBLIC-ID", []string{"-profile", "-relay", "-fingerprint"}},
 		{[]string{"device", "list"}, "usage: interlude device list [flags]", []string{"-profile", "-passphrase-file"}},
 		{[]string{"device", "remove"}, "usage: interlude device remove [flags] DEVICE", []string{"-profile", "-relay"}},
+		{[]string{"device", "recovery"}, "usage: interlude device recovery [flags]", []string{"-profile", "-relay"}},
+		{[]string{"device", "recover"}, "usage: interlude device recover [flags]", []string{"-profile", "-relay", "-phrase-file"}},
 		{[]string{"bench", "trace"}, "usage: interlude bench trace [flags] FILE", []string{"-batch", "-timeout"}},
 		{[]string{"bench", "crdt"}, "usage: interlude bench crdt [flags] FILE", nil},
 	}

@@ -46,24 +46,26 @@ func main() {
 const usage = `usage: interlude COMMAND [flags] [arguments]
 
 Commands:
-  relay          serve the relay and the web app
-  id new         make this device's identity in a profile folder
-  id show        print this device's public id, to give to others
-  doc new        make a new journal document
-  doc list       list the documents on this device
-  doc share      share a document with another person's public id
-  doc invite     make a one-time invitation link to a document
-  doc join       answer an invitation link and print the comparison code
-  doc remove     remove a member and rotate the document key on next sync
-  doc members    list a document's members, membership code and invitations
-  doc write      append text to a document's journal
-  doc cat        print a document's journal text
-  device link    link another device of yours to your documents
-  device list    list the devices linked to this one
-  device remove  remove a lost device from your documents
-  sync           accept shared documents, push local edits, pull others'
-  bench trace    replay an editing trace through a relay on loopback
-  bench crdt     replay an editing trace into one CRDT replica, save and load
+  relay            serve the relay and the web app
+  id new           make this device's identity in a profile folder
+  id show          print this device's public id, to give to others
+  doc new          make a new journal document
+  doc list         list the documents on this device
+  doc share        share a document with another person's public id
+  doc invite       make a one-time invitation link to a document
+  doc join         answer an invitation link and print the comparison code
+  doc remove       remove a member and rotate the document key on next sync
+  doc members      list a document's members, membership code and invitations
+  doc write        append text to a document's journal
+  doc cat          print a document's journal text
+  device link      link another device of yours to your documents
+  device list      list the devices linked to this one
+  device remove    remove a lost device from your documents
+  device recovery  make a recovery phrase that can restore your documents
+  device recover   link this device to your documents with a recovery phrase
+  sync             accept shared documents, push local edits, pull others'
+  bench trace      replay an editing trace through a relay on loopback
+  bench crdt       replay an editing trace into one CRDT replica, save and load
 
 Run 'interlude COMMAND -h' for the arguments and flags of a command.
 `
@@ -114,6 +116,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runDeviceList(ctx, args[2:], stdout, stderr)
 	case args[0] == "device" && sub == "remove":
 		return runDeviceRemove(ctx, args[2:], stdout, stderr)
+	case args[0] == "device" && sub == "recovery":
+		return runDeviceRecovery(ctx, args[2:], stdout, stderr)
+	case args[0] == "device" && sub == "recover":
+		return runDeviceRecover(ctx, args[2:], stdout, stderr)
 	case args[0] == "sync":
 		return runSync(ctx, args[1:], stdout, stderr)
 	case args[0] == "bench" && sub == "trace":
