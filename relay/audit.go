@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -298,7 +300,7 @@ func (a *auditLog) writeChunk(records []AuditRecord) error {
 // walk calls fn for each record in order and checks the chain: numbers
 // from 1 without gaps, each Prev the hash of the record before, and the
 // last record matching the head.
-func (a *auditLog) walk(fn func(AuditRecord) error) error {
+func (a *auditLog) walk(fn func(AuditRecord, [sha256.Size]byte) error) error {
 	return a.db.View(func(txn *badger.Txn) error {
 		headSeq, headHash, err := readAuditHead(txn)
 		if err != nil {
@@ -331,7 +333,7 @@ func (a *auditLog) walk(fn func(AuditRecord) error) error {
 			}
 			prev = auditHash(value)
 			if fn != nil {
-				if err := fn(r); err != nil {
+				if err := fn(r, prev); err != nil {
 					return err
 				}
 			}
@@ -352,12 +354,88 @@ func (s *Server) VerifyAudit() error {
 	return s.audit.walk(nil)
 }
 
+// AuditAnchor names one record of the audit log by its number and the
+// hash of its encoding. Copied out of the relay's reach, to a ticket, a
+// log store or paper, it anchors the chain: a database rewritten from
+// that record on no longer matches it.
+type AuditAnchor struct {
+	Seq  uint64
+	Hash [sha256.Size]byte
+}
+
+// String returns the anchor as SEQ:HASH, the hash in hex.
+func (a AuditAnchor) String() string {
+	return fmt.Sprintf("%d:%s", a.Seq, hex.EncodeToString(a.Hash[:]))
+}
+
+// ParseAuditAnchor parses the form String returns.
+func ParseAuditAnchor(s string) (AuditAnchor, error) {
+	var a AuditAnchor
+	seq, h, ok := strings.Cut(strings.TrimSpace(s), ":")
+	n, err := strconv.ParseUint(seq, 10, 64)
+	if !ok || err != nil || n == 0 {
+		return a, fmt.Errorf("invalid audit anchor %q: want SEQ:HASH as 'interlude relay audit' prints it", s)
+	}
+	b, err := hex.DecodeString(h)
+	if err != nil || len(b) != sha256.Size {
+		return a, fmt.Errorf("invalid audit anchor %q: the hash after the colon must be %d hex digits", s, 2*sha256.Size)
+	}
+	a.Seq = n
+	copy(a.Hash[:], b)
+	return a, nil
+}
+
+// AuditHead returns the newest record of the audit log as an anchor, after
+// the records still being written. An empty log returns Seq 0.
+func (s *Server) AuditHead() (AuditAnchor, error) {
+	s.audit.flush()
+	var a AuditAnchor
+	err := s.audit.db.View(func(txn *badger.Txn) error {
+		var err error
+		a.Seq, a.Hash, err = readAuditHead(txn)
+		return err
+	})
+	return a, err
+}
+
+// VerifyAuditAnchors checks the whole chain as VerifyAudit does, and that
+// each anchor's record is still there with the same hash. It returns an
+// error wrapping ErrAuditBroken that names the first anchor that does not
+// match: the log was rewritten or cut after that anchor was taken.
+func (s *Server) VerifyAuditAnchors(anchors ...AuditAnchor) error {
+	s.audit.flush()
+	want := make(map[uint64][sha256.Size]byte, len(anchors))
+	var last uint64
+	for _, a := range anchors {
+		want[a.Seq] = a.Hash
+		last = max(last, a.Seq)
+	}
+	var seen uint64
+	err := s.audit.walk(func(r AuditRecord, h [sha256.Size]byte) error {
+		seen = r.Seq
+		if w, ok := want[r.Seq]; ok && w != h {
+			return fmt.Errorf("%w: record %d hashes to %s, but the anchor expects %s: the log was rewritten after the anchor was taken", ErrAuditBroken, r.Seq, hex.EncodeToString(h[:8]), hex.EncodeToString(w[:8]))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if seen < last {
+		return fmt.Errorf("%w: the log ends at record %d, but an anchor names record %d", ErrAuditBroken, seen, last)
+	}
+	return nil
+}
+
 // ReadAudit calls fn for each audit record in order, after the records
 // still being written, and checks the chain as VerifyAudit does. It stops
 // at the first error fn returns and returns it.
 func (s *Server) ReadAudit(fn func(AuditRecord) error) error {
 	s.audit.flush()
-	return s.audit.walk(fn)
+	if fn == nil {
+		return s.audit.walk(nil)
+	}
+	return s.audit.walk(func(r AuditRecord, _ [sha256.Size]byte) error { return fn(r) })
 }
 
 // auditEvent queues an audit record for this connection.

@@ -157,7 +157,13 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	s.mu.Unlock()
 
-	s.log.Info("relay started", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir, "encrypted_at_rest", len(s.cfg.EncryptionKey) > 0, "membership_cache_docs", s.store.states.maxDocs)
+	// The audit head in the log anchors the audit chain wherever logs are
+	// shipped (see AuditAnchor).
+	head, headErr := s.AuditHead()
+	if headErr != nil {
+		s.log.Error("read audit log head failed", "data_dir", s.cfg.DataDir, "err", headErr)
+	}
+	s.log.Info("relay started", "addr", ln.Addr().String(), "data_dir", s.cfg.DataDir, "encrypted_at_rest", len(s.cfg.EncryptionKey) > 0, "membership_cache_docs", s.store.states.maxDocs, "audit_head", head.String())
 	err := s.http.Serve(ln)
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		s.log.Error("relay stopped accepting connections", "addr", ln.Addr().String(), "err", err)
@@ -216,6 +222,7 @@ func (s *Server) shutdown(ctx context.Context) error {
 	}
 
 	s.audit.close()
+	head, headErr := s.AuditHead()
 	if err := s.store.close(); err != nil {
 		s.log.Error("close Badger database failed", "data_dir", s.cfg.DataDir, "err", err)
 		if firstErr == nil {
@@ -223,6 +230,9 @@ func (s *Server) shutdown(ctx context.Context) error {
 		}
 	}
 	attrs := []any{"data_dir", s.cfg.DataDir}
+	if headErr == nil {
+		attrs = append(attrs, "audit_head", head.String())
+	}
 	if addr := s.Addr(); addr != nil {
 		attrs = append(attrs, "addr", addr.String())
 	}

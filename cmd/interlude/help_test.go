@@ -35,6 +35,7 @@ func TestSubcommandHelp(t *testing.T) {
 		{[]string{"device", "recovery"}, "usage: interlude device recovery [flags]", []string{"-profile", "-relay"}},
 		{[]string{"device", "recover"}, "usage: interlude device recover [flags]", []string{"-profile", "-relay", "-phrase-file"}},
 		{[]string{"bench", "trace"}, "usage: interlude bench trace [flags] FILE", []string{"-batch", "-timeout"}},
+		{[]string{"relay", "audit"}, "usage: interlude relay audit [flags]", []string{"-data", "-anchor", "-encryption-key-file"}},
 		{[]string{"bench", "crdt"}, "usage: interlude bench crdt [flags] FILE", nil},
 	}
 	for _, c := range cases {

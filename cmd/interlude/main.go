@@ -47,6 +47,7 @@ const usage = `usage: interlude COMMAND [flags] [arguments]
 
 Commands:
   relay            serve the relay and the web app
+  relay audit      check a stopped relay's audit log and print its head
   id new           make this device's identity in a profile folder
   id show          print this device's public id, to give to others
   doc new          make a new journal document
@@ -82,6 +83,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		sub = args[1]
 	}
 	switch {
+	case args[0] == "relay" && sub == "audit":
+		return runRelayAudit(ctx, args[2:], stdout, stderr)
 	case args[0] == "relay":
 		app := web.FS()
 		if _, err := fs.Stat(app, web.WASMFile); err != nil {
