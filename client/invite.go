@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -74,13 +75,19 @@ func (c *Client) Invite(ctx context.Context, doc envelope.DocID) (string, error)
 	if err != nil {
 		return "", fmt.Errorf("client: an invitation link names the relay: %w", err)
 	}
+	// The relay serves the web app on the same address, so the link opens
+	// it, over TLS exactly when the relay's WebSocket uses it.
+	scheme := "https"
+	if strings.HasPrefix(c.relay, "ws://") {
+		scheme = "http"
+	}
 	self := keyring.PublicKeys{Box: c.id.public.Box}
 	copy(self.Sign[:], c.id.public.Sign)
 	inv, err := keyring.NewInvitation(self)
 	if err != nil {
 		return "", err
 	}
-	link, err := inv.Link(host)
+	link, err := inv.LinkAt(scheme, host)
 	if err != nil {
 		return "", err
 	}

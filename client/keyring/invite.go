@@ -73,13 +73,22 @@ func NewInvitation(inviter PublicKeys) (*Invitation, error) {
 // padding, of the secret and the inviter's public keys. The link is secret
 // until the invitation is used.
 func (inv *Invitation) Link(host string) (string, error) {
+	return inv.LinkAt("https", host)
+}
+
+// LinkAt is Link with the scheme of the web app's address, "https", or
+// "http" for a relay served without TLS, such as one on a laptop.
+func (inv *Invitation) LinkAt(scheme, host string) (string, error) {
+	if scheme != "https" && scheme != "http" {
+		return "", fmt.Errorf("keyring: invalid invitation scheme %q: want https, or http for a relay without TLS", scheme)
+	}
 	if host == "" || strings.ContainsAny(host, "/?#@ \t\r\n") {
 		return "", fmt.Errorf("keyring: invalid invitation host %q: want a host name with an optional port, such as interlude.example:8443", host)
 	}
 	payload := make([]byte, 0, invitationPayloadSize)
 	payload = append(payload, inv.secret[:]...)
 	payload = append(payload, inv.Inviter.bytes()...)
-	return "https://" + host + "/#" + invitationParam + "=" + base64.RawURLEncoding.EncodeToString(payload), nil
+	return scheme + "://" + host + "/#" + invitationParam + "=" + base64.RawURLEncoding.EncodeToString(payload), nil
 }
 
 // ParseInvitationLink parses a link that Link returned, on the invitee's

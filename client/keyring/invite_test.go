@@ -158,3 +158,31 @@ func TestInvitationLinkErrors(t *testing.T) {
 		t.Error("short record decoded")
 	}
 }
+
+// TestInvitationLinkScheme checks that LinkAt keeps the scheme it is
+// given, that the link parses back, and that other schemes are refused.
+func TestInvitationLinkScheme(t *testing.T) {
+	inv, err := NewInvitation(PublicKeys{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	link, err := inv.LinkAt("http", "127.0.0.1:8080")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(link, "http://127.0.0.1:8080/#invite=") {
+		t.Errorf("LinkAt(http) = %q, want an http link to the host", link)
+	}
+	back, err := ParseInvitationLink(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.ID() != inv.ID() {
+		t.Error("the http link parses to another invitation")
+	}
+	for _, scheme := range []string{"", "ftp", "javascript"} {
+		if _, err := inv.LinkAt(scheme, "interlude.example"); err == nil {
+			t.Errorf("LinkAt(%q) succeeded", scheme)
+		}
+	}
+}
