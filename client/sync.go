@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -426,32 +427,62 @@ func (s *session) run(ctx context.Context, once bool) error {
 	}
 }
 
+// acceptShared accepts every document the relay lists for this device
+// that this device does not have yet. It requests the list a page at a
+// time, each page after the last document of the one before.
 func (s *session) acceptShared(ctx context.Context) error {
-	r, err := s.call(ctx, &wire.ListDocs{})
+	var after []byte
+	for {
+		docs, err := s.listDocs(ctx, after)
+		if err != nil {
+			return err
+		}
+		listed := 0
+		for _, g := range docs.Grants {
+			if len(g.Doc) != len(envelope.DocID{}) {
+				continue
+			}
+			// The relay lists documents in id order. A grant that does not
+			// sort after the one before it would let a faulty relay keep
+			// this loop asking for pages forever.
+			if after != nil && bytes.Compare(g.Doc, after) <= 0 {
+				return fmt.Errorf("client: relay listed document %x after %x, out of document id order: the relay is faulty, report it to its operator", g.Doc, after)
+			}
+			after = g.Doc
+			listed++
+
+			id := envelope.DocID(g.Doc)
+			s.c.mu.Lock()
+			_, known := s.c.docs[id]
+			s.c.mu.Unlock()
+			if known {
+				continue
+			}
+			if err := s.acceptDocument(ctx, id); err != nil {
+				return err
+			}
+		}
+		if !docs.More {
+			return nil
+		}
+		if listed == 0 {
+			return errors.New("client: relay sent a page of the document list with no documents but more to come: the relay is faulty, report it to its operator")
+		}
+	}
+}
+
+// listDocs requests the page of this device's documents after the
+// document id after, or the first page when after is nil.
+func (s *session) listDocs(ctx context.Context, after []byte) (*wire.Docs, error) {
+	r, err := s.call(ctx, &wire.ListDocs{After: after})
 	if err != nil {
-		return fmt.Errorf("client: list documents: %w", err)
+		return nil, fmt.Errorf("client: list documents: %w", err)
 	}
 	docs, ok := r.(*wire.Docs)
 	if !ok {
-		return fmt.Errorf("client: relay responded to ListDocs with message type %d", r.Type())
+		return nil, fmt.Errorf("client: relay responded to ListDocs with message type %d", r.Type())
 	}
-	for _, g := range docs.Grants {
-		if len(g.Doc) != 16 {
-			continue
-		}
-		var id envelope.DocID
-		copy(id[:], g.Doc)
-		s.c.mu.Lock()
-		_, known := s.c.docs[id]
-		s.c.mu.Unlock()
-		if known {
-			continue
-		}
-		if err := s.acceptDocument(ctx, id); err != nil {
-			return err
-		}
-	}
-	return nil
+	return docs, nil
 }
 
 // acceptDocument fetches the whole membership log of a document shared

@@ -123,25 +123,27 @@ func (c *conn) takeInvite(m *wire.TakeInvite) wire.Message {
 
 // maxListGrants is the maximum number of grants in one Docs reply.
 // wire.Decode accepts at most 65536 msgpack elements in a frame, and a
-// Docs frame has four per grant plus four, so a reply of more than 16383
+// Docs frame has four per grant plus five, so a reply of more than 16382
 // grants would fail to decode at the client. The cap leaves room below
 // that, and a test sends a full reply over the WebSocket.
 const maxListGrants = 8192
 
+// listDocs returns one page of the device's documents, after the document
+// id m.After and at most m.Limit or maxListGrants of them.
 func (c *conn) listDocs(m *wire.ListDocs) wire.Message {
-	grants, truncated, err := c.srv.store.grants(c.device, maxListGrants)
+	if len(m.After) != 0 && len(m.After) != len(envelope.DocID{}) {
+		return c.reject(m.Ref, wire.CodeMalformed, nil, fmt.Sprintf("ListDocs After of %d bytes, want empty for the first page or a document id of %d bytes", len(m.After), len(envelope.DocID{})))
+	}
+	limit := maxListGrants
+	if m.Limit > 0 && m.Limit < maxListGrants {
+		limit = int(m.Limit)
+	}
+	grants, more, err := c.srv.store.grants(c.device, m.After, limit)
 	if err != nil {
 		c.log.Error("list documents: Badger read failed", "ref", m.Ref, "err", err)
 		return &wire.Error{Ref: m.Ref, Code: wire.CodeInternal, Message: "the relay failed to read its storage; retry later"}
 	}
-	if truncated {
-		// TODO: page the grants. ListDocs has no cursor and Docs no
-		// flag for more, so a device that is a member of more than
-		// maxListGrants documents does not learn of the rest, and cannot
-		// tell that the list is cut short.
-		c.log.Warn("ListDocs reply truncated to the maximum number of grants", "ref", m.Ref, "max_grants", maxListGrants)
-	}
-	return &wire.Docs{Ref: m.Ref, Grants: grants}
+	return &wire.Docs{Ref: m.Ref, Grants: grants, More: more}
 }
 
 // push checks and stores one envelope. The checks run from the cheapest

@@ -209,17 +209,24 @@ func setMember(txn *badger.Txn, doc envelope.DocID, member, addedBy deviceKey, s
 	return txn.Set(deviceDocKey(member, doc), nil)
 }
 
-// grants returns the first limit memberships of device in document id
-// order, and truncated set when the device has more.
-func (s *store) grants(device deviceKey, limit int) (grants []wire.Grant, truncated bool, err error) {
+// grants returns up to limit memberships of device in document id order,
+// of the documents with ids greater than after, or of all documents when
+// after is empty. It sets more when the device has further memberships.
+func (s *store) grants(device deviceKey, after []byte, limit int) (grants []wire.Grant, more bool, err error) {
 	grants = []wire.Grant{}
 	err = s.db.View(func(txn *badger.Txn) error {
 		prefix := deviceDocPrefix(device)
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
+		// The index is sorted by document id, so the page starts with a
+		// seek, and the key of after itself, if stored, is skipped.
+		start := key(prefixDeviceDoc, device[:], after)
+		for it.Seek(start); it.Valid(); it.Next() {
+			if len(after) > 0 && bytes.Equal(it.Item().Key(), start) {
+				continue
+			}
 			if len(grants) == limit {
-				truncated = true
+				more = true
 				return nil
 			}
 			var doc envelope.DocID
@@ -243,7 +250,7 @@ func (s *store) grants(device deviceKey, limit int) (grants []wire.Grant, trunca
 		}
 		return nil
 	})
-	return grants, truncated, err
+	return grants, more, err
 }
 
 // appendEnvelope stores env as the next entry of doc's log and returns its

@@ -14,11 +14,12 @@
 //     AppendEntry appends a signed entry to a document's membership log
 //     (package sync/membership), the first of which creates the document,
 //     and the relay answers EntryAck with its countersignature; GetLog
-//     returns a document's membership log; ListDocs returns the documents
-//     the device is a member of, with its sealed keys; Subscribe requests
-//     every envelope and membership entry of a document after a cursor,
-//     then live ones; Push stores one envelope; PostInvite and TakeInvite
-//     carry an invitation's response from the invitee to the inviter.
+//     returns a document's membership log; ListDocs returns a page of the
+//     documents the device is a member of, with its sealed keys;
+//     Subscribe requests every envelope and membership entry of a
+//     document after a cursor, then live ones; Push stores one envelope;
+//     PostInvite and TakeInvite carry an invitation's response from the
+//     invitee to the inviter.
 //  4. For a subscription the relay sends Deliver for each stored envelope
 //     in cursor order, and for each membership entry before the envelopes
 //     stored after it, then CaughtUp once the backlog is sent, then Deliver for
@@ -48,6 +49,11 @@
 // A relay refuses a client whose Auth carries another version than its
 // own with CodeUnsupportedVersion, and a client refuses a relay whose
 // Hello does.
+//
+// Version 4 pages the document list: ListDocs carries After and Limit,
+// and Docs carries More. A message is a msgpack array whose length the
+// decoder checks against the message's fields, so a version 3 peer
+// rejects these two messages as malformed.
 //
 // Version 3 replaces Create and AddMember (types 6 and 7, retired) with
 // the signed membership log: AppendEntry, EntryAck, GetLog and Log. Hello
@@ -79,7 +85,7 @@ import (
 
 // Version is the protocol version this package speaks. The package doc
 // lists what each version changed.
-const Version = 3
+const Version = 4
 
 // MaxFrame is the largest frame either side accepts, in bytes. It leaves
 // room above the largest envelope for the message's own fields.
@@ -234,10 +240,16 @@ type Invite struct {
 	Response []byte
 }
 
-// ListDocs requests the documents the device is a member of.
+// ListDocs requests a page of the documents the device is a member of, in
+// document id order. After is empty to start at the first document, or a
+// 16-byte document id to list only documents with greater ids. Limit is
+// the maximum number of grants in the reply, or 0 for the relay's own
+// maximum, which also caps a larger Limit.
 type ListDocs struct {
 	_msgpack struct{} `msgpack:",as_array"`
 	Ref      uint64
+	After    []byte
+	Limit    uint64
 }
 
 // Grant is one document a device is a member of.
@@ -248,11 +260,14 @@ type Grant struct {
 	AddedBy   []byte // Ed25519 public key of the member that added this device
 }
 
-// Docs is the reply to ListDocs.
+// Docs is the reply to ListDocs, with grants in document id order. More is
+// set when the relay stopped at the request's limit or its own maximum:
+// ask again with After set to the last grant's document.
 type Docs struct {
 	_msgpack struct{} `msgpack:",as_array"`
 	Ref      uint64
 	Grants   []Grant
+	More     bool
 }
 
 // Subscribe requests the envelopes of Doc after cursor After and the
@@ -353,8 +368,9 @@ func Encode(m Message) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// frameLimits bounds a frame's structure. A Docs reply with one grant per
-// document is the widest message.
+// frameLimits bounds a frame's structure. A Docs reply, with four
+// elements per grant and five more, is the widest message, so one Docs
+// frame carries at most 16382 grants.
 var frameLimits = mpcheck.Limits{MaxDepth: 4, MaxElements: 1 << 16}
 
 // Decode parses one frame.

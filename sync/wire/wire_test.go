@@ -24,7 +24,9 @@ func TestEncodeDecodeEveryType(t *testing.T) {
 		&TakeInvite{Ref: 19, ID: make([]byte, 16)},
 		&Invite{Ref: 20, ID: make([]byte, 16), Response: []byte{5}},
 		&ListDocs{Ref: 7},
+		&ListDocs{Ref: 21, After: bytes.Repeat([]byte{0xab}, 16), Limit: 100},
 		&Docs{Ref: 8, Grants: []Grant{{Doc: make([]byte, 16), SealedKey: []byte{4}, AddedBy: make([]byte, 32)}}},
+		&Docs{Ref: 22, Grants: []Grant{{Doc: make([]byte, 16), SealedKey: []byte{4}, AddedBy: make([]byte, 32)}}, More: true},
 		&Subscribe{Ref: 9, Doc: make([]byte, 16), After: 12, IncludeOwn: true},
 		&Push{Ref: 10, Doc: make([]byte, 16), Envelope: []byte{5, 6}},
 		&Ack{Ref: 11, Doc: make([]byte, 16), Cursor: 13},
@@ -52,6 +54,54 @@ func TestDecodeRejectsGarbage(t *testing.T) {
 		if _, err := Decode(frame); !errors.Is(err, ErrMalformed) {
 			t.Errorf("Decode(%x): err = %v, want ErrMalformed", frame, err)
 		}
+	}
+}
+
+// TestDecodeRejectsVersion3DocumentList decodes ListDocs and Docs frames
+// as version 3 encoded them, without the paging fields. They must fail
+// as malformed, the reason version 4 needs its own number.
+func TestDecodeRejectsVersion3DocumentList(t *testing.T) {
+	frames := map[string][]byte{
+		// [8, [Ref 7]]
+		"ListDocs": {0x92, byte(TypeListDocs), 0x91, 0x07},
+		// [9, [Ref 7, Grants []]]
+		"Docs": {0x92, byte(TypeDocs), 0x92, 0x07, 0x90},
+	}
+	for name, frame := range frames {
+		if _, err := Decode(frame); !errors.Is(err, ErrMalformed) {
+			t.Errorf("Decode of a version 3 %s frame: err = %v, want ErrMalformed", name, err)
+		}
+	}
+}
+
+// TestDocsOfMaxGrantsDecodes checks the arithmetic of frameLimits: a
+// Docs frame of 16382 grants decodes, and one of 16383 does not.
+func TestDocsOfMaxGrantsDecodes(t *testing.T) {
+	docs := func(n int) *Docs {
+		d := &Docs{Ref: 1, Grants: make([]Grant, n), More: true}
+		for i := range d.Grants {
+			d.Grants[i] = Grant{Doc: make([]byte, 16), SealedKey: make([]byte, 80), AddedBy: make([]byte, 32)}
+		}
+		return d
+	}
+	frame, err := Encode(docs(16382))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Decode(frame)
+	if err != nil {
+		t.Fatalf("Decode of Docs with 16382 grants: %v", err)
+	}
+	if n := len(got.(*Docs).Grants); n != 16382 {
+		t.Errorf("decoded %d grants, want 16382", n)
+	}
+
+	frame, err = Encode(docs(16383))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Decode(frame); !errors.Is(err, ErrMalformed) {
+		t.Errorf("Decode of Docs with 16383 grants: err = %v, want ErrMalformed for too many elements", err)
 	}
 }
 
@@ -84,8 +134,18 @@ func TestVerifyAuth(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	frame, _ := Encode(&Push{Ref: 1, Doc: make([]byte, 16), Envelope: []byte{1}})
-	f.Add(frame)
+	seeds := []Message{
+		&Push{Ref: 1, Doc: make([]byte, 16), Envelope: []byte{1}},
+		&ListDocs{Ref: 2, After: make([]byte, 16), Limit: 3},
+		&Docs{Ref: 3, Grants: []Grant{{Doc: make([]byte, 16), SealedKey: []byte{4}, AddedBy: make([]byte, 32)}}, More: true},
+	}
+	for _, m := range seeds {
+		frame, err := Encode(m)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(frame)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := Decode(b)
 		if err != nil {
