@@ -174,13 +174,22 @@ func (c *conn) push(m *wire.Push) wire.Message {
 	if err := env.Verify(); err != nil {
 		return c.reject(m.Ref, wire.CodeBadSignature, &doc, err.Error())
 	}
-	if e := c.checkWriter(m.Ref, doc, env); e != nil {
-		return e
+	// The author's rights are checked under the document's lock, with
+	// the membership append that could change them, so an author demoted
+	// while its push waits for the lock cannot slip one more in.
+	var rejection *wire.Error
+	check := func(st *membership.State) error {
+		if rejection = c.checkWriter(m.Ref, doc, env, st); rejection != nil {
+			return errRejected
+		}
+		return nil
 	}
-
 	// Unmarshal accepted only canonical bytes, so the hash of the pushed
 	// bytes is the envelope's hash.
-	cursor, stored, err := c.srv.store.appendEnvelope(doc, c.device, env.Seq, env.Prev, env.Hash(), m.Envelope)
+	cursor, stored, err := c.srv.store.appendEnvelope(doc, c.device, env.Seq, env.Prev, env.Hash(), m.Envelope, check)
+	if rejection != nil {
+		return rejection
+	}
 	if seqErr, ok := errors.AsType[*sequenceError](err); ok {
 		return c.reject(m.Ref, wire.CodeBadSequence, &doc, seqErr.Error())
 	}
@@ -238,14 +247,14 @@ func (c *conn) checkMember(ref uint64, doc envelope.DocID) *wire.Error {
 	return nil
 }
 
+// errRejected tells appendEnvelope that the check rejected a push, whose
+// reply the check has already made.
+var errRejected = errors.New("push rejected")
+
 // checkWriter rejects an envelope whose author is not a writer or admin
 // in the current membership log, or whose membership head and key epoch
 // are not an entry of the log and that entry's epoch.
-func (c *conn) checkWriter(ref uint64, doc envelope.DocID, env *envelope.Envelope) *wire.Error {
-	st, err := c.srv.store.membershipState(doc)
-	if err != nil {
-		return c.internal(ref, doc, "read membership log", err)
-	}
+func (c *conn) checkWriter(ref uint64, doc envelope.DocID, env *envelope.Envelope, st *membership.State) *wire.Error {
 	m, ok := st.Member(env.Author)
 	if !ok || !m.Role.CanWrite() {
 		return c.reject(ref, wire.CodeForbidden, &doc, fmt.Sprintf("author %x is not a writer of document %s: ask an admin for the writer role", env.Author[:8], doc))

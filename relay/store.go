@@ -260,8 +260,18 @@ func (s *store) grants(device deviceKey, after []byte, limit int) (grants []wire
 // stored cursor with stored false and writes nothing. Any other seq than
 // the author's next one returns a *sequenceError, and the next seq with a
 // prev other than the hash of the author's last envelope a *chainError.
-func (s *store) appendEnvelope(doc envelope.DocID, author deviceKey, seq uint64, prev, hash envelope.Hash, env []byte) (cursor uint64, stored bool, err error) {
+// check runs first, under doc's lock, on doc's membership state; its
+// error is returned as it is and nothing is written.
+func (s *store) appendEnvelope(doc envelope.DocID, author deviceKey, seq uint64, prev, hash envelope.Hash, env []byte, check func(*membership.State) error) (cursor uint64, stored bool, err error) {
 	defer s.locks.lock(doc)()
+
+	st, err := s.lockedMembershipState(doc)
+	if err != nil {
+		return 0, false, fmt.Errorf("read membership log of document %s: %w", doc, err)
+	}
+	if err := check(st); err != nil {
+		return 0, false, err
+	}
 
 	// One transaction writes the log entry, the last cursor, the chain
 	// head and the sequence index, so a crash leaves either all of them
