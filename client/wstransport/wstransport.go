@@ -73,7 +73,15 @@ func (c *conn) WriteFrame(_ context.Context, frame []byte) error {
 	return c.ws.WriteMessage(websocket.BinaryMessage, frame)
 }
 
+// closeTimeout bounds the wait to send the close frame to a relay that
+// may be gone.
+const closeTimeout = time.Second
+
+// Close tells the relay that the session ends normally, so that it does
+// not log an abnormal closure, and closes the connection.
 func (c *conn) Close() error {
 	c.closeOnce.Do(func() { close(c.stop) })
+	// The relay may already be gone; the connection closes either way.
+	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(closeTimeout))
 	return c.ws.Close()
 }
