@@ -210,7 +210,7 @@ func (s *session) fetchLog(ctx context.Context, id envelope.DocID) (bool, error)
 }
 
 func (s *session) markUnavailable(id envelope.DocID) {
-	err := fmt.Errorf("client: relay %s has no record of document %s for this device: a member removed it, or the relay's data was reset or is another relay's", s.c.relay, id)
+	err := fmt.Errorf("client: relay %s has no record of document %s for this device: a member removed this device from it, or the relay's data was reset or is another relay's. The copy here stays readable ('interlude doc cat'), but nothing more arrives for it from this relay", s.c.relay, id)
 	s.c.log.Error("document not available on relay, skipped", "doc", id, "err", err)
 	s.mu.Lock()
 	s.unavailable[id] = err

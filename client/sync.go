@@ -566,7 +566,7 @@ func (s *session) subscribeAll(ctx context.Context) error {
 		if errors.As(err, &relayErr) && relayErr.Code == wire.CodeNotMember {
 			// One document the relay will not serve must not stop the
 			// others from syncing.
-			err = fmt.Errorf("client: relay %s has no record of document %s for this device: a member removed it, or the relay's data was reset or is another relay's", s.c.relay, sb.id)
+			err = fmt.Errorf("client: relay %s has no record of document %s for this device: a member removed this device from it, or the relay's data was reset or is another relay's. The copy here stays readable ('interlude doc cat'), but nothing more arrives for it from this relay", s.c.relay, sb.id)
 			s.c.log.Error("document not available on relay, skipped", "doc", sb.id, "err", err)
 			s.mu.Lock()
 			s.unavailable[sb.id] = err

@@ -79,7 +79,7 @@ var ErrEncryptionKeyMismatch = errors.New("encryption key mismatch")
 // it means the directory was written with another key or without one.
 func keyMismatchError(dir string, keyGiven bool) error {
 	if !keyGiven {
-		return fmt.Errorf("%w: data directory %q is encrypted, and no key was given: pass its key with --encryption-key-file (Config.EncryptionKey)", ErrEncryptionKeyMismatch, dir)
+		return fmt.Errorf("%w: data directory %q is encrypted, and no key was given: pass its key with --encryption-key-file", ErrEncryptionKeyMismatch, dir)
 	}
 	return fmt.Errorf("%w: data directory %q was written with another key or without encryption: pass the key it was created with, or use a new data directory", ErrEncryptionKeyMismatch, dir)
 }

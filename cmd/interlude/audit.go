@@ -36,7 +36,7 @@ func runRelayAudit(_ context.Context, args []string, stdout, stderr io.Writer) e
 	}
 
 	if _, err := os.Stat(*dataDir); err != nil {
-		return fmt.Errorf("relay audit: --data %s: %w", *dataDir, err)
+		return fmt.Errorf("relay audit: --data %s: %w: pass the relay's data directory", *dataDir, err)
 	}
 	var key relay.EncryptionKey
 	if *keyFile != "" {
@@ -46,8 +46,11 @@ func runRelayAudit(_ context.Context, args []string, stdout, stderr io.Writer) e
 		}
 	}
 	srv, err := relay.Open(relay.Config{DataDir: *dataDir, Logger: slog.New(slog.DiscardHandler), EncryptionKey: key})
+	if errors.Is(err, relay.ErrEncryptionKeyMismatch) {
+		return fmt.Errorf("open --data %s: %w", *dataDir, err)
+	}
 	if err != nil {
-		return fmt.Errorf("open --data %s: %w (stop the relay that uses it first)", *dataDir, err)
+		return fmt.Errorf("open --data %s: %w (a running relay locks its data directory: stop it first)", *dataDir, err)
 	}
 	defer srv.Shutdown(context.Background())
 
@@ -62,6 +65,6 @@ func runRelayAudit(_ context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	fmt.Fprintln(stdout, head)
-	fmt.Fprintf(stderr, "audit log intact: %d records, and %d anchors match\n", head.Seq, len(anchors))
+	fmt.Fprintf(stderr, "audit log intact: %d records; anchors that match: %d\n", head.Seq, len(anchors))
 	return nil
 }

@@ -45,7 +45,7 @@ func runDeviceLink(ctx context.Context, args []string, stdout, stderr io.Writer)
 		if err := c.SyncOnce(ctx); err != nil {
 			fmt.Fprintf(stderr, "the link is saved, but sending it to the relay failed (%v): run 'interlude sync' to retry\n", err)
 		}
-		fmt.Fprintf(stdout, "linked device %s to %d documents\n", got, n)
+		fmt.Fprintf(stdout, "linked device %s to %s\n", got, documents(n))
 		fmt.Fprintln(stderr, "run 'interlude sync' on the new device to fetch them")
 		return nil
 	})
@@ -98,7 +98,7 @@ func runDeviceRemove(ctx context.Context, args []string, stdout, stderr io.Write
 		if err := c.SyncOnce(ctx); err != nil {
 			fmt.Fprintf(stderr, "the removal is saved, but sending it to the relay failed (%v): run 'interlude sync' to retry\n", err)
 		}
-		fmt.Fprintf(stdout, "removed device %s from %d documents\n", dev.Fingerprint(), n)
+		fmt.Fprintf(stdout, "removed device %s from %s\n", dev.Fingerprint(), documents(n))
 		return nil
 	})
 }
@@ -211,8 +211,8 @@ func runDeviceRecover(ctx context.Context, args []string, stdout, stderr io.Writ
 		if err := c.SyncOnce(ctx); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "this device is linked to %d documents\n", n)
-		fmt.Fprintln(stderr, "see 'interlude doc list'. Remove each lost device with 'interlude device remove PUBLIC-ID' ('interlude doc members DOC' lists them), so nothing new opens with their keys")
+		fmt.Fprintf(stdout, "this device is linked to %s\n", documents(n))
+		fmt.Fprintln(stderr, "'interlude doc list' lists them. Remove each lost device with 'interlude device remove PUBLIC-ID' ('interlude doc members DOC' lists them), so nothing new opens with their keys")
 		return nil
 	})
 }
@@ -230,4 +230,12 @@ func readRecoveryPhrase(file string) (*keyring.RecoveryPhrase, error) {
 		return nil, fmt.Errorf("read the recovery phrase file %s: %w", file, err)
 	}
 	return keyring.ParseRecoveryPhrase(line)
+}
+
+// documents returns "1 document" or "N documents".
+func documents(n int) string {
+	if n == 1 {
+		return "1 document"
+	}
+	return fmt.Sprintf("%d documents", n)
 }

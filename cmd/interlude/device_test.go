@@ -47,7 +47,7 @@ func TestDeviceLinkFlow(t *testing.T) {
 	}
 
 	out := run(t, "device", "link", "--profile", laptop, "--relay", relayURL, "--fingerprint", strings.ToLower(fingerprint), phoneID)
-	if !strings.Contains(out, "linked device "+fingerprint+" to 1 documents") {
+	if !strings.Contains(out, "linked device "+fingerprint+" to 1 document") {
 		t.Errorf("device link printed %q, want one document linked", out)
 	}
 	if got := run(t, "device", "list", "--profile", laptop); !strings.Contains(got, phoneID+" "+fingerprint) {
@@ -66,7 +66,7 @@ func TestDeviceLinkFlow(t *testing.T) {
 
 	// The phone is lost: remove it by fingerprint.
 	out = run(t, "device", "remove", "--profile", laptop, "--relay", relayURL, fingerprint)
-	if !strings.Contains(out, "removed device "+fingerprint+" from 1 documents") {
+	if !strings.Contains(out, "removed device "+fingerprint+" from 1 document") {
 		t.Errorf("device remove printed %q, want one document", out)
 	}
 	members := run(t, "doc", "members", "--profile", laptop, doc)
@@ -138,7 +138,7 @@ func TestRecoveryPhraseFlow(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := run(t, "device", "recover", "--profile", fresh, "--relay", relayURL, "--phrase-file", phrase)
-	if !strings.Contains(out, "linked to 1 documents") {
+	if !strings.Contains(out, "linked to 1 document") {
 		t.Errorf("device recover printed %q, want one document", out)
 	}
 	if got := run(t, "doc", "cat", "--profile", fresh, doc); got != "Thought record.\n" {

@@ -26,7 +26,7 @@ func runRelay(ctx context.Context, args []string, stdout, stderr io.Writer, web 
 	flags := flag.NewFlagSet("relay", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	flags.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: interlude relay [--listen host:port] [--data dir] [--encryption-key-file file] [--membership-cache number]\n\n")
+		fmt.Fprintf(stderr, "usage: interlude relay [--listen host:port] [--data dir] [--encryption-key-file file] [--membership-cache number]\n\n")
 		fmt.Fprintf(stderr, "Run a relay that stores and forwards encrypted updates; it cannot read them.\n\n")
 		flags.PrintDefaults()
 	}
