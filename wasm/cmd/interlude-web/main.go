@@ -23,6 +23,16 @@
 //	text(docId) -> string, or null for a document this device does not hold
 //	setText(docId, text[, base]) -> Promise   resolves once saved on this device; base is the text the editor started from
 //	share(docId, publicID) -> Promise<{fingerprint}>
+//	linkDevice(publicID, fingerprint) -> Promise<{documents, fingerprint}>
+//	               adds another device of the person to every document on
+//	               this device, on the next sync and in documents joined
+//	               later; fingerprint is what that device shows, compared
+//	               ignoring case, spaces and hyphens
+//	unlinkDevice(publicIDOrFingerprint) -> Promise<{documents, fingerprint}>
+//	               removes a device of the person from every document, with
+//	               a new key epoch in each, on the next sync
+//	linkedDevices() -> Promise<[{publicID, fingerprint}]>   the devices this
+//	               device linked and the one that linked it
 //	status(docId) -> {state: "saved"|"waiting"|"synced", pending, connected}
 //	onChange(fn)   fn(docId) runs after a local or remote change or a
 //	               change of sync status
@@ -31,9 +41,10 @@
 //
 // A rejected Promise carries an Error whose name is the kind of
 // failure: QuotaExceededError (and the other DOMException names from
-// IndexedDB), InvalidPublicIDError, UnknownDocumentError, NotStartedError,
-// LockedError, WrongPassphraseError, NotEncryptedError, InvalidStateError
-// or TypeError.
+// IndexedDB), InvalidPublicIDError, FingerprintMismatchError,
+// SameDeviceError, UnknownDeviceError, UnknownDocumentError,
+// NotStartedError, LockedError, WrongPassphraseError, NotEncryptedError,
+// InvalidStateError or TypeError.
 //
 // Once globalThis.interlude is set, the program dispatches the event
 // "interlude-ready" on globalThis.
@@ -163,6 +174,9 @@ func (a *app) exports() js.Value {
 	set("text", a.text)
 	set("setText", a.setText)
 	set("share", a.share)
+	set("linkDevice", a.linkDevice)
+	set("unlinkDevice", a.unlinkDevice)
+	set("linkedDevices", a.linkedDevices)
 	set("status", a.status)
 	set("onChange", a.onChange)
 	set("reports", a.reports)

@@ -1,7 +1,7 @@
 // The Interlude page: loads the WebAssembly client (interlude.wasm), which
 // sets globalThis.interlude, and connects the journal's textarea, the
-// sync status and the share form to it. All text shown comes from
-// strings.js.
+// sync status, the share form and the person's linked devices to it. All
+// text shown comes from strings.js.
 "use strict";
 
 (() => {
@@ -50,6 +50,13 @@
   let heldText = null;
   let unlockWith = null; // what the lock screen's form calls with a passphrase
   let lastActivityReport = 0;
+
+  // Linked devices. The confirm steps keep the values they show, so a
+  // field edited while a confirmation is open never reaches the client
+  // unconfirmed: editing it closes the confirmation.
+  let pendingLink = null; // {publicID, fingerprint} the link confirmation shows
+  let pendingUnlink = null; // {publicID, fingerprint} the removal confirmation shows
+  let shownDevices = null; // the public ids the list shows, or null before it is drawn
 
   applyStrings();
   main().catch((err) => {
@@ -107,6 +114,13 @@
     }
     $("copy-id").addEventListener("click", copyPublicID);
     $("share-form").addEventListener("submit", share);
+    $("link-form").addEventListener("submit", askLink);
+    $("link-confirm-button").addEventListener("click", confirmLink);
+    $("link-cancel").addEventListener("click", hideLinkConfirm);
+    $("link-id").addEventListener("input", hideLinkConfirm);
+    $("link-fingerprint").addEventListener("input", hideLinkConfirm);
+    $("unlink-confirm-button").addEventListener("click", confirmUnlink);
+    $("unlink-cancel").addEventListener("click", hideUnlinkConfirm);
     $("lock-now").addEventListener("click", lockNow);
     await showJournal();
   }
@@ -133,8 +147,11 @@
   }
 
   function setEditable(on) {
-    for (const id of ["entry", "copy-id", "share-id", "share-button"]) {
+    for (const id of ["entry", "copy-id", "share-id", "share-button", "link-id", "link-fingerprint", "link-button"]) {
       $(id).disabled = !on;
+    }
+    for (const button of document.querySelectorAll("#linked-list button")) {
+      button.disabled = !on;
     }
   }
 
@@ -248,6 +265,7 @@
     setEditable(false);
     $("problems").hidden = true;
     $("share-state").textContent = "";
+    resetDevices();
     askPassphrase((passphrase) => globalThis.interlude.unlock(passphrase))
       .then(() => {
         locked = false;
@@ -287,6 +305,7 @@
     setEditable(true);
     if (dirty) flush();
     renderStatus();
+    refreshDevices();
   }
 
   async function lockNow() {
@@ -418,7 +437,13 @@
   }
 
   function onChange(docID) {
-    if (locked || docID !== journalID) return;
+    if (locked) return;
+    // The client records a device that linked this one while it syncs the
+    // membership log of any document, so any change may bring one.
+    // NOTE: a record written after the last change of a sync shows only
+    // after the next change or a reload.
+    refreshDevices();
+    if (docID !== journalID) return;
     // While local edits wait for their save, the textarea keeps them; the
     // save merges them with what arrived, and this refresh follows it.
     if (!dirty && !saving) {
@@ -541,5 +566,160 @@
       button.disabled = false;
       renderStatus();
     }
+  }
+
+  // Shows what linking the typed device will do, before anything changes.
+  function askLink(event) {
+    event.preventDefault();
+    const publicID = $("link-id").value.trim();
+    const fingerprint = $("link-fingerprint").value.trim();
+    if (!publicID || !fingerprint) return;
+    pendingLink = { publicID, fingerprint };
+    $("link-state").textContent = "";
+    $("link-confirm-text").textContent = S.linkConfirm(fingerprint.toUpperCase());
+    $("link-confirm").hidden = false;
+    $("link-confirm-button").focus();
+  }
+
+  function hideLinkConfirm() {
+    pendingLink = null;
+    $("link-confirm").hidden = true;
+  }
+
+  // Links the confirmed device. The client checks the fingerprint against
+  // the public id and rejects the link when they differ.
+  async function confirmLink() {
+    if (!pendingLink) return;
+    const { publicID, fingerprint } = pendingLink;
+    hideLinkConfirm();
+    const button = $("link-button");
+    const state = $("link-state");
+    button.disabled = true;
+    state.textContent = S.linking;
+    try {
+      const result = await globalThis.interlude.linkDevice(publicID, fingerprint);
+      state.textContent = S.linked(result.fingerprint);
+      $("link-id").value = "";
+      $("link-fingerprint").value = "";
+    } catch (err) {
+      state.textContent = linkErrorText(err);
+    } finally {
+      button.disabled = locked;
+      refreshDevices();
+    }
+  }
+
+  function linkErrorText(err) {
+    switch (err.name) {
+      case "FingerprintMismatchError":
+        return S.linkMismatch;
+      case "InvalidPublicIDError":
+        return S.linkInvalid;
+      case "SameDeviceError":
+        return S.linkSelf;
+      case "QuotaExceededError":
+        return S.quotaFull;
+      case "LockedError":
+        // The lock screen shows instead.
+        return "";
+    }
+    console.error("interlude: link failed:", err);
+    return S.linkFailed;
+  }
+
+  function askUnlink(device) {
+    pendingUnlink = device;
+    $("unlink-state").textContent = "";
+    $("unlink-confirm-text").textContent = S.unlinkConfirm(device.fingerprint);
+    $("unlink-confirm").hidden = false;
+    $("unlink-confirm-button").focus();
+  }
+
+  function hideUnlinkConfirm() {
+    pendingUnlink = null;
+    $("unlink-confirm").hidden = true;
+  }
+
+  async function confirmUnlink() {
+    if (!pendingUnlink) return;
+    const device = pendingUnlink;
+    hideUnlinkConfirm();
+    const state = $("unlink-state");
+    state.textContent = S.unlinking;
+    try {
+      const result = await globalThis.interlude.unlinkDevice(device.publicID);
+      state.textContent = S.unlinked(result.fingerprint);
+    } catch (err) {
+      if (err.name === "LockedError") {
+        state.textContent = "";
+      } else if (err.name === "QuotaExceededError") {
+        state.textContent = S.quotaFull;
+      } else {
+        console.error("interlude: removing a linked device failed:", err);
+        state.textContent = S.unlinkFailed;
+      }
+    } finally {
+      refreshDevices();
+    }
+  }
+
+  // Reads the linked devices into the list. Reads run one at a time, and a
+  // call made during a read starts one more read after it.
+  let readingDevices = false;
+  let devicesStale = false;
+  async function refreshDevices() {
+    if (locked) return;
+    if (readingDevices) {
+      devicesStale = true;
+      return;
+    }
+    readingDevices = true;
+    try {
+      do {
+        devicesStale = false;
+        const devices = await globalThis.interlude.linkedDevices();
+        if (!locked) renderDevices(devices);
+      } while (devicesStale && !locked);
+    } catch (err) {
+      if (err.name !== "LockedError") console.error("interlude: reading linked devices failed:", err);
+    } finally {
+      readingDevices = false;
+    }
+  }
+
+  function renderDevices(devices) {
+    const ids = devices.map((d) => d.publicID).join(" ");
+    if (ids === shownDevices) return;
+    shownDevices = ids;
+    $("linked-list").replaceChildren(...devices.map(deviceItem));
+    $("linked-none").hidden = devices.length > 0;
+    if (pendingUnlink && !devices.some((d) => d.publicID === pendingUnlink.publicID)) hideUnlinkConfirm();
+  }
+
+  function deviceItem(device) {
+    const item = document.createElement("li");
+    item.dataset.publicId = device.publicID;
+    const name = document.createElement("span");
+    name.textContent = S.linkedDevice(device.fingerprint);
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "secondary";
+    remove.textContent = S.removeButton;
+    remove.setAttribute("aria-label", S.removeLabel(device.fingerprint));
+    remove.disabled = locked;
+    remove.addEventListener("click", () => askUnlink(device));
+    item.append(name, remove);
+    return item;
+  }
+
+  // Empties the devices section when the page locks. Unlock reads it again.
+  function resetDevices() {
+    hideLinkConfirm();
+    hideUnlinkConfirm();
+    $("link-state").textContent = "";
+    $("unlink-state").textContent = "";
+    $("linked-list").replaceChildren();
+    $("linked-none").hidden = true;
+    shownDevices = null;
   }
 })();

@@ -1,0 +1,181 @@
+//go:build js && wasm
+
+package main
+
+// This file links and unlinks the person's other devices through the
+// client's LinkDevice, UnlinkDevice and LinkedDevices. Linking is done on
+// the device that already holds the documents, with the new device's
+// public id and the fingerprint the new device shows. The fingerprint is
+// checked because a public id altered on its way here would otherwise add
+// a stranger's device to every document.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"syscall/js"
+	"unicode"
+
+	"interlude/client"
+)
+
+// errSameDevice rejects linking or unlinking this device itself.
+var errSameDevice = named("SameDeviceError", errors.New("interlude: that public id is this device's own: use the public id and fingerprint shown on the other device"))
+
+// linkDevice is the JavaScript linkDevice(publicID, fingerprint). It
+// resolves to {documents, fingerprint}, where documents counts the
+// documents the device is added to on the next sync.
+func (a *app) linkDevice(args []js.Value) any {
+	text, idErr := stringArg(args, 0, "publicID")
+	typed, fingerprintErr := stringArg(args, 1, "fingerprint")
+	return promise(func() (any, error) {
+		a.touch()
+		c, _, release, err := a.acquire()
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		if err := errors.Join(idErr, fingerprintErr); err != nil {
+			return nil, err
+		}
+		dev, err := client.ParsePublicID(text)
+		if err != nil {
+			return nil, named("InvalidPublicIDError", err)
+		}
+		if err := checkFingerprint(dev, typed); err != nil {
+			return nil, err
+		}
+		if isThisDevice(c, dev) {
+			return nil, errSameDevice
+		}
+		n, err := c.LinkDevice(context.Background(), dev)
+		if err != nil {
+			return nil, err
+		}
+		a.refreshAll(c)
+		return map[string]any{"documents": n, "fingerprint": dev.Fingerprint()}, nil
+	})
+}
+
+// unlinkDevice is the JavaScript unlinkDevice(publicIDOrFingerprint). It
+// resolves to {documents, fingerprint}, where documents counts the
+// documents the device is removed from, each with a new key epoch, on the
+// next sync.
+func (a *app) unlinkDevice(args []js.Value) any {
+	arg, argErr := stringArg(args, 0, "publicIDOrFingerprint")
+	return promise(func() (any, error) {
+		a.touch()
+		c, _, release, err := a.acquire()
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		if argErr != nil {
+			return nil, argErr
+		}
+		ctx := context.Background()
+		dev, err := findDevice(ctx, c, arg)
+		if err != nil {
+			return nil, err
+		}
+		if isThisDevice(c, dev) {
+			return nil, errSameDevice
+		}
+		n, err := c.UnlinkDevice(ctx, dev.Sign)
+		if err != nil {
+			return nil, err
+		}
+		a.refreshAll(c)
+		return map[string]any{"documents": n, "fingerprint": dev.Fingerprint()}, nil
+	})
+}
+
+// linkedDevices is the JavaScript linkedDevices(). It resolves to
+// [{publicID, fingerprint}]: the devices this device linked and the one
+// that linked it.
+func (a *app) linkedDevices([]js.Value) any {
+	return promise(func() (any, error) {
+		c, _, release, err := a.acquire()
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		devices, err := c.LinkedDevices(context.Background())
+		if err != nil {
+			return nil, err
+		}
+		list := make([]any, 0, len(devices))
+		for _, d := range devices {
+			list = append(list, map[string]any{"publicID": d.String(), "fingerprint": d.Fingerprint()})
+		}
+		return list, nil
+	})
+}
+
+// checkFingerprint rejects typed unless it is dev's fingerprint.
+func checkFingerprint(dev client.PublicID, typed string) error {
+	want := dev.Fingerprint()
+	got := normalizeFingerprint(typed)
+	switch {
+	case got == "":
+		return named("TypeError", errors.New("interlude: the fingerprint is empty: pass the fingerprint the new device shows, which proves its public id arrived unchanged"))
+	case got != normalizeFingerprint(want):
+		return named("FingerprintMismatchError", fmt.Errorf("interlude: the public id has fingerprint %s, but the fingerprint given is %q: the id changed on its way here or belongs to another device; copy it again from the new device", want, strings.TrimSpace(typed)))
+	}
+	return nil
+}
+
+// normalizeFingerprint drops spaces and hyphens and upper-cases the rest,
+// so "ab12 cd34 ef56" and "AB12-CD34-EF56" compare equal. All twelve hex
+// digits are still compared.
+func normalizeFingerprint(s string) string {
+	withoutSeparators := strings.Map(func(r rune) rune {
+		if r == '-' || unicode.IsSpace(r) {
+			return -1
+		}
+		return r
+	}, s)
+	return strings.ToUpper(withoutSeparators)
+}
+
+// findDevice resolves a public id, or the fingerprint of a linked device.
+func findDevice(ctx context.Context, c *client.Client, s string) (client.PublicID, error) {
+	if id, err := client.ParsePublicID(s); err == nil {
+		return id, nil
+	}
+	devices, err := c.LinkedDevices(ctx)
+	if err != nil {
+		return client.PublicID{}, err
+	}
+	want := normalizeFingerprint(s)
+	var found []client.PublicID
+	for _, d := range devices {
+		if normalizeFingerprint(d.Fingerprint()) == want {
+			found = append(found, d)
+		}
+	}
+	switch len(found) {
+	case 1:
+		return found[0], nil
+	case 0:
+		return client.PublicID{}, named("UnknownDeviceError", fmt.Errorf("interlude: %q is neither a public id nor the fingerprint of a linked device: see linkedDevices()", s))
+	}
+	// Fingerprints are 48 bits, so someone could make a device whose
+	// fingerprint equals a linked one's.
+	return client.PublicID{}, named("UnknownDeviceError", fmt.Errorf("interlude: %d linked devices have fingerprint %q: pass the public id of the one to unlink", len(found), s))
+}
+
+// refreshAll refreshes the view of every document, so that status shows
+// the membership changes queued for the next sync once the Promise
+// resolves.
+func (a *app) refreshAll(c *client.Client) {
+	for _, doc := range c.Documents() {
+		a.refresh(c, doc)
+	}
+}
+
+func isThisDevice(c *client.Client, dev client.PublicID) bool {
+	return bytes.Equal(dev.Sign, c.Identity().Public().Sign)
+}
