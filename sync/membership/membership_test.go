@@ -201,8 +201,13 @@ func FuzzDecodeEncode(f *testing.F) {
 	s, key, entries := newLog(f, admin)
 	add, _ := s.NewAdd(admin.sign, writer.member(RoleWriter), key)
 	s.Apply(add)
-	rm, _, _ := s.NewRemove(admin.sign, writer.key(), key)
-	for _, e := range append(entries, add, rm) {
+	phone := newPerson(f)
+	dev, _ := s.NewAddDevice(writer.sign, phone.member(RoleWriter), key)
+	s.Apply(dev)
+	rmDev, key2, _ := s.NewRemoveDevice(writer.sign, phone.key(), key)
+	s.Apply(rmDev)
+	rm, _, _ := s.NewRemove(admin.sign, writer.key(), key2)
+	for _, e := range append(entries, add, dev, rmDev, rm) {
 		f.Add(e.Encode())
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
