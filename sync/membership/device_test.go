@@ -143,3 +143,51 @@ func TestDeviceRemovedRotates(t *testing.T) {
 		}
 	}
 }
+
+// FuzzApplyEntry applies fuzzed entries to a log with an admin, a writer
+// and the writer's second device, as the relay does with entries from
+// the network. Apply must not panic, and an accepted entry must leave
+// every member with a person that is a member's key or was one.
+func FuzzApplyEntry(f *testing.F) {
+	admin, writer, phone, tablet := newPerson(f), newPerson(f), newPerson(f), newPerson(f)
+	s, key, _ := newLog(f, admin)
+	add, _ := s.NewAdd(admin.sign, writer.member(RoleWriter), key)
+	s.Apply(add)
+	dev, _ := s.NewAddDevice(writer.sign, phone.member(RoleWriter), key)
+	s.Apply(dev)
+	// Seeds: valid next entries of each kind, which the fuzzer mutates.
+	next := []*Entry{}
+	if e, err := s.NewAddDevice(phone.sign, tablet.member(RoleWriter), key); err == nil {
+		next = append(next, e)
+	}
+	if e, _, err := s.NewRemoveDevice(writer.sign, phone.key(), key); err == nil {
+		next = append(next, e)
+	}
+	if e, _, err := s.NewRemove(admin.sign, writer.key(), key); err == nil {
+		next = append(next, e)
+	}
+	if e, err := s.NewChangeRole(admin.sign, phone.key(), RoleReader); err == nil {
+		next = append(next, e)
+	}
+	for _, e := range next {
+		f.Add(e.Encode())
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := Decode(b)
+		if err != nil {
+			return
+		}
+		c := s.Clone()
+		if err := c.Apply(e); err != nil {
+			if c.Len() != s.Len() || c.Head() != s.Head() {
+				t.Fatalf("a rejected entry changed the log: %v", err)
+			}
+			return
+		}
+		for _, m := range c.Members() {
+			if _, ok := c.Person(m.Sign); !ok {
+				t.Fatalf("member %x has no person after %s", m.Sign[:4], e.Op)
+			}
+		}
+	})
+}
