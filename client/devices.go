@@ -21,11 +21,19 @@ import (
 // member may make for its own person. The relay's document list then
 // shows the new device those documents on its first sync.
 //
-// Each device keeps the devices it linked and the device that linked it.
-// Before it sends membership changes of a document, it adds those devices
-// to the document if they were never members of it, so a document shared
-// later with any one of a person's devices reaches all of them. A device
-// removed from a document is never added back to it.
+// Each device keeps the devices it linked itself. Before it sends
+// membership changes of a document, it adds those devices to the document
+// if they were never members of it, so a document shared later with a
+// device reaches the devices it linked. A device removed from a document
+// is never added back to it.
+//
+// A device never learns links from a membership log. Any member can make
+// an add_device entry that names someone else's device as its own, in a
+// document it created; a device that trusted such an entry would add the
+// stranger to all its other documents. So a person who wants documents
+// shared with either of two devices to reach both links each from the
+// other, and a device removed by one of them is forgotten by the other
+// only when that removal's author is itself a device it linked.
 
 // linkedPrefix starts the store keys of linked devices.
 const linkedPrefix = "link/"
@@ -129,8 +137,8 @@ func (c *Client) UnlinkDevice(ctx context.Context, dev ed25519.PublicKey) (int, 
 	return n, nil
 }
 
-// LinkedDevices returns the devices this device links its documents to:
-// those it linked and the one that linked it.
+// LinkedDevices returns the devices this device links its documents to,
+// which it linked itself.
 func (c *Client) LinkedDevices(ctx context.Context) ([]PublicID, error) {
 	var out []PublicID
 	err := c.store.Scan(ctx, []byte(linkedPrefix), func(_, value []byte) error {
@@ -147,42 +155,34 @@ func (c *Client) LinkedDevices(ctx context.Context) ([]PublicID, error) {
 	return out, err
 }
 
-// followLinksLocked brings d in step with this device's person. It
-// records the device that added this one to d as linked, deletes the
-// records of devices that a device of the person removed from d, and adds linked
-// devices that were never members of d.
+// followLinksLocked brings d in step with this device's links. It
+// forgets a linked device that d's log shows removed by this device or
+// by another linked device, and adds the linked devices that were never
+// members of d.
 func (c *Client) followLinksLocked(ctx context.Context, d *document) error {
-	st := d.log.state
-	self := c.selfKey()
-	mine, ok := st.Person(self)
-	if !ok {
+	if _, ok := d.log.state.Member(c.selfKey()); !ok {
 		return nil
-	}
-	var b Batch
-	for _, e := range d.log.entries {
-		switch {
-		case e.Op == membership.OpAddDevice && e.Subject.Sign == self:
-			if author, ok := st.Member(e.Author); ok {
-				if p, _ := st.Person(e.Author); p == mine {
-					rec, err := msgpack.Marshal(&linkedRecord{Sign: author.Sign[:], Box: author.Box[:]})
-					if err != nil {
-						return fmt.Errorf("client: encode linked device: %w", err)
-					}
-					b.Put(linkedKey(author.Sign[:]), rec)
-				}
-			}
-		case e.Op == membership.OpRemoveDevice:
-			b.Del(linkedKey(e.Subject.Sign[:]))
-		}
-	}
-	if len(b.Ops) > 0 {
-		if err := c.store.Write(ctx, &b); err != nil {
-			return fmt.Errorf("client: save linked devices of document %s: %w", d.id, err)
-		}
 	}
 	linked, err := c.LinkedDevices(ctx)
 	if err != nil {
 		return err
+	}
+	trusted := map[[32]byte]bool{c.selfKey(): true}
+	for _, dev := range linked {
+		trusted[[32]byte(dev.Sign)] = true
+	}
+	var b Batch
+	for _, e := range d.log.entries {
+		if e.Op == membership.OpRemoveDevice && trusted[e.Author] && trusted[e.Subject.Sign] && e.Subject.Sign != c.selfKey() {
+			b.Del(linkedKey(e.Subject.Sign[:]))
+			delete(trusted, e.Subject.Sign)
+		}
+	}
+	if len(b.Ops) > 0 {
+		if err := c.store.Write(ctx, &b); err != nil {
+			return fmt.Errorf("client: forget removed linked devices of document %s: %w", d.id, err)
+		}
+		linked = slices.DeleteFunc(linked, func(p PublicID) bool { return !trusted[[32]byte(p.Sign)] })
 	}
 	for _, dev := range linked {
 		if _, err := c.addDeviceLocked(ctx, d, dev); err != nil {

@@ -57,8 +57,11 @@ func TestLinkedDeviceReadsAndWrites(t *testing.T) {
 	mustText(t, therapist, doc, "prompt: slept badly")
 	mustText(t, laptop, doc, "prompt: slept badly")
 
-	// 3. A journal shared with the phone alone reaches the laptop, which
-	//    linked it.
+	// 3. The phone links the laptop in turn, so a journal shared with the
+	//    phone alone reaches the laptop.
+	if _, err := phone.LinkDevice(ctx, laptop.Identity().Public()); err != nil {
+		t.Fatal(err)
+	}
 	second, err := therapist.CreateDocument(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -134,6 +137,47 @@ func TestLinkedDeviceReadsAndWrites(t *testing.T) {
 		if rs := reports(t, c, doc); len(rs) != 0 {
 			t.Errorf("%s has reports %+v, want none", c.Identity(), rs)
 		}
+	}
+}
+
+// TestStrangerCannotClaimDevice has a stranger create a journal and add
+// the client's laptop to it as the stranger's own device. The laptop
+// must not take the stranger for a device of its person: the journal the
+// laptop shares with its therapist does not reach the stranger.
+func TestStrangerCannotClaimDevice(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx
+	therapist := newClient(t, h.relay.url(), h.clientLogs)
+	laptop := newClient(t, h.relay.url(), h.clientLogs)
+	stranger := newClient(t, h.relay.url(), h.clientLogs)
+
+	private, err := therapist.CreateDocument(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := therapist.Share(ctx, private, laptop.Identity().Public()); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, therapist, laptop)
+
+	bait, err := stranger.CreateDocument(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The stranger links the laptop as if it were its own device: bait
+	// gets an add_device entry naming the laptop.
+	if _, err := stranger.LinkDevice(ctx, laptop.Identity().Public()); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, stranger, laptop, laptop, therapist)
+	if _, ok := findMember(t, laptop, bait, laptop); !ok {
+		t.Fatal("the laptop did not get the bait journal; the check below would prove nothing")
+	}
+	if linked, err := laptop.LinkedDevices(ctx); err != nil || len(linked) != 0 {
+		t.Errorf("the laptop's linked devices are %v (err %v), want none", linked, err)
+	}
+	if _, ok := findMember(t, therapist, private, stranger); ok {
+		t.Error("the stranger became a member of the laptop's private journal")
 	}
 }
 

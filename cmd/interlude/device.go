@@ -211,6 +211,11 @@ func runDeviceRecover(ctx context.Context, args []string, stdout, stderr io.Writ
 		if err := c.SyncOnce(ctx); err != nil {
 			return err
 		}
+		// This device links the recovery device in turn, so that the
+		// phrase also covers documents shared with this device later.
+		if _, err := c.LinkDevice(ctx, recoveryID.Public()); err != nil {
+			return err
+		}
 		fmt.Fprintf(stdout, "this device is linked to %s\n", documents(n))
 		fmt.Fprintln(stderr, "'interlude doc list' lists them. Remove each lost device with 'interlude device remove PUBLIC-ID' ('interlude doc members DOC' lists them), so nothing new opens with their keys")
 		return nil

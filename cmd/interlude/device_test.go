@@ -154,4 +154,12 @@ func TestRecoveryPhraseFlow(t *testing.T) {
 	if got := run(t, "doc", "cat", "--profile", fresh, doc); !strings.Contains(got, "Evidence for and against.") {
 		t.Errorf("doc cat after the write = %q", got)
 	}
+
+	// The new device linked the recovery device, so a document made after
+	// the recovery is covered by the phrase as well.
+	later := strings.TrimSpace(run(t, "doc", "new", "--profile", fresh))
+	run(t, "sync", "--profile", fresh, "--relay", relayURL)
+	if members := run(t, "doc", "members", "--profile", fresh, later); strings.Count(members, "member\t") != 2 {
+		t.Errorf("doc members of a document made after the recovery = %q, want this device and the recovery device", members)
+	}
 }
