@@ -73,9 +73,11 @@ type Client struct {
 	// session pushes it without waiting.
 	wake chan struct{}
 
-	mu        gosync.Mutex // guards the fields below and every *document
-	docs      map[envelope.DocID]*document
-	connected bool
+	mu   gosync.Mutex // guards the fields below and every *document
+	docs map[envelope.DocID]*document
+	// sessions counts the relay sessions open now: Run's, and any that
+	// SyncOnce or a call such as AcceptInvite opens beside it.
+	sessions  int
 	closed    bool
 	listeners []func(envelope.DocID)
 }
@@ -93,9 +95,9 @@ type document struct {
 	outbox []outboxEntry
 	// log is the membership log with the changes not yet sent.
 	log *memberLog
-	// caughtUp is set when the relay has sent the whole backlog of the
-	// current session's subscription.
-	caughtUp bool
+	// caughtUp counts the open sessions whose subscription to the
+	// document has received the relay's whole backlog.
+	caughtUp int
 	// trust is the state of the authors' envelope chains, loaded on first
 	// use (see verify.go).
 	trust *docTrust
@@ -520,17 +522,17 @@ func (c *Client) Status(doc envelope.DocID) Status {
 	defer c.mu.Unlock()
 	d, ok := c.docs[doc]
 	if !ok {
-		return Status{Connected: c.connected}
+		return Status{Connected: c.sessions > 0}
 	}
 	return c.statusLocked(d)
 }
 
 func (c *Client) statusLocked(d *document) Status {
-	s := Status{Pending: len(d.outbox) + len(d.log.ops), Connected: c.connected}
+	s := Status{Pending: len(d.outbox) + len(d.log.ops), Connected: c.sessions > 0}
 	if !d.meta.Registered {
 		s.Pending++
 	}
-	s.Synced = s.Pending == 0 && c.connected && d.caughtUp
+	s.Synced = s.Pending == 0 && s.Connected && d.caughtUp > 0
 	return s
 }
 

@@ -67,8 +67,8 @@ func (c *Client) SyncOnce(ctx context.Context) error {
 // as soon as everything is pushed and pulled.
 func (c *Client) session(ctx context.Context, once bool) error {
 	return c.withSession(ctx, func(s *session) error {
-		c.setConnected(true)
-		defer c.setConnected(false)
+		c.sessionStarted(1)
+		defer c.sessionStarted(-1)
 		c.log.Info("relay session started", "relay", c.relay)
 		return s.run(s.ctx, once)
 	})
@@ -98,6 +98,7 @@ func (c *Client) withSession(ctx context.Context, fn func(s *session) error) err
 		replies:     make(map[uint64]chan wire.Message),
 		subscribed:  make(map[envelope.DocID]bool),
 		unavailable: make(map[envelope.DocID]error),
+		caught:      make(map[envelope.DocID]bool),
 		done:        make(chan struct{}),
 	}
 	defer s.close()
@@ -140,28 +141,43 @@ type session struct {
 	// unavailable holds the documents the relay refused to serve in this
 	// session, with the reason.
 	unavailable map[envelope.DocID]error
+	// caught holds the documents whose backlog this session received;
+	// guarded by Client.mu.
+	caught map[envelope.DocID]bool
 	// relayKey is the relay's countersigning key from Hello.
 	relayKey  ed25519.PublicKey
 	done      chan struct{}
 	closeOnce gosync.Once
 }
 
+// close ends the session. The documents it caught up on lose this
+// session's count; another open session's stay as they are.
 func (s *session) close() {
+	first := false
 	s.closeOnce.Do(func() {
+		first = true
 		close(s.done)
 		s.conn.Close()
 	})
-	s.c.mu.Lock()
-	for _, d := range s.c.docs {
-		d.caughtUp = false
+	if !first {
+		return
 	}
+	s.c.mu.Lock()
+	for id := range s.caught {
+		if d, ok := s.c.docs[id]; ok && d.caughtUp > 0 {
+			d.caughtUp--
+		}
+	}
+	s.caught = nil
 	s.c.mu.Unlock()
 }
 
-func (c *Client) setConnected(v bool) {
+// sessionStarted adds delta to the count of open sessions and tells the
+// listeners, whose status shows whether any session is open.
+func (c *Client) sessionStarted(delta int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.connected = v
+	c.sessions += delta
 	for id := range c.docs {
 		c.notifyLocked(id)
 	}
@@ -337,7 +353,7 @@ func drainDeliveries(inbox <-chan wire.Message, group []*wire.Deliver) (_ []*wir
 func (s *session) handle(msg wire.Message) error {
 	switch m := msg.(type) {
 	case *wire.CaughtUp:
-		s.c.caughtUp(m)
+		s.c.caughtUp(s, m)
 	case *wire.Error:
 		if m.Ref == 0 {
 			return fmt.Errorf("client: relay closed the session: %w", m)
@@ -714,7 +730,7 @@ func (c *Client) applyDeliveries(ctx context.Context, group []*wire.Deliver, rel
 		}
 	}
 	for _, d := range touched {
-		if !d.caughtUp {
+		if d.caughtUp == 0 {
 			continue
 		}
 		if err := r.checkWithheld(d); err != nil {
@@ -757,7 +773,9 @@ func (c *Client) undoDeliveriesLocked(touched map[envelope.DocID]*document, befo
 	return err
 }
 
-func (c *Client) caughtUp(m *wire.CaughtUp) {
+// caughtUp records that session s has received the whole backlog of a
+// document.
+func (c *Client) caughtUp(s *session, m *wire.CaughtUp) {
 	if len(m.Doc) != 16 {
 		return
 	}
@@ -766,7 +784,11 @@ func (c *Client) caughtUp(m *wire.CaughtUp) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if d, ok := c.docs[id]; ok {
-		d.caughtUp = true
+		// A closed session no longer counts (caught is nil then).
+		if s.caught != nil && !s.caught[id] {
+			s.caught[id] = true
+			d.caughtUp++
+		}
 		c.caughtUpLocked(d, m.Cursor)
 		c.notifyLocked(id)
 	}
@@ -781,7 +803,7 @@ func (c *Client) allSynced(skip map[envelope.DocID]error) bool {
 		if skip[id] != nil {
 			continue
 		}
-		if !d.meta.Registered || len(d.outbox) > 0 || len(d.log.ops) > 0 || !d.caughtUp {
+		if !d.meta.Registered || len(d.outbox) > 0 || len(d.log.ops) > 0 || d.caughtUp == 0 {
 			return false
 		}
 	}
