@@ -93,22 +93,28 @@ func (a *app) unlinkDevice(args []js.Value) any {
 }
 
 // linkedDevices is the JavaScript linkedDevices(). It resolves to
-// [{publicID, fingerprint}]: the devices this device linked and the one
-// that linked it.
+// [{publicID, fingerprint, recovery}]: the devices this device linked and
+// the one that linked it. recovery is true for a recovery phrase made on
+// this device.
 func (a *app) linkedDevices([]js.Value) any {
 	return promise(func() (any, error) {
-		c, _, release, err := a.acquire()
+		c, store, release, err := a.acquire()
 		if err != nil {
 			return nil, err
 		}
 		defer release()
-		devices, err := c.LinkedDevices(context.Background())
+		ctx := context.Background()
+		devices, err := c.LinkedDevices(ctx)
 		if err != nil {
 			return nil, err
 		}
 		list := make([]any, 0, len(devices))
 		for _, d := range devices {
-			list = append(list, map[string]any{"publicID": d.String(), "fingerprint": d.Fingerprint()})
+			recovery, err := isRecoveryDevice(ctx, store, d)
+			if err != nil {
+				return nil, err
+			}
+			list = append(list, map[string]any{"publicID": d.String(), "fingerprint": d.Fingerprint(), "recovery": recovery})
 		}
 		return list, nil
 	})

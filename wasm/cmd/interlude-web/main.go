@@ -31,20 +31,47 @@
 //	unlinkDevice(publicIDOrFingerprint) -> Promise<{documents, fingerprint}>
 //	               removes a device of the person from every document, with
 //	               a new key epoch in each, on the next sync
-//	linkedDevices() -> Promise<[{publicID, fingerprint}]>   the devices this
-//	               device linked and the one that linked it
+//	linkedDevices() -> Promise<[{publicID, fingerprint, recovery}]>   the
+//	               devices this device linked and the one that linked it;
+//	               recovery is true for a recovery phrase made here
 //	status(docId) -> {state: "saved"|"waiting"|"synced", pending, connected}
 //	onChange(fn)   fn(docId) runs after a local or remote change or a
 //	               change of sync status
 //	reports(docId) -> Promise<[{kind, author, seq, time, detail}]>   problems
 //	               found in what the relay delivered
+//	documents() -> Promise<[{docId, role}]>   every document on this device
+//	               with this device's role in it: "admin", "writer",
+//	               "reader", or "" once it is no longer a member
+//	invite(docId) -> Promise<{link, synced}>   a one-time invitation link,
+//	               for an admin of the document; synced is false when the
+//	               sync that registers it with the relay failed, and then
+//	               the link works only after this device's next sync
+//	invitations(docId) -> Promise<[{id, accepted, code, invitee,
+//	               inviteeFingerprint, failed}]>   the invitations this
+//	               device made to the document
+//	acceptInvite(link) -> Promise<{code}>   responds to an invitation link
+//	               and returns the comparison code to compare with the
+//	               inviter; the document arrives once the inviter's device
+//	               has synced
+//	makeRecoveryPhrase() -> Promise<{words, fingerprint, documents}>   makes
+//	               a recovery phrase and links the device it derives to
+//	               every document; the words are secret, so show them once
+//	               and never store them
+//	recover(words) -> Promise<{documents, synced}>   links this device to
+//	               every document of the recovery phrase's person and
+//	               syncs them; synced is false when that sync failed
 //
 // A rejected Promise carries an Error whose name is the kind of
 // failure: QuotaExceededError (and the other DOMException names from
 // IndexedDB), InvalidPublicIDError, FingerprintMismatchError,
 // SameDeviceError, UnknownDeviceError, UnknownDocumentError,
 // NotStartedError, LockedError, WrongPassphraseError, NotEncryptedError,
-// InvalidStateError or TypeError.
+// NotAdminError, InvalidInvitationError, InvitationNotFoundError,
+// InvitationUsedError, InvalidRecoveryPhraseError,
+// NoRecoveryDocumentsError, InvalidStateError or TypeError. An
+// InvalidRecoveryPhraseError also carries reason: "count" (with words and
+// want), "word" or "checksum", so the page can show what to correct
+// without the message quoting a secret word.
 //
 // Once globalThis.interlude is set, the program dispatches the event
 // "interlude-ready" on globalThis.
@@ -180,6 +207,12 @@ func (a *app) exports() js.Value {
 	set("status", a.status)
 	set("onChange", a.onChange)
 	set("reports", a.reports)
+	set("documents", a.documents)
+	set("invite", a.invite)
+	set("invitations", a.invitations)
+	set("acceptInvite", a.acceptInvite)
+	set("makeRecoveryPhrase", a.makeRecoveryPhrase)
+	set("recover", a.recover)
 	return api
 }
 
@@ -502,13 +535,19 @@ func (a *app) onChange(args []js.Value) any {
 // errNotStarted is returned by the API before start has succeeded.
 var errNotStarted = named("NotStartedError", errors.New("interlude: call start first"))
 
-// namedError gives an error the name the JavaScript Error will carry.
+// namedError gives an error the name the JavaScript Error will carry, and
+// optionally more properties for the page to read.
 type namedError struct {
-	name string
-	err  error
+	name    string
+	err     error
+	details map[string]any // set on the JavaScript Error; never secret
 }
 
 func named(name string, err error) error { return &namedError{name: name, err: err} }
+
+func namedWith(name string, err error, details map[string]any) error {
+	return &namedError{name: name, err: err, details: details}
+}
 
 func (e *namedError) Error() string { return e.err.Error() }
 func (e *namedError) Unwrap() error { return e.err }
@@ -568,6 +607,9 @@ func jsError(err error) js.Value {
 	switch {
 	case errors.As(err, &ne):
 		e.Set("name", ne.name)
+		for k, v := range ne.details {
+			e.Set(k, v)
+		}
 	case errors.As(err, &idbErr):
 		e.Set("name", idbErr.Name)
 	case errors.Is(err, client.ErrUnknownDocument):

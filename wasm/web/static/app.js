@@ -1,7 +1,8 @@
 // The Interlude page: loads the WebAssembly client (interlude.wasm), which
 // sets globalThis.interlude, and connects the journal's textarea, the
-// sync status, the share form and the person's linked devices to it. All
-// text shown comes from strings.js.
+// sync status, the share and invitation forms, invitation links opened in
+// the page, the person's linked devices and the recovery phrase to it.
+// All text shown comes from strings.js.
 "use strict";
 
 (() => {
@@ -26,12 +27,20 @@
   // Moving the mouse or scrolling is reported to the client at most this
   // often, because those events fire many times a second.
   const ACTIVITY_REPORT_MS = 1000;
+  // The journal list names a journal by its first line, cut to this many
+  // characters.
+  const TITLE_LENGTH = 40;
 
   const entry = $("entry");
   const saveState = $("save-state");
   const connection = $("connection");
 
-  let journalID = "";
+  let journalID = ""; // the journal the textarea shows
+  let ownJournalID = ""; // the device's own journal, which journal() returns
+  let journals = []; // [{docId, role}] as documents() last resolved
+  // The document ids on this device when a join succeeded, until a new
+  // one, the joined journal, arrives and is opened.
+  let joinedBefore = null;
   // The text the textarea last loaded from, or saved to, the document.
   // Saves send it with the new text, so edits that reached the document
   // meanwhile are kept around the local change rather than overwritten.
@@ -122,6 +131,18 @@
     $("unlink-confirm-button").addEventListener("click", confirmUnlink);
     $("unlink-cancel").addEventListener("click", hideUnlinkConfirm);
     $("lock-now").addEventListener("click", lockNow);
+    $("journal-select").addEventListener("change", () => openJournal($("journal-select").value));
+    $("join-button").addEventListener("click", join);
+    $("join-cancel").addEventListener("click", cancelJoin);
+    window.addEventListener("hashchange", showJoin);
+    $("invite-button").addEventListener("click", invite);
+    $("invite-copy").addEventListener("click", () => copyField($("invite-link"), $("invite-state"), S.copyLinkFailed));
+    $("recovery-make").addEventListener("click", makeRecoveryPhrase);
+    $("recovery-done").addEventListener("click", () => {
+      hideRecoveryWords();
+      $("recovery-state").textContent = S.recoveryHidden;
+    });
+    $("recover-form").addEventListener("submit", recover);
     await showJournal();
   }
 
@@ -147,7 +168,9 @@
   }
 
   function setEditable(on) {
-    for (const id of ["entry", "copy-id", "share-id", "share-button", "link-id", "link-fingerprint", "link-button"]) {
+    const ids = ["entry", "copy-id", "share-id", "share-button", "link-id", "link-fingerprint", "link-button",
+      "journal-select", "join-button", "invite-button", "recovery-make", "recover-words", "recover-button"];
+    for (const id of ids) {
       $(id).disabled = !on;
     }
     for (const button of document.querySelectorAll("#linked-list button")) {
@@ -265,6 +288,17 @@
     setEditable(false);
     $("problems").hidden = true;
     $("share-state").textContent = "";
+    // The journal list shows first lines of journals, and the invitation
+    // link and the recovery words are secrets: none stays in the page.
+    journals = [];
+    $("journal-select").replaceChildren();
+    hideInviteResult();
+    $("invite-state").textContent = "";
+    $("invitations").replaceChildren();
+    hideRecoveryWords();
+    $("recovery-state").textContent = "";
+    $("recover-words").value = "";
+    $("recover-state").textContent = "";
     resetDevices();
     askPassphrase((passphrase) => globalThis.interlude.unlock(passphrase))
       .then(() => {
@@ -278,9 +312,11 @@
   }
 
   // Shows the journal, after start or unlock, and saves any held text.
+  // After unlock it is the journal that was open at the lock.
   async function showJournal() {
     try {
-      journalID = await globalThis.interlude.journal();
+      ownJournalID = await globalThis.interlude.journal();
+      await refreshJournals();
     } catch (err) {
       // A lock that came before the journal was read has shown the lock
       // screen, and unlock calls this again.
@@ -288,6 +324,8 @@
       throw err;
     }
     if (locked) return;
+    if (!journals.some((j) => j.docId === journalID)) journalID = ownJournalID;
+    renderJournalChoice();
     if (heldText !== null) {
       // base stays the text the held edit started from, so the save
       // merges it with what arrived while the page was locked.
@@ -303,9 +341,12 @@
     saveError = null;
     showGate(null);
     setEditable(true);
+    applyRole();
     if (dirty) flush();
     renderStatus();
     refreshDevices();
+    refreshInvitations();
+    showJoin();
   }
 
   async function lockNow() {
@@ -438,11 +479,15 @@
 
   function onChange(docID) {
     if (locked) return;
-    // The client records a device that linked this one while it syncs the
-    // membership log of any document, so any change may bring one.
-    // NOTE: a record written after the last change of a sync shows only
-    // after the next change or a reload.
+    // A change may come from a link made on this device in another tab.
     refreshDevices();
+    // A document not listed yet has just arrived, and a change to the open
+    // one may have changed this device's role in it.
+    if (docID === journalID || !journals.some((j) => j.docId === docID)) {
+      refreshJournals().catch(logUnlessLocked("reading the journal list"));
+    } else {
+      renderJournalChoice();
+    }
     if (docID !== journalID) return;
     // While local edits wait for their save, the textarea keeps them; the
     // save merges them with what arrived, and this refresh follows it.
@@ -452,6 +497,7 @@
     }
     renderStatus();
     checkReports();
+    refreshInvitations();
   }
 
   // Shows a warning when this device found problems in what the relay
@@ -473,14 +519,19 @@
   }
 
   // Puts a remote version of the text into the textarea, keeping the
-  // cursor where it was relative to the text around it.
+  // cursor where it was relative to the text around it. A cursor at the
+  // end stays at the end, where a journal grows, also when the textarea
+  // was empty before the text arrived.
   function replaceText(next) {
     const prev = entry.value;
     const { selectionStart: start, selectionEnd: end } = entry;
     let common = 0;
     while (common < prev.length && common < next.length && prev[common] === next[common]) common++;
     const shift = next.length - prev.length;
-    const move = (pos) => (pos <= common ? pos : Math.max(common, pos + shift));
+    const move = (pos) => {
+      if (pos === prev.length) return next.length;
+      return pos <= common ? pos : Math.max(common, pos + shift);
+    };
     entry.value = next;
     base = next;
     entry.setSelectionRange(move(start), move(end));
@@ -530,16 +581,19 @@
     $("notice").hidden = true;
   }
 
-  async function copyPublicID() {
-    const field = $("public-id");
-    const state = $("copy-state");
+  function copyPublicID() {
+    return copyField($("public-id"), $("copy-state"), S.copyFailed);
+  }
+
+  // Copies a read-only field's value and reports in state whether it worked.
+  async function copyField(field, state, failed) {
     try {
       await navigator.clipboard.writeText(field.value);
       state.textContent = S.copied;
     } catch {
       // The Clipboard API needs a secure context (https or localhost).
       field.select();
-      state.textContent = document.execCommand("copy") ? S.copied : S.copyFailed;
+      state.textContent = document.execCommand("copy") ? S.copied : failed;
     }
   }
 
@@ -630,7 +684,9 @@
   function askUnlink(device) {
     pendingUnlink = device;
     $("unlink-state").textContent = "";
-    $("unlink-confirm-text").textContent = S.unlinkConfirm(device.fingerprint);
+    $("unlink-confirm-text").textContent = device.recovery
+      ? S.unlinkRecoveryConfirm(device.fingerprint)
+      : S.unlinkConfirm(device.fingerprint);
     $("unlink-confirm").hidden = false;
     $("unlink-confirm-button").focus();
   }
@@ -700,7 +756,7 @@
     const item = document.createElement("li");
     item.dataset.publicId = device.publicID;
     const name = document.createElement("span");
-    name.textContent = S.linkedDevice(device.fingerprint);
+    name.textContent = device.recovery ? S.linkedRecovery(device.fingerprint) : S.linkedDevice(device.fingerprint);
     const remove = document.createElement("button");
     remove.type = "button";
     remove.className = "secondary";
@@ -721,5 +777,361 @@
     $("linked-list").replaceChildren();
     $("linked-none").hidden = true;
     shownDevices = null;
+  }
+
+  // Returns a catch handler that reports err on the console unless the
+  // page locked, because the lock screen then shows what happened.
+  function logUnlessLocked(what) {
+    return (err) => {
+      if (err.name !== "LockedError") console.error(`interlude: ${what} failed:`, err);
+    };
+  }
+
+  // Reads the documents on this device into the journal list, and opens
+  // the joined journal when it has arrived. Reads run one at a time, and a
+  // call made during a read starts one more read after it. Every call
+  // resolves once a read that started after it has ended.
+  let journalsReading = null;
+  let journalsStale = false;
+  function refreshJournals() {
+    if (journalsReading) {
+      journalsStale = true;
+      return journalsReading;
+    }
+    journalsReading = (async () => {
+      try {
+        do {
+          journalsStale = false;
+          const list = await globalThis.interlude.documents();
+          if (locked) return;
+          journals = list;
+          renderJournalChoice();
+          openJoinedJournal();
+        } while (journalsStale);
+      } finally {
+        journalsReading = null;
+      }
+    })();
+    return journalsReading;
+  }
+
+  // Opens the journal that a join in this page added, once it is here. It
+  // is the one document that was not on this device at the join.
+  function openJoinedJournal() {
+    if (!joinedBefore || !journalID) return;
+    const joined = journals.find((j) => !joinedBefore.has(j.docId));
+    if (!joined) return;
+    joinedBefore = null;
+    $("join-wait").textContent = S.joinArrived;
+    openJournal(joined.docId);
+  }
+
+  // Fills the journal list: the device's own journal first, then the
+  // others by their first line. The list shows only with two or more.
+  function renderJournalChoice() {
+    const select = $("journal-select");
+    const ordered = [...journals].sort((a, b) => (b.docId === ownJournalID) - (a.docId === ownJournalID));
+    const ids = ordered.map((j) => j.docId);
+    const shown = [...select.options].map((o) => o.value);
+    if (ids.join(" ") !== shown.join(" ")) {
+      select.replaceChildren(...ids.map((id) => {
+        const option = document.createElement("option");
+        option.value = id;
+        return option;
+      }));
+    }
+    for (const option of select.options) option.textContent = journalTitle(option.value);
+    select.value = journalID;
+    $("journal-choice").hidden = ids.length < 2;
+  }
+
+  function journalTitle(docID) {
+    if (docID === ownJournalID) return S.ownJournal;
+    const text = globalThis.interlude.text(docID);
+    const line = typeof text === "string" ? text.split("\n").map((l) => l.trim()).find((l) => l) : undefined;
+    if (!line) return S.untitledJournal;
+    return line.length > TITLE_LENGTH ? `${line.slice(0, TITLE_LENGTH - 1)}…` : line;
+  }
+
+  // Shows the journal docID in the textarea, after saving the one shown.
+  async function openJournal(docID) {
+    if (docID === journalID || locked) return;
+    await flush();
+    if (locked) return;
+    journalID = docID;
+    const text = globalThis.interlude.text(docID);
+    entry.value = typeof text === "string" ? text : "";
+    // A journal grows at its end, so writing continues there.
+    entry.setSelectionRange(entry.value.length, entry.value.length);
+    base = entry.value;
+    dirty = false;
+    saveError = null;
+    $("journal-select").value = docID;
+    $("problems").hidden = true;
+    $("share-state").textContent = "";
+    $("invite-state").textContent = "";
+    hideInviteResult();
+    applyRole();
+    renderStatus();
+    checkReports();
+    refreshInvitations();
+  }
+
+  // This device's role in the open journal: "admin", "writer", "reader",
+  // or "" once it is no longer a member.
+  function currentRole() {
+    const open = journals.find((j) => j.docId === journalID);
+    return open ? open.role : "";
+  }
+
+  // Lets only writers edit, and shows sharing and invitations only to an
+  // admin, who alone may change the members.
+  function applyRole() {
+    const role = currentRole();
+    entry.readOnly = role !== "admin" && role !== "writer";
+    $("share-admin").hidden = role !== "admin";
+    $("share-not-admin").hidden = role === "admin";
+  }
+
+  function invitationInURL() {
+    return new URLSearchParams(location.hash.slice(1)).has("invite");
+  }
+
+  // Offers to join when the address contains an invitation link.
+  function showJoin() {
+    if (locked || !journalID || !invitationInURL()) return;
+    $("join").hidden = false;
+    $("join-actions").hidden = false;
+    $("join-done").hidden = true;
+    $("join-state").textContent = "";
+    $("join-button").disabled = false;
+  }
+
+  // Removes the invitation's secret from the address bar. Replacing the
+  // history entry, rather than adding one, keeps it out of the history too.
+  function forgetInvitation() {
+    history.replaceState(history.state, "", location.pathname + location.search);
+  }
+
+  function cancelJoin() {
+    forgetInvitation();
+    $("join").hidden = true;
+  }
+
+  async function join() {
+    const button = $("join-button");
+    const state = $("join-state");
+    if (!invitationInURL()) {
+      $("join").hidden = true;
+      return;
+    }
+    button.disabled = true;
+    state.textContent = S.joining;
+    try {
+      const result = await globalThis.interlude.acceptInvite(location.href);
+      forgetInvitation();
+      joinedBefore = new Set(journals.map((j) => j.docId));
+      state.textContent = "";
+      $("join-actions").hidden = true;
+      $("join-code").textContent = result.code;
+      $("join-wait").textContent = S.joinWait;
+      $("join-done").hidden = false;
+    } catch (err) {
+      state.textContent = joinErrorText(err);
+      // A used, malformed or own link never works here, so its secret
+      // need not stay in the address bar for another try.
+      if (["InvitationUsedError", "InvalidInvitationError", "SameDeviceError"].includes(err.name)) {
+        forgetInvitation();
+        $("join-actions").hidden = true;
+      }
+    } finally {
+      button.disabled = locked;
+    }
+  }
+
+  function joinErrorText(err) {
+    switch (err.name) {
+      case "InvitationUsedError":
+        return S.joinUsed;
+      case "InvalidInvitationError":
+        return S.joinInvalid;
+      case "InvitationNotFoundError":
+        return S.joinNotFound;
+      case "SameDeviceError":
+        return S.joinSelf;
+      case "LockedError":
+        return "";
+    }
+    console.error("interlude: joining by invitation failed:", err);
+    return S.joinFailed;
+  }
+
+  // Makes an invitation link to the open journal.
+  async function invite() {
+    const button = $("invite-button");
+    const state = $("invite-state");
+    const doc = journalID;
+    button.disabled = true;
+    hideInviteResult();
+    state.textContent = S.inviting;
+    try {
+      const result = await globalThis.interlude.invite(doc);
+      state.textContent = "";
+      if (locked || doc !== journalID) return;
+      $("invite-link").value = result.link;
+      $("invite-offline").hidden = result.synced;
+      $("invite-result").hidden = false;
+    } catch (err) {
+      if (err.name === "LockedError") {
+        state.textContent = "";
+      } else if (err.name === "NotAdminError") {
+        state.textContent = S.inviteNotAdmin;
+      } else if (err.name === "QuotaExceededError") {
+        state.textContent = S.quotaFull;
+      } else {
+        console.error("interlude: making an invitation failed:", err);
+        state.textContent = S.inviteFailed;
+      }
+    } finally {
+      button.disabled = locked;
+      renderStatus();
+      refreshInvitations();
+    }
+  }
+
+  function hideInviteResult() {
+    $("invite-result").hidden = true;
+    $("invite-link").value = "";
+  }
+
+  // Lists the invitations this device made to the open journal. A read
+  // that a newer one or a change of journal overtook is dropped.
+  let invitationsRead = 0;
+  async function refreshInvitations() {
+    const list = $("invitations");
+    const read = ++invitationsRead;
+    if (locked || currentRole() !== "admin") {
+      list.replaceChildren();
+      return;
+    }
+    const doc = journalID;
+    try {
+      const found = await globalThis.interlude.invitations(doc);
+      if (read !== invitationsRead || doc !== journalID || locked) return;
+      list.replaceChildren(...found.map(invitationItem));
+    } catch (err) {
+      logUnlessLocked("reading invitations")(err);
+    }
+  }
+
+  function invitationItem(inv) {
+    const item = document.createElement("li");
+    item.dataset.invitation = inv.id;
+    if (inv.accepted) {
+      item.dataset.state = "accepted";
+      item.textContent = S.invitationAccepted(inv.inviteeFingerprint, inv.code);
+    } else if (inv.failed) {
+      item.dataset.state = "failed";
+      item.textContent = S.invitationFailed;
+    } else {
+      item.dataset.state = "open";
+      item.textContent = S.invitationOpen;
+    }
+    return item;
+  }
+
+  // Makes a recovery phrase and shows its words until the person confirms
+  // they wrote them down. Only the list in the page contains them meanwhile.
+  async function makeRecoveryPhrase() {
+    const button = $("recovery-make");
+    const state = $("recovery-state");
+    button.disabled = true;
+    state.textContent = S.recoveryMaking;
+    try {
+      let result = await globalThis.interlude.makeRecoveryPhrase();
+      state.textContent = "";
+      if (!locked) {
+        showRecoveryWords(result.words.split(" "));
+        $("recovery-note").textContent = S.recoveryNote(result.fingerprint, result.documents);
+      }
+      result = null;
+    } catch (err) {
+      if (err.name === "LockedError") {
+        state.textContent = "";
+      } else if (err.name === "QuotaExceededError") {
+        state.textContent = S.quotaFull;
+      } else {
+        console.error("interlude: making a recovery phrase failed:", err);
+        state.textContent = S.recoveryFailed;
+      }
+    } finally {
+      button.disabled = locked;
+      renderStatus();
+      refreshDevices();
+    }
+  }
+
+  function showRecoveryWords(words) {
+    $("recovery-words").replaceChildren(...words.map((word) => {
+      const item = document.createElement("li");
+      item.textContent = word;
+      return item;
+    }));
+    $("recovery-make").hidden = true;
+    $("recovery-box").hidden = false;
+    $("recovery-done").focus();
+  }
+
+  function hideRecoveryWords() {
+    $("recovery-words").replaceChildren();
+    $("recovery-note").textContent = "";
+    $("recovery-box").hidden = true;
+    $("recovery-make").hidden = false;
+  }
+
+  // Links this device with the typed recovery phrase. The field is emptied
+  // while the client works, and refilled when recovery fails, so that one
+  // mistyped word can be corrected without typing them all again.
+  async function recover(event) {
+    event.preventDefault();
+    const field = $("recover-words");
+    const button = $("recover-button");
+    const state = $("recover-state");
+    let words = field.value;
+    if (!words.trim()) return;
+    field.value = "";
+    field.disabled = true;
+    button.disabled = true;
+    state.textContent = S.recovering;
+    try {
+      const result = await globalThis.interlude.recover(words);
+      words = "";
+      state.textContent = result.synced ? S.recovered(result.documents) : S.recoveredNotSynced(result.documents);
+      await refreshJournals();
+    } catch (err) {
+      state.textContent = recoverErrorText(err);
+      if (!locked && words) field.value = words;
+    } finally {
+      words = "";
+      field.disabled = locked;
+      button.disabled = locked;
+    }
+  }
+
+  function recoverErrorText(err) {
+    switch (err.name) {
+      case "InvalidRecoveryPhraseError":
+        if (err.reason === "count") return S.recoverCount(err.words, err.want);
+        if (err.reason === "checksum") return S.recoverChecksum;
+        return S.recoverWord;
+      case "NoRecoveryDocumentsError":
+        return S.recoverNoJournals;
+      case "QuotaExceededError":
+        return S.quotaFull;
+      case "LockedError":
+        return "";
+    }
+    console.error("interlude: recovery failed:", err);
+    return S.recoverFailed;
   }
 })();

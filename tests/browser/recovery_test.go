@@ -1,0 +1,205 @@
+//go:build !js
+
+package browser
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"interlude/client"
+	"interlude/client/keyring"
+	"interlude/client/wstransport"
+	"interlude/sync/envelope"
+)
+
+// clearRecoveryWords empties the recovery field, which chromedp.Clear
+// does not do for a typed value.
+var clearRecoveryWords = chromedp.Evaluate[chromedp.Void](`document.getElementById("recover-words").value = ""`)
+
+// TestRecoveryPhraseFromPage makes a recovery phrase in the page. The
+// words must show once, with the warning, and leave the page when the
+// person confirms they wrote them down. A native client must recover with the
+// words as the command does, through client.RecoveryIdentity on a store in
+// memory, and read the journal. A second browser must reject a short
+// phrase, two swapped words and a word not in the list, each with a
+// message that names what to fix, and then recover the journal with the
+// phrase typed in capitals.
+func TestRecoveryPhraseFromPage(t *testing.T) {
+	requireChromium(t)
+	app := buildApp(t)
+	base, _, _ := serveAppFromRelay(t, app)
+	relayURL := "ws://" + strings.TrimPrefix(base, "http://") + "/v1/sync"
+	css := func(sel string) chromedp.CSS { return chromedp.CSS(sel) }
+	bg := context.Background()
+
+	// 1. The page writes a journal entry and syncs it.
+	ctx := newBrowser(t)
+	errs := watchPageErrors(t, ctx)
+	entry := "slept well after the walk " + randomMarker(t)
+	do(t, ctx, "start and write in the journal", errs,
+		chromedp.Navigate(base+"/"),
+		skipPassphrase(),
+		chromedp.WaitEnabled(css("#entry")),
+		chromedp.WaitVisible(css(`#connection[data-state="connected"]`)),
+		chromedp.SendKeys(css("#entry"), entry),
+		chromedp.WaitVisible(css(`#save-state[data-state="synced"]`)),
+	)
+	journal := get(t, ctx, "read the journal's id", errs, chromedp.Evaluate[string](`interlude.journal()`, chromedp.EvalAwaitPromise))
+	journalID, err := envelope.ParseDocID(journal)
+	if err != nil {
+		t.Fatalf("journal id from the page: %v", err)
+	}
+
+	// 2. The page makes a phrase, shows its words with the warning, and
+	//    links the recovery device it derives.
+	do(t, ctx, "make a recovery phrase", errs,
+		chromedp.Click(css("#recovery-make")),
+		chromedp.WaitVisible(css("#recovery-box")),
+	)
+	words := get(t, ctx, "read the recovery words", errs, chromedp.Evaluate[string](
+		`[...document.querySelectorAll("#recovery-words li")].map((li) => li.textContent).join(" ")`))
+	if n := len(strings.Fields(words)); n != keyring.RecoveryPhraseWords {
+		t.Fatalf("the page shows %d recovery words, want %d", n, keyring.RecoveryPhraseWords)
+	}
+	phrase, err := keyring.ParseRecoveryPhrase(words)
+	if err != nil {
+		t.Fatalf("the page's recovery words do not parse: %v", err)
+	}
+	recoveryID, err := client.RecoveryIdentity(phrase)
+	if err != nil {
+		t.Fatalf("RecoveryIdentity: %v", err)
+	}
+	recoveryFingerprint := recoveryID.Public().Fingerprint()
+	boxText := get(t, ctx, "read the recovery warning", errs, chromedp.Text(css("#recovery-box")))
+	for _, want := range []string{"on paper", "Anyone who has them can read your journals", "shown only this once", "lose every device and these words", recoveryFingerprint} {
+		if !strings.Contains(boxText, want) {
+			t.Errorf("recovery box = %q, want it to contain %q", boxText, want)
+		}
+	}
+	shot := get(t, ctx, "take a screenshot", errs, chromedp.FullScreenshot(100))
+	saveScreenshot(t, "recovery-phrase.png", shot)
+	do(t, ctx, "wait for the recovery device's link to sync", errs,
+		chromedp.WaitVisible(css(fmt.Sprintf(`#linked-list li[data-public-id=%q]`, recoveryID.PublicID()))),
+		waitSynced(journal),
+	)
+	listed := get(t, ctx, "read the linked recovery device", errs, chromedp.Text(css(fmt.Sprintf(`#linked-list li[data-public-id=%q] span`, recoveryID.PublicID()))))
+	if listed != "Recovery phrase "+recoveryFingerprint {
+		t.Errorf("linked device entry = %q, want it named as recovery phrase %s", listed, recoveryFingerprint)
+	}
+
+	// 3. Once the person has written them down, the words leave the page.
+	do(t, ctx, "hide the recovery words", errs,
+		chromedp.Click(css("#recovery-done")),
+		chromedp.WaitNotVisible(css("#recovery-box")),
+	)
+	if html := get(t, ctx, "read the page", errs, chromedp.Evaluate[string](`document.documentElement.outerHTML`)); strings.Contains(html, words) {
+		t.Error("the page still contains the recovery words after they were hidden")
+	}
+
+	// 4. A native client recovers as 'interlude device recover' does.
+	newDevice := openGoDevice(t, relayURL)
+	recovery, err := client.Open(bg, client.Config{
+		Store: client.NewMemoryStore(), Identity: recoveryID, Dialer: wstransport.Dialer{}, RelayURL: relayURL,
+	})
+	if err != nil {
+		t.Fatalf("open the recovery client: %v", err)
+	}
+	defer recovery.Close()
+	syncGoDevice(t, recovery, "recovery device")
+	n, err := recovery.LinkDevice(bg, newDevice.Identity().Public())
+	if err != nil {
+		t.Fatalf("recovery LinkDevice: %v", err)
+	}
+	if n != 1 {
+		t.Errorf("the recovery device linked the new device to %d documents, want the page's 1 journal", n)
+	}
+	syncGoDevice(t, recovery, "recovery device")
+	syncGoDevice(t, newDevice, "new device")
+	if got, err := newDevice.Text(journalID); err != nil || got != entry {
+		t.Errorf("new device reads %q, %v; want the page's journal %q", got, err, entry)
+	}
+	errs.check(t)
+
+	// 5. A second browser rejects mistyped phrases, naming what to fix,
+	//    and keeps the typed words so one can be corrected.
+	other := newBrowser(t)
+	otherErrs := watchPageErrors(t, other)
+	do(t, other, "load the page on a new device", otherErrs,
+		chromedp.Navigate(base+"/"),
+		chromedp.WaitVisible(css("#setup-skip")),
+	)
+	// Before start, the calls reject as the others do.
+	for _, call := range []string{
+		fmt.Sprintf(`interlude.recover(%q)`, words),
+		`interlude.makeRecoveryPhrase()`,
+		fmt.Sprintf(`interlude.acceptInvite(%q)`, base+"/#invite=abc"),
+		`interlude.documents()`,
+	} {
+		got := get(t, other, "call "+call+" before start", otherErrs, chromedp.Evaluate[string](
+			call+`.then(() => "resolved", (err) => err.name)`, chromedp.EvalAwaitPromise))
+		if got != "NotStartedError" {
+			t.Errorf("%s before start = %q, want it rejected with NotStartedError", strings.Replace(call, words, "WORDS", 1), got)
+		}
+	}
+	do(t, other, "start the new device", otherErrs,
+		skipPassphrase(),
+		chromedp.WaitEnabled(css("#recover-words")),
+	)
+	list := strings.Fields(words)
+	swapAt := 0
+	for list[swapAt] == list[swapAt+1] {
+		swapAt++
+	}
+	swapped := append([]string(nil), list...)
+	swapped[swapAt], swapped[swapAt+1] = swapped[swapAt+1], swapped[swapAt]
+	badPhrases := []struct {
+		name  string
+		typed string
+		want  string
+	}{
+		{"five words", strings.Join(list[:5], " "), fmt.Sprintf("You typed 5 words, but a recovery phrase has %d.", keyring.RecoveryPhraseWords)},
+		{"two words swapped", strings.Join(swapped, " "), "a word is wrong or two words are swapped"},
+		{"a word not in the list", strings.Join(append([]string{"interludexyz"}, list[1:]...), " "), "A word is not one of the recovery phrase words."},
+	}
+	for _, bp := range badPhrases {
+		do(t, other, "recover with "+bp.name, otherErrs,
+			clearRecoveryWords,
+			chromedp.SendKeys(css("#recover-words"), bp.typed),
+			chromedp.Click(css("#recover-button")),
+			chromedp.Poll[chromedp.Void](`document.getElementById("recover-words").disabled === false && document.getElementById("recover-state").textContent !== "Recovering your journals…"`, chromedp.WithPollingTimeout(0)),
+		)
+		state := get(t, other, "read the recovery state", otherErrs, chromedp.Text(css("#recover-state")))
+		if !strings.Contains(state, bp.want) {
+			t.Errorf("recovery with %s: page shows %q, want it to contain %q", bp.name, state, bp.want)
+		}
+		kept := get(t, other, "read the recovery field", otherErrs, chromedp.Value(css("#recover-words")))
+		if kept != bp.typed {
+			t.Errorf("recovery with %s: field contains %q after the error, want the typed words kept", bp.name, kept)
+		}
+	}
+	typeErr := get(t, other, "call recover with a number", otherErrs, chromedp.Evaluate[string](
+		`interlude.recover(42).then(() => "resolved", (err) => err.name)`, chromedp.EvalAwaitPromise))
+	if typeErr != "TypeError" {
+		t.Errorf("recover(42) = %q, want it rejected with TypeError", typeErr)
+	}
+
+	// 6. The phrase as a person might type it recovers the journal.
+	typed := "  " + strings.ToUpper(strings.Join(list, "  ")) + " "
+	do(t, other, "recover with the phrase", otherErrs,
+		clearRecoveryWords,
+		chromedp.SendKeys(css("#recover-words"), typed),
+		chromedp.Click(css("#recover-button")),
+		chromedp.Poll[chromedp.Void](`document.getElementById("recover-state").textContent.startsWith("This device now has 1 journal")`, chromedp.WithPollingTimeout(0)),
+		chromedp.WaitVisible(css("#journal-choice")),
+		selectJournal(journal),
+		chromedp.Poll[chromedp.Void](fmt.Sprintf(`document.getElementById("entry").value === %q`, entry), chromedp.WithPollingTimeout(0)),
+	)
+	if left := get(t, other, "read the recovery field", otherErrs, chromedp.Value(css("#recover-words"))); left != "" {
+		t.Errorf("recovery field contains %q after a recovery, want it empty", left)
+	}
+	otherErrs.check(t)
+}

@@ -1,0 +1,203 @@
+//go:build js && wasm
+
+package main
+
+// This file makes a recovery phrase and recovers with one. The phrase
+// derives one more device (client.RecoveryIdentity), which this device
+// links like any other, so that device is a member of every document of
+// the person, now and later. On a new device, recover runs a client as
+// that recovery device on a store in memory, long enough to link the new
+// device, as 'interlude device recover' does. The words are secret, so
+// nothing here stores or logs them, and no error message quotes them.
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"strings"
+	"syscall/js"
+
+	"interlude/client"
+	"interlude/client/keyring"
+	"interlude/wasm/jsws"
+)
+
+// recoveryKeyPrefix starts the key of a record that marks a linked device
+// as a recovery phrase made on this device, so the page can name it. The
+// key ends in the device's public signing key, and nothing in the record
+// is secret.
+const recoveryKeyPrefix = "web/recovery/"
+
+func recoveryKey(sign ed25519.PublicKey) []byte {
+	return append([]byte(recoveryKeyPrefix), sign...)
+}
+
+// errNoRecoveryDocuments rejects a phrase that gave this device no
+// document, which a mistyped phrase cannot cause: the checksum catches
+// those.
+var errNoRecoveryDocuments = named("NoRecoveryDocumentsError", errors.New("interlude: the recovery phrase added this device to no document: either the device that made the phrase never synced with this relay, or this device already has every document the phrase opens"))
+
+// makeRecoveryPhrase is the JavaScript makeRecoveryPhrase(). It links the
+// device that a new phrase derives and resolves to {words, fingerprint,
+// documents}: the phrase, the recovery device's fingerprint, and the
+// number of documents it is added to on the next sync.
+//
+// NOTE: the words pass through Go and JavaScript strings, which cannot be
+// zeroed, so they stay in memory until the garbage collector reuses it.
+func (a *app) makeRecoveryPhrase([]js.Value) any {
+	return promise(func() (any, error) {
+		a.touch()
+		c, store, release, err := a.acquire()
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		phrase, err := keyring.NewRecoveryPhrase()
+		if err != nil {
+			return nil, err
+		}
+		recovery, err := client.RecoveryIdentity(phrase)
+		if err != nil {
+			return nil, err
+		}
+		dev := recovery.Public()
+
+		// The mark is written before the link, so a failure between the
+		// two leaves a mark on a device that was never linked, which
+		// nothing lists, and never a linked recovery device without its
+		// name.
+		ctx := context.Background()
+		var batch client.Batch
+		batch.Put(recoveryKey(dev.Sign), []byte{1})
+		if err := store.Write(ctx, &batch); err != nil {
+			return nil, fmt.Errorf("interlude: record the recovery device: %w", err)
+		}
+		n, err := c.LinkDevice(ctx, dev)
+		if err != nil {
+			return nil, err
+		}
+		a.refreshAll(c)
+		return map[string]any{"words": phrase.Words(), "fingerprint": dev.Fingerprint(), "documents": n}, nil
+	})
+}
+
+// isRecoveryDevice reports whether dev is a recovery phrase made on this
+// device.
+func isRecoveryDevice(ctx context.Context, store client.Store, dev client.PublicID) (bool, error) {
+	_, err := store.Get(ctx, recoveryKey(dev.Sign))
+	switch {
+	case errors.Is(err, client.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("interlude: read whether device %s is a recovery phrase: %w", dev.Fingerprint(), err)
+	}
+	return true, nil
+}
+
+// recover is the JavaScript recover(words). It links this device to every
+// document of the phrase's person, syncs them to this device, and resolves
+// to {documents, synced}: the number of documents linked, and whether
+// this device has fetched them yet. When synced is false they arrive on a
+// later sync.
+func (a *app) recover(args []js.Value) any {
+	words, wordsErr := stringArg(args, 0, "words")
+	return promise(func() (any, error) {
+		a.touch()
+		c, _, release, err := a.acquire()
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		if wordsErr != nil {
+			return nil, wordsErr
+		}
+		phrase, err := parseRecoveryPhrase(words)
+		if err != nil {
+			return nil, err
+		}
+		recoveryID, err := client.RecoveryIdentity(phrase)
+		if err != nil {
+			return nil, err
+		}
+		a.mu.Lock()
+		relay := a.cfg.relay
+		a.mu.Unlock()
+		if relay == "" {
+			return nil, errNoRelay
+		}
+
+		n, err := a.linkFromRecovery(recoveryID, relay, c.Identity().Public())
+		if err != nil {
+			return nil, err
+		}
+		synced := true
+		if err := a.resync(c); err != nil {
+			a.log.Warn("sync after recovery failed, so the documents arrive on the next sync", "documents", n, "err", err)
+			synced = false
+		}
+		// This device links the recovery device in turn, so that the
+		// phrase also covers documents shared with this device later.
+		linkCtx, cancel := context.WithTimeout(context.Background(), relayTimeout)
+		_, err = c.LinkDevice(linkCtx, recoveryID.Public())
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		a.refreshAll(c)
+		return map[string]any{"documents": n, "synced": synced}, nil
+	})
+}
+
+// linkFromRecovery runs a client as the recovery device on a store in
+// memory, links dev to every document it is a member of, and sends the
+// links to the relay. It returns the number of documents linked.
+func (a *app) linkFromRecovery(recoveryID *client.Identity, relay string, dev client.PublicID) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), relayTimeout)
+	defer cancel()
+	recovery, err := client.Open(ctx, client.Config{
+		Store:    client.NewMemoryStore(),
+		Identity: recoveryID,
+		Dialer:   jsws.Dialer{},
+		RelayURL: relay,
+		Logger:   a.log.With("device", "recovery"),
+	})
+	if err != nil {
+		return 0, err
+	}
+	defer recovery.Close()
+
+	// The first sync fetches every document the recovery device is a
+	// member of, and the second sends the links.
+	if err := recovery.SyncOnce(ctx); err != nil {
+		return 0, fmt.Errorf("interlude: sync as the recovery device: %w", err)
+	}
+	n, err := recovery.LinkDevice(ctx, dev)
+	if err != nil {
+		return 0, err
+	}
+	if n == 0 {
+		return 0, errNoRecoveryDocuments
+	}
+	if err := recovery.SyncOnce(ctx); err != nil {
+		return 0, fmt.Errorf("interlude: send this device's links as the recovery device: %w", err)
+	}
+	return n, nil
+}
+
+// parseRecoveryPhrase parses words, and names what is wrong in a way the
+// page can show without quoting a word.
+func parseRecoveryPhrase(words string) (*keyring.RecoveryPhrase, error) {
+	if n := len(strings.Fields(words)); n != keyring.RecoveryPhraseWords {
+		err := fmt.Errorf("interlude: the recovery phrase has %d words, want %d: type every word of the written copy", n, keyring.RecoveryPhraseWords)
+		return nil, namedWith("InvalidRecoveryPhraseError", err, map[string]any{"reason": "count", "words": n, "want": keyring.RecoveryPhraseWords})
+	}
+	phrase, err := keyring.ParseRecoveryPhrase(words)
+	switch {
+	case errors.Is(err, keyring.ErrRecoveryChecksum):
+		return nil, namedWith("InvalidRecoveryPhraseError", err, map[string]any{"reason": "checksum"})
+	case err != nil:
+		return nil, namedWith("InvalidRecoveryPhraseError", err, map[string]any{"reason": "word"})
+	}
+	return phrase, nil
+}
