@@ -29,7 +29,7 @@ import (
 //
 // A device never learns links from a membership log. Any member can make
 // an add_device entry that names someone else's device as its own, in a
-// document it created; a device that trusted such an entry would add the
+// document it created. A device that trusted such an entry would add the
 // stranger to all its other documents. So a person who wants documents
 // shared with either of two devices to reach both links each from the
 // other, and a device removed by one of them is forgotten by the other
@@ -156,9 +156,9 @@ func (c *Client) LinkedDevices(ctx context.Context) ([]PublicID, error) {
 }
 
 // followLinksLocked brings d in step with this device's links. It
-// forgets a linked device that d's log shows removed by this device or
-// by another linked device, and adds the linked devices that were never
-// members of d.
+// deletes the record of a linked device that d's log shows removed by
+// this device or by another linked device, and adds the linked devices
+// that were never members of d.
 func (c *Client) followLinksLocked(ctx context.Context, d *document) error {
 	if _, ok := d.log.state.Member(c.selfKey()); !ok {
 		return nil

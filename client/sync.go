@@ -172,8 +172,8 @@ func (s *session) close() {
 	s.c.mu.Unlock()
 }
 
-// sessionStarted adds delta to the count of open sessions and tells the
-// listeners, whose status shows whether any session is open.
+// sessionStarted adds delta to the count of open sessions and notifies
+// the listeners, whose status shows whether any session is open.
 func (c *Client) sessionStarted(delta int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -77,8 +77,8 @@ func (c *conn) WriteFrame(_ context.Context, frame []byte) error {
 // may be gone.
 const closeTimeout = time.Second
 
-// Close tells the relay that the session ends normally, so that it does
-// not log an abnormal closure, and closes the connection.
+// Close sends the relay a normal close frame, so that it does not log an
+// abnormal closure, and closes the connection.
 func (c *conn) Close() error {
 	c.closeOnce.Do(func() { close(c.stop) })
 	// The relay may already be gone; the connection closes either way.

@@ -216,7 +216,7 @@ func (s *State) checkDevice(e *Entry, author Member, isAuthor bool) error {
 		case isMember:
 			return fmt.Errorf("%w: %x is already a member", ErrInvalid, e.Subject.Sign[:8])
 		case e.Subject.Role != author.Role:
-			return fmt.Errorf("%w: a device gets its person's role %s, entry says %s", ErrInvalid, author.Role, e.Subject.Role)
+			return fmt.Errorf("%w: a device gets its person's role %s, but the entry has %s", ErrInvalid, author.Role, e.Subject.Role)
 		case len(s.members) >= MaxMembers:
 			return fmt.Errorf("%w: document already has %d members, the maximum", ErrInvalid, len(s.members))
 		case e.Epoch != s.epoch:
