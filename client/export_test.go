@@ -1,6 +1,10 @@
 package client
 
-import "interlude/sync/envelope"
+import (
+	"time"
+
+	"interlude/sync/envelope"
+)
 
 // EpochKeysForTest returns every document key of doc this device holds,
 // for tests that check what a removed member can decrypt.
@@ -28,4 +32,12 @@ func OutboxLenForTest(c *Client, doc envelope.DocID) int {
 		return len(d.outbox)
 	}
 	return -1
+}
+
+// SetRelistIntervalForTest sets how often a running session lists the
+// relay's documents, and returns a function that restores it.
+func SetRelistIntervalForTest(d time.Duration) func() {
+	old := relistInterval
+	relistInterval = d
+	return func() { relistInterval = old }
 }

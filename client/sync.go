@@ -22,8 +22,9 @@ import (
 const maxInFlight = 64
 
 // relistInterval is how often a running session requests from the relay
-// documents newly shared with this device.
-const relistInterval = 15 * time.Second
+// documents newly shared with this device, in case a Shared notice was
+// missed. A variable so that a test can take the timer out of play.
+var relistInterval = 15 * time.Second
 
 // Backoff bounds between reconnection attempts.
 const (
@@ -354,6 +355,14 @@ func (s *session) handle(msg wire.Message) error {
 	switch m := msg.(type) {
 	case *wire.CaughtUp:
 		s.c.caughtUp(s, m)
+	case *wire.Shared:
+		// A member added this device to a document: the run loop lists
+		// the documents again on waking, instead of at the next relist.
+		s.c.log.Info("relay reports a document shared with this device")
+		select {
+		case s.c.wake <- struct{}{}:
+		default:
+		}
 	case *wire.Error:
 		if m.Ref == 0 {
 			return fmt.Errorf("client: relay closed the session: %w", m)

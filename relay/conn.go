@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -63,6 +64,13 @@ type conn struct {
 	// subs maps each subscribed document to its subscription. The writer
 	// goroutine owns it.
 	subs map[envelope.DocID]*subscription
+	// authed is set once device is; other goroutines read device only
+	// after they see it set.
+	authed atomic.Bool
+	// shared is set, and wake signalled, when a membership entry added
+	// this connection's device to a document; the writer then sends
+	// Shared.
+	shared atomic.Bool
 
 	mu   sync.Mutex
 	shut bool // guarded by mu; set by closeForShutdown
@@ -209,6 +217,7 @@ func (c *conn) authenticate() error {
 		}
 
 		copy(c.device[:], auth.Device)
+		c.authed.Store(true)
 		c.auditEvent(AuditAuth, nil, 0, 0, "")
 		if err := c.writeMessage(&wire.Welcome{Version: wire.Version}); err != nil {
 			return fmt.Errorf("send Welcome: %w", err)
@@ -342,6 +351,11 @@ func (c *conn) writeLoop(ctx context.Context) error {
 				return fmt.Errorf("send ping: %w", err)
 			}
 		case <-pull:
+			if c.shared.Swap(false) {
+				if err := c.writeMessage(&wire.Shared{}); err != nil {
+					return err
+				}
+			}
 			if err := c.pullPending(); err != nil {
 				return err
 			}

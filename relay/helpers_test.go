@@ -197,6 +197,9 @@ type client struct {
 	dev     device
 	hello   *wire.Hello
 	lastRef uint64
+	// shared counts the Shared notices read, which recv skips because
+	// they come unasked between replies.
+	shared int
 }
 
 // dial connects to the relay and reads its Hello, without authenticating.
@@ -260,6 +263,26 @@ func (c *client) recv() wire.Message {
 }
 
 func (c *client) tryRecv() (wire.Message, error) {
+	for {
+		c.ws.SetReadDeadline(time.Now().Add(readGuard))
+		typ, frame, err := c.ws.ReadMessage()
+		if err != nil {
+			return nil, err
+		}
+		if typ != websocket.BinaryMessage {
+			return nil, fmt.Errorf("frame of type %d, want binary", typ)
+		}
+		m, err := wire.Decode(frame)
+		if _, ok := m.(*wire.Shared); ok && err == nil {
+			c.shared++
+			continue
+		}
+		return m, err
+	}
+}
+
+// tryRecvRaw reads one message, Shared notices included.
+func (c *client) tryRecvRaw() (wire.Message, error) {
 	c.ws.SetReadDeadline(time.Now().Add(readGuard))
 	typ, frame, err := c.ws.ReadMessage()
 	if err != nil {

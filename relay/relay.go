@@ -252,6 +252,22 @@ func (s *Server) track(c *conn) bool {
 	return true
 }
 
+// notifyShared tells device's open connections that a membership entry
+// added it to a document, so its clients list their documents again.
+func (s *Server) notifyShared(device deviceKey) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if c.authed.Load() && c.device == device {
+			c.shared.Store(true)
+			select {
+			case c.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
 func (s *Server) untrack(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)

@@ -64,6 +64,10 @@ func (c *conn) appendEntry(m *wire.AppendEntry) wire.Message {
 	}
 	if stored {
 		c.srv.hub.notify(doc)
+		// appendMember decoded and checked the entry already.
+		if e, err := membership.Decode(m.Entry); err == nil && (e.Op == membership.OpAdd || e.Op == membership.OpAddDevice) {
+			c.srv.notifyShared(e.Subject.Sign)
+		}
 		event := AuditAddMember
 		if index == 0 {
 			event = AuditCreate

@@ -53,7 +53,10 @@
 // Version 4 pages the document list: ListDocs carries After and Limit,
 // and Docs carries More. A message is a msgpack array whose length the
 // decoder checks against the message's fields, so a version 3 peer
-// rejects these two messages as malformed.
+// rejects these two messages as malformed. The relay also sends Shared,
+// unasked, to a device's open connections when a membership entry adds
+// the device to a document, so the client lists its documents again at
+// once instead of on its next timed relist.
 //
 // Version 3 replaces Create and AddMember (types 6 and 7, retired) with
 // the signed membership log: AppendEntry, EntryAck, GetLog and Log. Hello
@@ -120,6 +123,7 @@ const (
 	TypePostInvite  Type = 19
 	TypeTakeInvite  Type = 20
 	TypeInvite      Type = 21
+	TypeShared      Type = 22
 )
 
 // Message is implemented by every message type.
@@ -312,6 +316,13 @@ type Deliver struct {
 	Countersig []byte
 }
 
+// Shared tells a device, unasked, that a membership entry added it to a
+// document: ListDocs now lists more. It carries nothing, so a relay
+// reveals nothing new by sending it.
+type Shared struct {
+	_msgpack struct{} `msgpack:",as_array"`
+}
+
 // CaughtUp reports that the backlog of a subscription has been sent up to Cursor.
 type CaughtUp struct {
 	_msgpack struct{} `msgpack:",as_array"`
@@ -338,6 +349,7 @@ func (*Log) Type() Type         { return TypeLog }
 func (*PostInvite) Type() Type  { return TypePostInvite }
 func (*TakeInvite) Type() Type  { return TypeTakeInvite }
 func (*Invite) Type() Type      { return TypeInvite }
+func (*Shared) Type() Type      { return TypeShared }
 
 // Error implements the error interface so a client can return a relay's
 // Error message as it is.
@@ -441,6 +453,8 @@ func newMessage(t Type) Message {
 		return &TakeInvite{}
 	case TypeInvite:
 		return &Invite{}
+	case TypeShared:
+		return &Shared{}
 	}
 	return nil
 }

@@ -33,6 +33,7 @@ func TestEncodeDecodeEveryType(t *testing.T) {
 		&Deliver{Doc: make([]byte, 16), Cursor: 14, Envelope: []byte{7}},
 		&Deliver{Doc: make([]byte, 16), Cursor: 15, Entry: []byte{8}, Countersig: []byte{9}},
 		&CaughtUp{Doc: make([]byte, 16), Cursor: 15},
+		&Shared{},
 	}
 	for _, m := range msgs {
 		frame, err := Encode(m)
