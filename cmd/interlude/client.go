@@ -98,11 +98,15 @@ func openProfile(ctx context.Context, p *profileFlags) (*client.Identity, client
 	if err != nil {
 		return nil, nil, err
 	}
+	// A conversion by 'id encrypt' that stopped early is finished first.
+	if err := finishStoreConversion(p.profile); err != nil {
+		return nil, nil, err
+	}
 	id, encrypted, err := readIdentity(p, pass)
 	if err != nil {
 		return nil, nil, err
 	}
-	raw, err := badgerstore.Open(filepath.Join(p.profile, "store"))
+	raw, err := badgerstore.Open(filepath.Join(p.profile, storeDir))
 	if err != nil {
 		return nil, nil, err
 	}

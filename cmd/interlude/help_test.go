@@ -19,6 +19,7 @@ func TestSubcommandHelp(t *testing.T) {
 	}{
 		{[]string{"id", "new"}, "usage: interlude id new [flags]", []string{"-profile", "-passphrase-file"}},
 		{[]string{"id", "show"}, "usage: interlude id show [flags]", []string{"-profile", "-passphrase-file"}},
+		{[]string{"id", "encrypt"}, "usage: interlude id encrypt [flags]", []string{"-profile", "-passphrase-file"}},
 		{[]string{"doc", "new"}, "usage: interlude doc new [flags]", []string{"-profile", "-passphrase-file"}},
 		{[]string{"doc", "list"}, "usage: interlude doc list [flags]", []string{"-profile", "-passphrase-file"}},
 		{[]string{"doc", "share"}, "usage: interlude doc share [flags] DOC PUBLIC-ID", []string{"-profile", "-passphrase-file"}},

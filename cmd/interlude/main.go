@@ -50,6 +50,7 @@ Commands:
   relay audit      check a stopped relay's audit log and print its head
   id new           make this device's identity in a profile folder
   id show          print this device's public id, to give to others
+  id encrypt       encrypt an existing profile under a passphrase
   doc new          make a new journal document
   doc list         list the documents on this device
   doc share        share a document with another person's public id
@@ -93,6 +94,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runRelay(ctx, args[1:], stdout, stderr, app)
 	case args[0] == "id" && sub == "new":
 		return runIDNew(ctx, args[2:], stdout, stderr)
+	case args[0] == "id" && sub == "encrypt":
+		return runIDEncrypt(ctx, args[2:], stdout, stderr)
 	case args[0] == "id" && sub == "show":
 		return runIDShow(ctx, args[2:], stdout, stderr)
 	case args[0] == "doc" && sub == "new":
