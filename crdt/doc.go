@@ -12,7 +12,9 @@
 // byte string for the sync layer to encrypt and relay; [Doc.Apply] merges
 // an update from another replica. [Doc.Save] and [Load] keep the whole
 // document, including updates still waiting for their causes.
-// [Doc.State] returns everything as JSON-like Go values.
+// [Doc.State] returns everything as JSON-like Go values. Like a map, a Doc
+// is for one goroutine at a time: the caller serializes calls on it and
+// on its containers.
 //
 // # Texts and lists
 //
