@@ -47,7 +47,7 @@ type startConfig struct {
 var (
 	errLockedAtStart = named("LockedError", errors.New("interlude: this device's data is locked: enter the passphrase"))
 	errLocked        = named("LockedError", errors.New("interlude: this device's data is locked: call unlock with the passphrase"))
-	errNotEncrypted  = named("NotEncryptedError", errors.New("interlude: this device's data was stored without a passphrase, and a passphrase cannot be added to data already stored: start without one"))
+	errNotEncrypted  = named("NotEncryptedError", errors.New("interlude: this device's data was stored without a passphrase: start without one, then call encryptDevice to add one"))
 )
 
 var errStopScan = errors.New("stop scan")
@@ -107,7 +107,8 @@ func passphraseValue(v js.Value, optional bool) (*keyring.Passphrase, error) {
 
 // storeState resolves to "new" when the database holds no identity and no
 // encrypted store, "encrypted" when it holds an encrypted store, and
-// "unencrypted" otherwise. It only reads the database.
+// "unencrypted" otherwise. It only reads the database, after finishing or
+// undoing a conversion to an encrypted database that was cut short.
 func (a *app) storeState(args []js.Value) any {
 	database := defaultDatabase
 	if len(args) > 0 && args[0].Type() == js.TypeObject {
@@ -117,7 +118,11 @@ func (a *app) storeState(args []js.Value) any {
 	}
 	return promise(func() (any, error) {
 		ctx := context.Background()
-		raw, err := idbstore.Open(ctx, database)
+		current, err := resolveDatabase(ctx, database)
+		if err != nil {
+			return nil, err
+		}
+		raw, err := idbstore.Open(ctx, current)
 		if err != nil {
 			return nil, err
 		}
@@ -194,10 +199,15 @@ func openStore(ctx context.Context, raw client.Store, passphrase *keyring.Passph
 // them and starts Run. unlocking is set when unlock calls it.
 func (a *app) open(cfg startConfig, passphrase *keyring.Passphrase, unlocking bool) (*client.Client, error) {
 	ctx := context.Background()
-	raw, err := idbstore.Open(ctx, cfg.database)
+	current, err := resolveDatabase(ctx, cfg.database)
 	if err != nil {
 		return nil, err
 	}
+	raw, err := idbstore.Open(ctx, current)
+	if err != nil {
+		return nil, err
+	}
+
 	store, encrypted, err := openStore(ctx, raw, passphrase, unlocking)
 	if err != nil {
 		raw.Close()

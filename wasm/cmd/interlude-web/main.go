@@ -60,6 +60,10 @@
 //	recover(words) -> Promise<{documents, synced}>   links this device to
 //	               every document of the recovery phrase's person and
 //	               syncs them; synced is false when that sync failed
+//	encryptDevice(passphrase) -> Promise<{records}>   encrypts a started
+//	               device that has no passphrase and starts it again
+//	               with the idle lock on (see convert.go); records is the
+//	               number of records copied
 //
 // A rejected Promise carries an Error whose name is the kind of
 // failure: QuotaExceededError (and the other DOMException names from
@@ -213,6 +217,7 @@ func (a *app) exports() js.Value {
 	set("acceptInvite", a.acceptInvite)
 	set("makeRecoveryPhrase", a.makeRecoveryPhrase)
 	set("recover", a.recover)
+	set("encryptDevice", a.encryptDevice)
 	return api
 }
 

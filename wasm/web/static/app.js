@@ -92,6 +92,11 @@
       info = await globalThis.interlude.start(options);
     }
     encrypted = info.encrypted;
+    if (!encrypted) {
+      $("protect-help").textContent = S.protectHelp(Math.round(options.idleTimeout / 1000));
+      $("protect").hidden = false;
+      $("protect-form").addEventListener("submit", protectDevice);
+    }
     $("public-id").value = info.publicID;
     $("fingerprint").textContent = S.fingerprintLabel(info.fingerprint);
 
@@ -200,22 +205,8 @@
       };
       form.addEventListener("submit", (event) => {
         event.preventDefault();
-        // The fields are emptied first, so the passphrase stays in no
-        // element of the page once it is passed on.
-        let passphrase = first.value;
-        const again = second.value;
-        first.value = "";
-        second.value = "";
-        if (passphrase.length < MIN_PASSPHRASE_LENGTH) {
-          state.textContent = S.passphraseTooShort(MIN_PASSPHRASE_LENGTH);
-          first.focus();
-          return;
-        }
-        if (passphrase !== again) {
-          state.textContent = S.passphraseMismatch;
-          first.focus();
-          return;
-        }
+        let passphrase = takeNewPassphrase(first, second, state);
+        if (passphrase === null) return;
         run(passphrase);
         passphrase = "";
       });
@@ -225,6 +216,62 @@
         run(undefined);
       });
     });
+  }
+
+  // Returns the new passphrase typed in the fields first and second, or
+  // null after showing in state why it is not accepted. The fields are
+  // emptied first, so the passphrase stays in no element of the page once
+  // it is passed on.
+  function takeNewPassphrase(first, second, state) {
+    const passphrase = first.value;
+    const again = second.value;
+    first.value = "";
+    second.value = "";
+    if (passphrase.length < MIN_PASSPHRASE_LENGTH) {
+      state.textContent = S.passphraseTooShort(MIN_PASSPHRASE_LENGTH);
+      first.focus();
+      return null;
+    }
+    if (passphrase !== again) {
+      state.textContent = S.passphraseMismatch;
+      first.focus();
+      return null;
+    }
+    return passphrase;
+  }
+
+  // Encrypts a device set up without a passphrase under the one typed in
+  // the devices section. The page then locks as on a device set up with a
+  // passphrase.
+  async function protectDevice(event) {
+    event.preventDefault();
+    const state = $("protect-state");
+    let passphrase = takeNewPassphrase($("protect-passphrase"), $("protect-confirm"), state);
+    if (passphrase === null) return;
+    const controls = [$("protect-passphrase"), $("protect-confirm"), $("protect-button")];
+    for (const c of controls) c.disabled = true;
+    setEditable(false);
+    state.textContent = S.protecting;
+    // The client stops while it copies, so the last edits are saved first.
+    await flush();
+    try {
+      await globalThis.interlude.encryptDevice(passphrase);
+      encrypted = true;
+      $("protect").hidden = true;
+      showGate(null);
+      state.textContent = S.protectDone;
+      reportActivity(true);
+    } catch (err) {
+      console.error("interlude: encrypting this device failed:", err);
+      state.textContent = S.protectFailed;
+      // encryptDevice starts the client again without a passphrase after
+      // a failed copy; without a client the page cannot go on.
+      if (!globalThis.interlude.publicID()) showNotice(S.loadFailed);
+    } finally {
+      passphrase = "";
+      for (const c of controls) c.disabled = false;
+      if (!locked) setEditable(true);
+    }
   }
 
   // Shows the lock screen until action(passphrase) succeeds, and resolves

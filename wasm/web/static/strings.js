@@ -21,6 +21,10 @@ globalThis.interludeStrings = Object.freeze({
   passphraseTooShort: (n) => `Use at least ${n} characters.`,
   passphraseMismatch: "The two passphrases differ. Type them again.",
   protecting: "Encrypting this device's copy…",
+  protectHelp: (seconds) =>
+    `This device stores your journal without a passphrase, so anyone who can open this browser can read it. Choosing one encrypts everything Interlude keeps on this device, deletes the unencrypted copy, and locks Interlude after ${seconds >= 60 ? `${Math.round(seconds / 60)} minutes` : `${seconds} seconds`} without use. The disk may still hold traces of the old copy.`,
+  protectDone: "This device's copy is now encrypted under your passphrase.",
+  protectFailed: "Could not encrypt this device's copy. Your journal is still here, without a passphrase. Reload the page and try again.",
 
   lockHeading: "Interlude is locked",
   lockHelp: "Enter this device's passphrase to open your journal.",
