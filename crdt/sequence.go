@@ -32,7 +32,11 @@ func (c *container) insertLocal(pos int, text string, n int, values []any) {
 			// that run instead of adding an item.
 			if it.id.replica == own.id && it.end() == start && !it.deleted && it.right == idOf(next) {
 				if c.kind == KindText {
-					it.content = c.extendContent(it.content, text, n)
+					if grown, ok := c.extendByte(it.content, text); ok {
+						it.content = grown
+					} else {
+						it.content = c.extendContent(it.content, text, n)
+					}
 				}
 				it.values = append(it.values, values...)
 				it.length += n
@@ -108,6 +112,19 @@ func (c *container) extendContent(run []rune, s string, m int) []rune {
 	}
 	end := len(c.arena)
 	return c.arena[end-len(run)-m : end : end]
+}
+
+// extendByte is extendContent for the most common keystroke, one ASCII
+// character typed at the end of a run that ends the arena, which has room.
+// It reports false, having changed nothing, for anything else. It is
+// small enough to inline, which saves a call per keystroke.
+func (c *container) extendByte(run []rune, s string) ([]rune, bool) {
+	n := len(c.arena)
+	if len(s) != 1 || s[0] >= utf8.RuneSelf || len(run) == 0 || n == 0 || n == cap(c.arena) || &run[len(run)-1] != &c.arena[n-1] {
+		return nil, false
+	}
+	c.arena = append(c.arena, rune(s[0]))
+	return c.arena[n-len(run) : n+1 : n+1], true
 }
 
 // Sizes of the chunks of a text's arena, in code points.
