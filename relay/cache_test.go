@@ -1,13 +1,8 @@
 package relay_test
 
 import (
-	"bytes"
-	"crypto/rand"
 	"fmt"
-	"slices"
 	"testing"
-
-	"golang.org/x/crypto/nacl/box"
 
 	"interlude/relay"
 	"interlude/sync/envelope"
@@ -167,44 +162,6 @@ func TestOpenRejectsNegativeCacheSize(t *testing.T) {
 		t.Fatal("Open with MembershipCacheSize -1 succeeded, want an error")
 	}
 	t.Logf("Open with MembershipCacheSize -1: %v", err)
-}
-
-// TestListDocsCapsOneReply gives one device more memberships than one
-// Docs reply carries. The reply must reach the client whole, with the
-// first grants in document id order.
-func TestListDocsCapsOneReply(t *testing.T) {
-	r := startRelay(t)
-	alice := newDevice(t)
-	docs := make([]envelope.DocID, relay.MaxListGrants+1)
-	for i := range docs {
-		docs[i] = newDocID(t)
-	}
-	// Real sealed keys have this size, so the reply has its real size.
-	sealed := make([]byte, membership.KeySize+box.AnonymousOverhead)
-	rand.Read(sealed)
-	var admin [32]byte
-	rand.Read(admin[:])
-	if err := relay.WriteMemberships(r.srv, [32]byte(alice.pub), admin, docs, sealed); err != nil {
-		t.Fatalf("store %d memberships: %v", len(docs), err)
-	}
-
-	got := connect(t, r, alice).listDocs()
-
-	if len(got.Grants) != relay.MaxListGrants {
-		t.Fatalf("ListDocs returned %d grants, want the maximum of %d", len(got.Grants), relay.MaxListGrants)
-	}
-	slices.SortFunc(docs, func(x, y envelope.DocID) int { return bytes.Compare(x[:], y[:]) })
-	for i, g := range got.Grants {
-		if !bytes.Equal(g.Doc, docs[i][:]) {
-			t.Fatalf("grant %d is for document %x, want %s, grant %d in document id order", i, g.Doc, docs[i], i)
-		}
-		if !bytes.Equal(g.SealedKey, sealed) {
-			t.Fatalf("grant %d carries another sealed key than the one stored", i)
-		}
-		if !bytes.Equal(g.AddedBy, admin[:]) {
-			t.Fatalf("grant %d added by %x, want %x", i, g.AddedBy, admin)
-		}
-	}
 }
 
 // TestGetLogPagesLongLog builds a membership log larger than one Log
