@@ -92,26 +92,13 @@ func countRunes(s string) (int, bool) {
 // extendContent returns the code points of run followed by the m code
 // points of s, stored in the text's arena of typed content. Typing extends
 // a run that ends the arena in place, so a keystroke allocates nothing. A
-// run elsewhere is copied to the end first. The result has no spare
-// capacity, because the space after it belongs to the arena.
+// run elsewhere is copied to the end first.
 func (c *container) extendContent(run []rune, s string, m int) []rune {
-	n := len(c.arena)
-	atEnd := len(run) > 0 && n > 0 && &run[len(run)-1] == &c.arena[n-1]
-	if !atEnd || cap(c.arena)-n < m {
-		if cap(c.arena)-n < len(run)+m {
-			// A full chunk is left to the items that use it, not copied,
-			// so each code point is written once. Chunks double up to a
-			// limit, which keeps small texts small.
-			size := min(max(2*cap(c.arena), minArenaChunk), maxArenaChunk)
-			c.arena = make([]rune, 0, max(size, len(run)+m))
-		}
-		c.arena = append(c.arena, run...)
-	}
+	c.arena = reserve(c.arena, run, m)
 	for _, r := range s {
 		c.arena = append(c.arena, r)
 	}
-	end := len(c.arena)
-	return c.arena[end-len(run)-m : end : end]
+	return tail(c.arena, len(run)+m)
 }
 
 // extendByte is extendContent for the most common keystroke, one ASCII
@@ -126,12 +113,6 @@ func (c *container) extendByte(run []rune, s string) ([]rune, bool) {
 	c.arena = append(c.arena, rune(s[0]))
 	return c.arena[n-len(run) : n+1 : n+1], true
 }
-
-// Sizes of the chunks of a text's arena, in code points.
-const (
-	minArenaChunk = 64
-	maxArenaChunk = 1 << 14
-)
 
 // deleteLocal deletes count visible elements of c from pos, both checked.
 func (c *container) deleteLocal(pos, count int) {

@@ -233,28 +233,49 @@ type updateBuilder struct {
 	targets arena[deleteRun]
 }
 
-// arena hands out slices carved from shared chunks of memory.
+// arena hands out slices carved from shared chunks of memory. A slice it
+// handed out last grows in place, so joining pieces to it neither copies
+// it again nor allocates.
 type arena[T any] struct {
 	chunk []T
 }
 
-// join returns run followed by more. When run is the latest slice handed
-// out, more is appended to it in place. The result has no spare capacity,
-// because the space after it belongs to the arena.
+// Sizes of an arena's chunks, in elements. Chunks double up to the limit,
+// which keeps small arenas small.
+const (
+	minArenaChunk = 64
+	maxArenaChunk = 1 << 14
+)
+
+// join returns run followed by more.
 func (a *arena[T]) join(run []T, more ...T) []T {
-	n := len(a.chunk)
-	atEnd := len(run) > 0 && n > 0 && &run[len(run)-1] == &a.chunk[n-1]
-	if !atEnd || cap(a.chunk)-n < len(more) {
-		if cap(a.chunk)-n < len(run)+len(more) {
-			// A full chunk is left to the slices that use it.
-			size := min(max(2*cap(a.chunk), 64), 1<<14)
-			a.chunk = make([]T, 0, max(size, len(run)+len(more)))
-		}
-		a.chunk = append(a.chunk, run...)
-	}
+	a.chunk = reserve(a.chunk, run, len(more))
 	a.chunk = append(a.chunk, more...)
-	end := len(a.chunk)
-	return a.chunk[end-len(run)-len(more) : end : end]
+	return tail(a.chunk, len(run)+len(more))
+}
+
+// reserve returns chunk, or a new chunk, that ends with run and has room
+// for more elements after it. run is copied only when it does not end
+// chunk already or chunk has no room.
+func reserve[T any](chunk, run []T, more int) []T {
+	n := len(chunk)
+	atEnd := len(run) > 0 && n > 0 && &run[len(run)-1] == &chunk[n-1]
+	if atEnd && cap(chunk)-n >= more {
+		return chunk
+	}
+	if cap(chunk)-n < len(run)+more {
+		// A full chunk is left to the slices that use it, not copied.
+		size := min(max(2*cap(chunk), minArenaChunk), maxArenaChunk)
+		chunk = make([]T, 0, max(size, len(run)+more))
+	}
+	return append(chunk, run...)
+}
+
+// tail returns the last n elements of chunk with no spare capacity,
+// because the space after them belongs to the arena.
+func tail[T any](chunk []T, n int) []T {
+	end := len(chunk)
+	return chunk[end-n : end : end]
 }
 
 // container returns the index of c in the update's container table. A
