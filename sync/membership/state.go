@@ -155,38 +155,16 @@ func (s *State) check(e *Entry) error {
 	if s.length == 0 {
 		return fmt.Errorf("%w: the first entry must be a create, not %s", ErrInvalid, e.Op)
 	}
-	author, ok := s.members[e.Author]
-	if e.Op == OpAddDevice || e.Op == OpRemoveDevice {
-		return s.checkDevice(e, author, ok)
+	if err := s.checkAuthor(e); err != nil {
+		return err
 	}
-	if !ok || author.Role != RoleAdmin {
-		return fmt.Errorf("%w: %x is not an admin of document %x, so it cannot %s members", ErrNotAllowed, e.Author[:8], s.doc[:], e.Op)
-	}
-	current, isMember := s.members[e.Subject.Sign]
 	switch e.Op {
-	case OpAdd:
-		if isMember {
-			return fmt.Errorf("%w: %x is already a member: change its role instead", ErrInvalid, e.Subject.Sign[:8])
-		}
-		if len(s.members) >= MaxMembers {
-			return fmt.Errorf("%w: document already has %d members, the maximum", ErrInvalid, len(s.members))
-		}
-		if e.Epoch != s.epoch {
-			return fmt.Errorf("%w: adding keeps key epoch %d, entry says %d", ErrInvalid, s.epoch, e.Epoch)
-		}
-		return checkRecipients(e, []Member{e.Subject})
-	case OpRemove:
-		if !isMember || current != e.Subject {
-			return fmt.Errorf("%w: %x is not a member with these keys and role", ErrInvalid, e.Subject.Sign[:8])
-		}
-		if current.Role == RoleAdmin && s.admins() == 1 {
-			return fmt.Errorf("%w: %x is the last admin: make another member admin first", ErrInvalid, e.Subject.Sign[:8])
-		}
-		if e.Epoch != s.epoch+1 {
-			return fmt.Errorf("%w: removing starts key epoch %d, entry says %d", ErrInvalid, s.epoch+1, e.Epoch)
-		}
-		return checkRecipients(e, s.remaining(e.Subject.Sign))
+	case OpAdd, OpAddDevice:
+		return s.checkAddition(e)
+	case OpRemove, OpRemoveDevice:
+		return s.checkRemoval(e)
 	case OpChangeRole:
+		current, isMember := s.members[e.Subject.Sign]
 		if !isMember || current.Box != e.Subject.Box {
 			return fmt.Errorf("%w: %x is not a member with these keys", ErrInvalid, e.Subject.Sign[:8])
 		}
@@ -197,42 +175,67 @@ func (s *State) check(e *Entry) error {
 			return fmt.Errorf("%w: %x is the last admin: make another member admin first", ErrInvalid, e.Subject.Sign[:8])
 		}
 		if e.Epoch != s.epoch {
-			return fmt.Errorf("%w: changing a role keeps key epoch %d, entry says %d", ErrInvalid, s.epoch, e.Epoch)
+			return fmt.Errorf("%w: changing a role keeps key epoch %d, but the entry has %d", ErrInvalid, s.epoch, e.Epoch)
 		}
 		return checkRecipients(e, nil)
 	}
 	return fmt.Errorf("%w: unknown operation %d", ErrMalformed, e.Op)
 }
 
-// checkDevice checks an entry by which a member adds or removes a device
-// of its own person.
-func (s *State) checkDevice(e *Entry, author Member, isAuthor bool) error {
-	if !isAuthor {
-		return fmt.Errorf("%w: %x is not a member of document %x, so it cannot %s", ErrNotAllowed, e.Author[:8], s.doc[:], e.Op)
-	}
-	current, isMember := s.members[e.Subject.Sign]
-	if e.Op == OpAddDevice {
-		switch {
-		case isMember:
-			return fmt.Errorf("%w: %x is already a member", ErrInvalid, e.Subject.Sign[:8])
-		case e.Subject.Role != author.Role:
-			return fmt.Errorf("%w: a device gets its person's role %s, but the entry has %s", ErrInvalid, author.Role, e.Subject.Role)
-		case len(s.members) >= MaxMembers:
-			return fmt.Errorf("%w: document already has %d members, the maximum", ErrInvalid, len(s.members))
-		case e.Epoch != s.epoch:
-			return fmt.Errorf("%w: adding keeps key epoch %d, entry says %d", ErrInvalid, s.epoch, e.Epoch)
+// checkAuthor checks that the author may make e: an admin for the
+// changes to other people, and any member for add_device and
+// remove_device on a device of its own person, with its own role.
+func (s *State) checkAuthor(e *Entry) error {
+	author, ok := s.members[e.Author]
+	switch e.Op {
+	case OpAddDevice, OpRemoveDevice:
+		if !ok {
+			return fmt.Errorf("%w: %x is not a member of document %x, so it cannot %s", ErrNotAllowed, e.Author[:8], s.doc[:], e.Op)
 		}
-		return checkRecipients(e, []Member{e.Subject})
+		if e.Op == OpAddDevice && e.Subject.Role != author.Role {
+			return fmt.Errorf("%w: a device gets its person's role %s, but the entry has %s", ErrInvalid, author.Role, e.Subject.Role)
+		}
+		if p, isMember := s.person[e.Subject.Sign]; e.Op == OpRemoveDevice && isMember && p != s.person[e.Author] {
+			return fmt.Errorf("%w: %x is a device of another person: an admin removes other people", ErrNotAllowed, e.Subject.Sign[:8])
+		}
+	default:
+		if !ok || author.Role != RoleAdmin {
+			return fmt.Errorf("%w: %x is not an admin of document %x, so it cannot %s members", ErrNotAllowed, e.Author[:8], s.doc[:], e.Op)
+		}
 	}
-	switch {
-	case !isMember || current != e.Subject:
+	return nil
+}
+
+// checkAddition checks the rules that every addition of a member follows.
+func (s *State) checkAddition(e *Entry) error {
+	if _, isMember := s.members[e.Subject.Sign]; isMember {
+		if e.Op == OpAdd {
+			return fmt.Errorf("%w: %x is already a member: change its role instead", ErrInvalid, e.Subject.Sign[:8])
+		}
+		return fmt.Errorf("%w: %x is already a member", ErrInvalid, e.Subject.Sign[:8])
+	}
+	if len(s.members) >= MaxMembers {
+		return fmt.Errorf("%w: document already has %d members, the maximum", ErrInvalid, len(s.members))
+	}
+	if e.Epoch != s.epoch {
+		return fmt.Errorf("%w: adding keeps key epoch %d, but the entry has %d", ErrInvalid, s.epoch, e.Epoch)
+	}
+	return checkRecipients(e, []Member{e.Subject})
+}
+
+// checkRemoval checks the rules that every removal of a member follows:
+// the last admin stays, and the key moves to a new epoch sealed to the
+// members who remain.
+func (s *State) checkRemoval(e *Entry) error {
+	current, isMember := s.members[e.Subject.Sign]
+	if !isMember || current != e.Subject {
 		return fmt.Errorf("%w: %x is not a member with these keys and role", ErrInvalid, e.Subject.Sign[:8])
-	case s.person[e.Subject.Sign] != s.person[e.Author]:
-		return fmt.Errorf("%w: %x is a device of another person: an admin removes other people", ErrNotAllowed, e.Subject.Sign[:8])
-	case current.Role == RoleAdmin && s.admins() == 1:
+	}
+	if current.Role == RoleAdmin && s.admins() == 1 {
 		return fmt.Errorf("%w: %x is the last admin: make another member admin first", ErrInvalid, e.Subject.Sign[:8])
-	case e.Epoch != s.epoch+1:
-		return fmt.Errorf("%w: removing starts key epoch %d, entry says %d", ErrInvalid, s.epoch+1, e.Epoch)
+	}
+	if e.Epoch != s.epoch+1 {
+		return fmt.Errorf("%w: removing starts key epoch %d, but the entry has %d", ErrInvalid, s.epoch+1, e.Epoch)
 	}
 	return checkRecipients(e, s.remaining(e.Subject.Sign))
 }
