@@ -30,10 +30,10 @@ import (
 // A device never learns links from a membership log. Any member can make
 // an add_device entry that names someone else's device as its own, in a
 // document it created. A device that trusted such an entry would add the
-// stranger to all its other documents. So a person who wants documents
-// shared with either of two devices to reach both links each from the
-// other, and a device removed by one of them is forgotten by the other
-// only when that removal's author is itself a device it linked.
+// stranger to all its other documents. So documents shared with either of
+// two devices reach both only when each linked the other. A device drops
+// a link to a device that the log shows removed only when the removal's
+// author is itself or a device it linked.
 
 // linkedPrefix starts the store keys of linked devices.
 const linkedPrefix = "link/"

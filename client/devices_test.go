@@ -10,10 +10,10 @@ import (
 )
 
 // TestLinkedDeviceReadsAndWrites links a client's phone from the laptop
-// the therapist shared a journal with: the phone reads and writes it as a
-// writer, a journal shared later with the phone alone reaches the laptop
-// too, and after the laptop unlinks the phone nothing written afterwards
-// opens with any key the phone holds.
+// that a therapist shared a journal with. The phone reads and writes the
+// journal as a writer, and a journal shared later with the phone alone
+// reaches the laptop too. After the laptop unlinks the phone, nothing
+// written afterwards opens with any key the phone holds.
 func TestLinkedDeviceReadsAndWrites(t *testing.T) {
 	h := newHarness(t)
 	ctx := h.ctx

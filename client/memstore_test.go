@@ -20,6 +20,7 @@ func TestMemoryStoreBasics(t *testing.T) {
 	if err := s.Write(ctx, &b); err != nil {
 		t.Fatal(err)
 	}
+
 	var keys []string
 	err := s.Scan(ctx, []byte("d/"), func(k, v []byte) error {
 		keys = append(keys, string(k)+"="+string(v))
@@ -31,6 +32,7 @@ func TestMemoryStoreBasics(t *testing.T) {
 	if len(keys) != 2 || keys[0] != "d/a=1" || keys[1] != "d/b=2" {
 		t.Errorf("scan of d/ = %v, want [d/a=1 d/b=2]", keys)
 	}
+
 	v, err := s.Get(ctx, []byte("x/a"))
 	if err != nil || string(v) != "3" {
 		t.Fatalf("Get x/a = %q, %v", v, err)

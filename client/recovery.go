@@ -14,9 +14,8 @@ import (
 // it is a member of every document of the person, now and later. A person
 // who loses every device types the phrase on a new one. A client then runs
 // as the recovery device for a moment, on a store in memory, and links the
-// new device, which syncs everything as usual. Losing
-// every device and the phrase loses the documents: nobody else holds a
-// key.
+// new device, which syncs everything as usual. Losing every device and
+// the phrase loses the documents, because no one else holds a key.
 
 // RecoveryIdentity returns the identity of the recovery device that the
 // phrase derives.

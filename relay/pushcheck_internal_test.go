@@ -23,16 +23,16 @@ func TestPushCheckRunsUnderDocumentLock(t *testing.T) {
 	t.Cleanup(func() { s.Shutdown(context.Background()) })
 
 	doc := envelope.DocID{7}
-	held := false
+	lockHeld := false
 	rejected := errors.New("test rejects")
 	_, stored, err := s.store.appendEnvelope(doc, deviceKey{1}, 1, envelope.Hash{}, envelope.Hash{2}, []byte("envelope"), func(*membership.State) error {
 		s.store.locks.mu.Lock()
 		d := s.store.locks.active[doc]
-		held = d != nil && d.users > 0
+		lockHeld = d != nil && d.users > 0
 		s.store.locks.mu.Unlock()
 		return rejected
 	})
-	if !held {
+	if !lockHeld {
 		t.Error("the check ran without the document's lock")
 	}
 	if !errors.Is(err, rejected) || stored {

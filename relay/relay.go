@@ -252,7 +252,7 @@ func (s *Server) track(c *conn) bool {
 	return true
 }
 
-// notifyShared tells device's open connections that a membership entry
+// notifyShared notifies device's open connections that a membership entry
 // added it to a document, so its clients list their documents again.
 func (s *Server) notifyShared(device deviceKey) {
 	s.mu.Lock()

@@ -251,7 +251,7 @@ func (c *conn) checkMember(ref uint64, doc envelope.DocID) *wire.Error {
 	return nil
 }
 
-// errRejected tells appendEnvelope that the check rejected a push, whose
+// errRejected signals to appendEnvelope that the check rejected a push, whose
 // reply the check has already made.
 var errRejected = errors.New("push rejected")
 

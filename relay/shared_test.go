@@ -7,7 +7,7 @@ import (
 )
 
 // TestSharedNoticeOnAdd adds a connected device to a document and checks
-// that the relay tells that device's connection at once, with a Shared
+// that the relay notifies that device's connection at once, with a Shared
 // notice, so its client lists its documents again without waiting.
 func TestSharedNoticeOnAdd(t *testing.T) {
 	r := startRelay(t)

@@ -91,10 +91,10 @@ func fingerprintIn(t *testing.T, s string) string {
 	return ""
 }
 
-// TestRecoveryPhraseFlow makes a recovery phrase on a laptop, loses the
-// laptop, and brings its journal to a new device with the phrase: the
-// new device reads and writes it, removes the lost laptop, and a wrong
-// phrase is refused without quoting it.
+// TestRecoveryPhraseFlow makes a recovery phrase on a laptop, then brings
+// the laptop's journal to a new device with it. The new device reads and
+// writes the journal and removes the lost laptop. A wrong phrase is
+// rejected, and the error does not quote it.
 func TestRecoveryPhraseFlow(t *testing.T) {
 	relayURL := startTestRelay(t)
 	dir := t.TempDir()

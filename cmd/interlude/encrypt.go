@@ -95,6 +95,7 @@ func copyIntoEncryptedStore(ctx context.Context, plain client.Store, dir string,
 		return 0, err
 	}
 	defer enc.Close()
+
 	const batchSize = 256
 	var b client.Batch
 	n := 0
@@ -114,6 +115,7 @@ func copyIntoEncryptedStore(ctx context.Context, plain client.Store, dir string,
 		}
 		return nil
 	})
+
 	if err == nil {
 		err = flush()
 	}

@@ -10,11 +10,10 @@ import (
 	"testing"
 )
 
-// TestIDEncryptConvertsProfile writes a journal in a profile made without
-// a passphrase, encrypts the profile with id encrypt, and checks that no
-// file holds the text or a private key in the clear, that the journal
-// still opens and syncs with the passphrase, and that it no longer opens
-// without it.
+// TestIDEncryptConvertsProfile encrypts a profile made without a
+// passphrase. Afterwards no file contains the journal's text or a private
+// key in the clear. The journal opens and syncs with the passphrase, and
+// no longer opens without it.
 func TestIDEncryptConvertsProfile(t *testing.T) {
 	relayURL := startTestRelay(t)
 	dir := t.TempDir()
@@ -82,9 +81,9 @@ func TestIDEncryptFinishesAfterCrash(t *testing.T) {
 	if got := run(t, "doc", "cat", "--profile", profile, "--passphrase-file", pass, doc); got != "Before the cut.\n" {
 		t.Errorf("doc cat after the cut = %q, want the journal", got)
 	}
-	for _, gone := range []string{storeNewDir, storeOldDir} {
-		if _, err := os.Stat(filepath.Join(profile, gone)); err == nil {
-			t.Errorf("%s is still there after the next command", gone)
+	for _, leftover := range []string{storeNewDir, storeOldDir} {
+		if _, err := os.Stat(filepath.Join(profile, leftover)); err == nil {
+			t.Errorf("%s is still there after the next command", leftover)
 		}
 	}
 }

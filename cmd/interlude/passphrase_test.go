@@ -121,9 +121,9 @@ func TestIdentityEncryptedOnFirstPassphrase(t *testing.T) {
 		}
 	}
 
-	shown := strings.TrimSpace(run(t, "id", "show", "--profile", profile, "--passphrase-file", pass))
-	if shown != publicID {
-		t.Errorf("id show after encrypting = %s, want %s", shown, publicID)
+	shownID := strings.TrimSpace(run(t, "id", "show", "--profile", profile, "--passphrase-file", pass))
+	if shownID != publicID {
+		t.Errorf("id show after encrypting = %s, want %s", shownID, publicID)
 	}
 	run(t, "doc", "write", "--profile", profile, "--passphrase-file", pass, doc, "still", "here")
 	if got := run(t, "doc", "cat", "--profile", profile, "--passphrase-file", pass, doc); got != "still here\n" {

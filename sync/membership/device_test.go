@@ -155,6 +155,7 @@ func FuzzApplyEntry(f *testing.F) {
 	s.Apply(add)
 	dev, _ := s.NewAddDevice(writer.sign, phone.member(RoleWriter), key)
 	s.Apply(dev)
+
 	// Seeds: valid next entries of each kind, which the fuzzer mutates.
 	next := []*Entry{}
 	if e, err := s.NewAddDevice(phone.sign, tablet.member(RoleWriter), key); err == nil {
@@ -172,6 +173,7 @@ func FuzzApplyEntry(f *testing.F) {
 	for _, e := range next {
 		f.Add(e.Encode())
 	}
+
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := Decode(b)
 		if err != nil {

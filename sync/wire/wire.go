@@ -316,8 +316,8 @@ type Deliver struct {
 	Countersig []byte
 }
 
-// Shared tells a device, unasked, that a membership entry added it to a
-// document: ListDocs now lists more. It carries nothing, so a relay
+// Shared notifies a device, unasked, that a membership entry added it to
+// a document, so ListDocs now lists more. It carries nothing, so a relay
 // reveals nothing new by sending it.
 type Shared struct {
 	_msgpack struct{} `msgpack:",as_array"`

@@ -176,9 +176,9 @@ func TestRecoveryPhraseFromPage(t *testing.T) {
 		if !strings.Contains(state, bp.want) {
 			t.Errorf("recovery with %s: page shows %q, want it to contain %q", bp.name, state, bp.want)
 		}
-		kept := get(t, other, "read the recovery field", otherErrs, chromedp.Value(css("#recover-words")))
-		if kept != bp.typed {
-			t.Errorf("recovery with %s: field contains %q after the error, want the typed words kept", bp.name, kept)
+		fieldValue := get(t, other, "read the recovery field", otherErrs, chromedp.Value(css("#recover-words")))
+		if fieldValue != bp.typed {
+			t.Errorf("recovery with %s: field contains %q after the error, want the typed words kept", bp.name, fieldValue)
 		}
 	}
 	typeErr := get(t, other, "call recover with a number", otherErrs, chromedp.Evaluate[string](

@@ -6,13 +6,13 @@ package main
 // the client's Run. The client counts its open sessions, so one ending
 // beside Run's leaves the page connected and its documents synced.
 //
-// resync also covers a gap of Run: within its session the client lists
-// documents newly shared with this device, and asks the relay for
-// responses to invitations made here, only on a timer (relistInterval in
-// package client) or when a local change is queued. recover needs the new
-// documents before its Promise resolves, and invite needs the relay to
-// know the invitation before the link is shown, so both sync once instead
-// of waiting for the timer.
+// resync also covers a gap of Run. Within its session the client requests
+// the responses to invitations made here only on a timer (relistInterval
+// in package client) or when a local change is queued, and a document
+// reaches it only after the relay has stored the entry that shares it.
+// recover needs the new documents before its Promise resolves, and
+// invite needs the relay to know the invitation before the link is
+// shown, so both sync once instead of waiting.
 
 import (
 	"context"
