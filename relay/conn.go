@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,8 +54,19 @@ type conn struct {
 
 	// ws is set once before serve and never changed afterwards.
 	ws *websocket.Conn
-	// device is set by authenticate before the reader and writer start.
-	device deviceKey
+	// device and challenge are set by authenticate before the reader and
+	// writer start.
+	device    deviceKey
+	challenge []byte
+
+	// claimMu guards claims and claimed. The reader adds claims; the
+	// writer and other connections' notifications read them.
+	claimMu sync.RWMutex
+	// claims maps a document to the keys this connection proved it holds
+	// for it with Claim, in the order claimed.
+	claims map[envelope.DocID][]deviceKey
+	// claimed holds every key in claims.
+	claimed map[deviceKey]struct{}
 
 	// out carries replies from the reader to the writer, in order.
 	out chan outgoing
@@ -217,6 +229,7 @@ func (c *conn) authenticate() error {
 		}
 
 		copy(c.device[:], auth.Device)
+		c.challenge = challenge
 		c.authed.Store(true)
 		c.auditEvent(AuditAuth, nil, 0, 0, "")
 		if err := c.writeMessage(&wire.Welcome{Version: wire.Version}); err != nil {
@@ -440,7 +453,8 @@ func (c *conn) pull(sub *subscription) error {
 	sub.pending.Store(false)
 	// A member removed while subscribed gets nothing written after its
 	// removal.
-	member, err := c.srv.store.isMember(sub.doc, c.device)
+	keys := c.keysFor(sub.doc)
+	member, err := c.srv.store.isMemberAny(sub.doc, keys)
 	if err != nil {
 		c.log.Error("check membership in Badger failed", "doc", sub.doc.String(), "err", err)
 		c.writeMessage(&wire.Error{Code: wire.CodeInternal, Message: "the relay failed to read the document's members; reconnect and subscribe again"})
@@ -483,7 +497,7 @@ func (c *conn) pull(sub *subscription) error {
 			return err
 		}
 		sub.pos = e.Cursor
-		if e.Author == c.device && !sub.includeOwn {
+		if !sub.includeOwn && slices.Contains(keys, e.Author) {
 			continue
 		}
 		d := &wire.Deliver{Doc: sub.doc[:], Cursor: e.Cursor, Envelope: e.Envelope}

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -103,13 +104,15 @@ func (s *store) rebuildMembershipState(doc envelope.DocID) (*membership.State, e
 	return st, nil
 }
 
-// appendMember checks raw, an encoded membership entry sent by device, and
+// appendMember checks raw, an encoded membership entry sent by a
+// connection that holds keys, the device's key and those it claimed for
+// doc, and
 // appends it to doc's log with the relay's countersignature. It returns
 // the entry's index and the countersignature. An entry the log already
 // holds byte for byte returns its stored countersignature, so a client
 // can retry. Errors: *staleLogError, or one wrapping membership.ErrMalformed,
 // ErrSignature, ErrNotAllowed, ErrChain or ErrInvalid.
-func (s *store) appendMember(doc envelope.DocID, device deviceKey, raw []byte) (index uint64, countersig []byte, stored bool, err error) {
+func (s *store) appendMember(doc envelope.DocID, keys []deviceKey, raw []byte) (index uint64, countersig []byte, stored bool, err error) {
 	defer s.locks.lock(doc)()
 
 	e, err := membership.Decode(raw)
@@ -119,8 +122,8 @@ func (s *store) appendMember(doc envelope.DocID, device deviceKey, raw []byte) (
 	if e.Doc != doc {
 		return 0, nil, false, fmt.Errorf("%w: entry is for document %x, the request names %s", membership.ErrInvalid, e.Doc[:], doc)
 	}
-	if e.Author != device {
-		return 0, nil, false, fmt.Errorf("%w: entry author %x is not this connection's device %x: send only entries this device signed", membership.ErrNotAllowed, e.Author[:8], device[:8])
+	if !slices.Contains(keys, e.Author) {
+		return 0, nil, false, fmt.Errorf("%w: entry author %x is neither this connection's device nor a key it claimed for document %s: claim the key first, or send only entries this device signed", membership.ErrNotAllowed, e.Author[:8], doc)
 	}
 	st, err := s.lockedMembershipState(doc)
 	if err != nil {
@@ -152,9 +155,9 @@ func (s *store) appendMember(doc envelope.DocID, device deviceKey, raw []byte) (
 		if err != nil {
 			return err
 		}
-		value := make([]byte, 0, 8+len(device)+len(sig)+len(raw))
+		value := make([]byte, 0, 8+len(e.Author)+len(sig)+len(raw))
 		value = binary.BigEndian.AppendUint64(value, after)
-		value = append(value, device[:]...)
+		value = append(value, e.Author[:]...)
 		value = append(value, sig[:]...)
 		value = append(value, raw...)
 		if err := txn.Set(entryKey(doc, e.Index), value); err != nil {

@@ -252,13 +252,14 @@ func (s *Server) track(c *conn) bool {
 	return true
 }
 
-// notifyShared notifies device's open connections that a membership entry
-// added it to a document, so its clients list their documents again.
-func (s *Server) notifyShared(device deviceKey) {
+// notifyShared notifies the open connections that hold key, as device or
+// claimed key, that a membership entry added it to a document, so their
+// clients list their documents again.
+func (s *Server) notifyShared(key deviceKey) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {
-		if c.authed.Load() && c.device == device {
+		if c.authed.Load() && c.holds(key) {
 			c.shared.Store(true)
 			select {
 			case c.wake <- struct{}{}:

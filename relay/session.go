@@ -3,6 +3,7 @@ package relay
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"interlude/sync/envelope"
 	"interlude/sync/membership"
@@ -27,6 +28,8 @@ func (c *conn) handle(msg wire.Message) outgoing {
 		return outgoing{msg: c.takeInvite(m)}
 	case *wire.ListDocs:
 		return outgoing{msg: c.listDocs(m)}
+	case *wire.Claim:
+		return outgoing{msg: c.claim(m)}
 	case *wire.Push:
 		return outgoing{msg: c.push(m)}
 	case *wire.Subscribe:
@@ -46,13 +49,13 @@ func (c *conn) appendEntry(m *wire.AppendEntry) wire.Message {
 	if len(m.Entry) > maxEntry {
 		return c.reject(m.Ref, wire.CodeTooLarge, &doc, fmt.Sprintf("membership entry of %d bytes is larger than the limit of %d", len(m.Entry), maxEntry))
 	}
-	index, sig, stored, err := c.srv.store.appendMember(doc, c.device, m.Entry)
+	index, sig, stored, err := c.srv.store.appendMember(doc, c.keysFor(doc), m.Entry)
 	if staleErr, ok := errors.AsType[*staleLogError](err); ok {
 		return c.reject(m.Ref, wire.CodeStaleLog, &doc, staleErr.Error())
 	}
 	switch {
 	case errors.Is(err, membership.ErrNotAllowed):
-		if member, merr := c.srv.store.isMember(doc, c.device); merr == nil && !member {
+		if member, merr := c.srv.store.isMemberAny(doc, c.keysFor(doc)); merr == nil && !member {
 			// A non-member learns nothing about which documents exist.
 			return c.reject(m.Ref, wire.CodeNotMember, &doc, fmt.Sprintf("this device is not a member of document %s: ask an admin to add it", doc))
 		}
@@ -143,10 +146,15 @@ func (c *conn) listDocs(m *wire.ListDocs) wire.Message {
 		limit = int(m.Limit)
 	}
 	grants, more, err := c.srv.store.grants(c.device, m.After, limit)
+	var claimed []wire.Grant
+	if err == nil {
+		claimed, err = c.claimedGrants(m.After)
+	}
 	if err != nil {
 		c.log.Error("list documents: Badger read failed", "ref", m.Ref, "err", err)
 		return &wire.Error{Ref: m.Ref, Code: wire.CodeInternal, Message: "the relay failed to read its storage; retry later"}
 	}
+	grants, more = mergeGrants(grants, more, claimed, limit)
 	return &wire.Docs{Ref: m.Ref, Grants: grants, More: more}
 }
 
@@ -169,8 +177,8 @@ func (c *conn) push(m *wire.Push) wire.Message {
 	if env.Doc != doc {
 		return c.reject(m.Ref, wire.CodeBadEnvelope, &doc, fmt.Sprintf("envelope is for document %s, but the push names document %s", env.Doc, doc))
 	}
-	if env.Author != c.device {
-		return c.reject(m.Ref, wire.CodeBadEnvelope, &doc, fmt.Sprintf("envelope author %x is not this connection's device %x: push only envelopes this device signed", env.Author[:8], c.device[:8]))
+	if !slices.Contains(c.keysFor(doc), env.Author) {
+		return c.reject(m.Ref, wire.CodeBadEnvelope, &doc, fmt.Sprintf("envelope author %x is neither this connection's device %x nor a key it claimed for document %s: claim the key first, or push only envelopes this device signed", env.Author[:8], c.device[:8], doc))
 	}
 	if env.Kind == envelope.KindEphemeral {
 		return c.reject(m.Ref, wire.CodeBadEnvelope, &doc, "ephemeral envelopes are not stored: push only updates, snapshots and membership changes")
@@ -190,7 +198,7 @@ func (c *conn) push(m *wire.Push) wire.Message {
 	}
 	// Unmarshal accepted only canonical bytes, so the hash of the pushed
 	// bytes is the envelope's hash.
-	cursor, stored, err := c.srv.store.appendEnvelope(doc, c.device, env.Seq, env.Prev, env.Hash(), m.Envelope, check)
+	cursor, stored, err := c.srv.store.appendEnvelope(doc, env.Author, env.Seq, env.Prev, env.Hash(), m.Envelope, check)
 	if rejection != nil {
 		return rejection
 	}
@@ -237,11 +245,11 @@ func (c *conn) parseDoc(ref uint64, b []byte) (envelope.DocID, *wire.Error) {
 	return doc, nil
 }
 
-// checkMember rejects a device that is not a member of doc. A document
-// that does not exist gets the same Error, so a non-member learns nothing
-// about which documents exist.
+// checkMember rejects a connection none of whose keys for doc is a
+// member of it. A document that does not exist gets the same Error, so a
+// non-member learns nothing about which documents exist.
 func (c *conn) checkMember(ref uint64, doc envelope.DocID) *wire.Error {
-	member, err := c.srv.store.isMember(doc, c.device)
+	member, err := c.srv.store.isMemberAny(doc, c.keysFor(doc))
 	if err != nil {
 		return c.internal(ref, doc, "check membership", err)
 	}
@@ -310,6 +318,8 @@ func requestRef(msg wire.Message) uint64 {
 	case *wire.Subscribe:
 		return m.Ref
 	case *wire.Push:
+		return m.Ref
+	case *wire.Claim:
 		return m.Ref
 	}
 	return 0

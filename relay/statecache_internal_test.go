@@ -116,7 +116,7 @@ func TestRebuildDuringAppendKeepsEntry(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, _, _, err := s.appendMember(doc, author, e.Encode()); err != nil {
+		if _, _, _, err := s.appendMember(doc, []deviceKey{author}, e.Encode()); err != nil {
 			t.Fatalf("append create entry of %s: %v", doc, err)
 		}
 		return e
@@ -155,7 +155,7 @@ func TestRebuildDuringAppendKeepsEntry(t *testing.T) {
 
 	appendErr := make(chan error, 1)
 	go func() {
-		_, _, _, err := s.appendMember(doc, author, add.Encode())
+		_, _, _, err := s.appendMember(doc, []deviceKey{author}, add.Encode())
 		appendErr <- err
 	}()
 	// Go on once the append has finished or waits for the document's

@@ -239,18 +239,28 @@ func (s *store) grants(device deviceKey, after []byte, limit int) (grants []wire
 			if err != nil {
 				return err
 			}
-			if len(value) < ed25519.PublicKeySize {
-				return fmt.Errorf("membership record of document %s is %d bytes, shorter than a device key", doc, len(value))
+			g, err := grantFromRecord(doc, value)
+			if err != nil {
+				return err
 			}
-			grants = append(grants, wire.Grant{
-				Doc:       bytes.Clone(doc[:]),
-				AddedBy:   value[:ed25519.PublicKeySize],
-				SealedKey: value[ed25519.PublicKeySize:],
-			})
+			grants = append(grants, g)
 		}
 		return nil
 	})
 	return grants, more, err
+}
+
+// grantFromRecord turns a member record's value, the adding member's key
+// and the sealed document key, into a grant.
+func grantFromRecord(doc envelope.DocID, value []byte) (wire.Grant, error) {
+	if len(value) < ed25519.PublicKeySize {
+		return wire.Grant{}, fmt.Errorf("membership record of document %s is %d bytes, shorter than a member key", doc, len(value))
+	}
+	return wire.Grant{
+		Doc:       bytes.Clone(doc[:]),
+		AddedBy:   value[:ed25519.PublicKeySize],
+		SealedKey: value[ed25519.PublicKeySize:],
+	}, nil
 }
 
 // appendEnvelope stores env as the next entry of doc's log and returns its

@@ -11,11 +11,14 @@
 //     answers Welcome, or Error and closes.
 //  3. The client then sends requests, each with a Ref of its choosing that
 //     the relay echoes in the reply (OK, Ack, Docs or Error):
+//     Claim proves that the connection holds the keys it uses as a
+//     member of some documents (see Document keys below);
 //     AppendEntry appends a signed entry to a document's membership log
 //     (package sync/membership), the first of which creates the document,
 //     and the relay answers EntryAck with its countersignature; GetLog
 //     returns a document's membership log; ListDocs returns a page of the
-//     documents the device is a member of, with its sealed keys;
+//     documents the device or its claimed keys are members of, with
+//     their sealed keys;
 //     Subscribe requests every envelope and membership entry of a
 //     document after a cursor, then live ones; Push stores one envelope;
 //     PostInvite and TakeInvite carry an invitation's response from the
@@ -33,8 +36,8 @@
 //
 // Before it stores a pushed envelope, the relay checks, without any
 // document key: that the envelope decodes in canonical form, that it names
-// the pushed document, that the connection's device wrote and signed it,
-// that the device is a writer or admin in the membership log, that the
+// the pushed document, that the connection's device or a key it claimed
+// for the document wrote and signed it, that the author is a writer or admin in the membership log, that the
 // envelope's membership head is an entry of the log and its key epoch the
 // epoch of that entry (else CodeBadEpoch), that its sequence number
 // is the author's last stored one plus one (else CodeBadSequence) and that
@@ -44,11 +47,26 @@
 // Ack. Clients check the same chain on delivery, because a relay that
 // skips these checks, or forges around them, must not go unnoticed.
 //
+// # Document keys
+//
+// A device may be a member of each document under a key of its own for
+// that document, derived from its secret keys, so that the keys the relay
+// stores for documents do not show that one device is in several of them.
+// The device authenticates the connection with its device key, then sends
+// Claim with one signature per document key over ClaimMessage (the relay's
+// host name, the connection's challenge and the document id). The relay
+// serves a document to the connection if the device key or a key claimed
+// for that document is a member of it, and takes pushes and membership
+// entries whose author is one of them. Claims last for the connection.
+//
 // # Versions
 //
 // A relay refuses a client whose Auth carries another version than its
 // own with CodeUnsupportedVersion, and a client refuses a relay whose
 // Hello does.
+//
+// Version 5 adds Claim and document keys. Invitation links carry the
+// document's id, so an invitee joins under its key for that document.
 //
 // Version 4 pages the document list: ListDocs carries After and Limit,
 // and Docs carries More. A message is a msgpack array whose length the
@@ -88,7 +106,7 @@ import (
 
 // Version is the protocol version this package speaks. The package doc
 // lists what each version changed.
-const Version = 4
+const Version = 5
 
 // MaxFrame is the largest frame either side accepts, in bytes. It leaves
 // room above the largest envelope for the message's own fields.
@@ -124,6 +142,7 @@ const (
 	TypeTakeInvite  Type = 20
 	TypeInvite      Type = 21
 	TypeShared      Type = 22
+	TypeClaim       Type = 23
 )
 
 // Message is implemented by every message type.
@@ -168,6 +187,28 @@ type Error struct {
 type OK struct {
 	_msgpack struct{} `msgpack:",as_array"`
 	Ref      uint64
+}
+
+// MaxClaims is the largest number of document keys one Claim carries.
+// A client with more documents sends several.
+const MaxClaims = 4096
+
+// Claim proves that the connection holds the private key of each
+// DocClaim's Key, so the relay treats Key as this connection's in
+// Doc. The reply is OK, or Error naming the first claim that fails, in
+// which case the relay keeps none of the message's claims.
+type Claim struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Ref      uint64
+	Claims   []DocClaim
+}
+
+// DocClaim is one document key of a Claim.
+type DocClaim struct {
+	_msgpack  struct{} `msgpack:",as_array"`
+	Doc       []byte
+	Key       []byte // Ed25519 public key
+	Signature []byte // over ClaimMessage(Relay, Challenge, Doc)
 }
 
 // AppendEntry requests that the relay append one encoded membership entry to
@@ -350,6 +391,7 @@ func (*PostInvite) Type() Type  { return TypePostInvite }
 func (*TakeInvite) Type() Type  { return TypeTakeInvite }
 func (*Invite) Type() Type      { return TypeInvite }
 func (*Shared) Type() Type      { return TypeShared }
+func (*Claim) Type() Type       { return TypeClaim }
 
 // Error implements the error interface so a client can return a relay's
 // Error message as it is.
@@ -455,11 +497,16 @@ func newMessage(t Type) Message {
 		return &Invite{}
 	case TypeShared:
 		return &Shared{}
+	case TypeClaim:
+		return &Claim{}
 	}
 	return nil
 }
 
-const authDomain = "interlude/auth/v1\x00"
+const (
+	authDomain  = "interlude/auth/v1\x00"
+	claimDomain = "interlude/claim/v1\x00"
+)
 
 // AuthMessage returns the bytes a device signs to authenticate: a domain
 // prefix, the relay's host name and the challenge.
@@ -469,6 +516,33 @@ func AuthMessage(relay string, challenge []byte) []byte {
 	b = append(b, relay...)
 	b = append(b, 0)
 	return append(b, challenge...)
+}
+
+// ClaimMessage returns the bytes a document key signs to be claimed on a
+// connection: a domain prefix, the relay's host name, the connection's
+// challenge and the document id. The challenge ties the proof to one
+// connection, the document id to one document.
+func ClaimMessage(relay string, challenge, doc []byte) []byte {
+	b := make([]byte, 0, len(claimDomain)+len(relay)+1+len(challenge)+len(doc))
+	b = append(b, claimDomain...)
+	b = append(b, relay...)
+	b = append(b, 0)
+	b = append(b, challenge...)
+	return append(b, doc...)
+}
+
+// VerifyClaim checks one DocClaim against the connection's challenge.
+func VerifyClaim(c *DocClaim, relay string, challenge []byte) error {
+	if len(c.Doc) != 16 {
+		return fmt.Errorf("claimed document id of %d bytes, want 16", len(c.Doc))
+	}
+	if len(c.Key) != ed25519.PublicKeySize {
+		return fmt.Errorf("claimed key of %d bytes, want %d", len(c.Key), ed25519.PublicKeySize)
+	}
+	if !ed25519.Verify(c.Key, ClaimMessage(relay, challenge, c.Doc), c.Signature) {
+		return fmt.Errorf("signature of the claim for document %x does not verify for key %x", c.Doc, c.Key[:8])
+	}
+	return nil
 }
 
 // VerifyAuth checks an Auth message against the challenge the relay sent.

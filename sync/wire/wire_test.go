@@ -34,6 +34,7 @@ func TestEncodeDecodeEveryType(t *testing.T) {
 		&Deliver{Doc: make([]byte, 16), Cursor: 15, Entry: []byte{8}, Countersig: []byte{9}},
 		&CaughtUp{Doc: make([]byte, 16), Cursor: 15},
 		&Shared{},
+		&Claim{Ref: 23, Claims: []DocClaim{{Doc: make([]byte, 16), Key: make([]byte, 32), Signature: make([]byte, 64)}}},
 	}
 	for _, m := range msgs {
 		frame, err := Encode(m)
@@ -134,10 +135,49 @@ func TestVerifyAuth(t *testing.T) {
 	}
 }
 
+func TestVerifyClaim(t *testing.T) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	challenge := bytes.Repeat([]byte{9}, ChallengeSize)
+	doc := bytes.Repeat([]byte{3}, 16)
+	valid := func() *DocClaim {
+		return &DocClaim{Doc: bytes.Clone(doc), Key: pub, Signature: ed25519.Sign(priv, ClaimMessage("relay.example:443", challenge, doc))}
+	}
+	if err := VerifyClaim(valid(), "relay.example:443", challenge); err != nil {
+		t.Fatalf("valid claim: %v", err)
+	}
+	if err := VerifyClaim(valid(), "other.example:443", challenge); err == nil {
+		t.Error("claim made for another relay host verified")
+	}
+	if err := VerifyClaim(valid(), "relay.example:443", bytes.Repeat([]byte{8}, ChallengeSize)); err == nil {
+		t.Error("claim over another connection's challenge verified")
+	}
+	other := valid()
+	other.Doc[0] ^= 1
+	if err := VerifyClaim(other, "relay.example:443", challenge); err == nil {
+		t.Error("claim moved to another document verified")
+	}
+	// An Auth signature over the same challenge is no claim: the domains
+	// differ.
+	auth := valid()
+	auth.Signature = ed25519.Sign(priv, AuthMessage("relay.example:443", challenge))
+	if err := VerifyClaim(auth, "relay.example:443", challenge); err == nil {
+		t.Error("an Auth signature verified as a claim")
+	}
+	short := valid()
+	short.Doc = short.Doc[:15]
+	if err := VerifyClaim(short, "relay.example:443", challenge); err == nil {
+		t.Error("claim with a 15-byte document id verified")
+	}
+}
+
 func FuzzDecode(f *testing.F) {
 	seeds := []Message{
 		&Push{Ref: 1, Doc: make([]byte, 16), Envelope: []byte{1}},
 		&ListDocs{Ref: 2, After: make([]byte, 16), Limit: 3},
+		&Claim{Ref: 4, Claims: []DocClaim{{Doc: make([]byte, 16), Key: make([]byte, 32), Signature: make([]byte, 64)}}},
 		&Docs{Ref: 3, Grants: []Grant{{Doc: make([]byte, 16), SealedKey: []byte{4}, AddedBy: make([]byte, 32)}}, More: true},
 	}
 	for _, m := range seeds {

@@ -1,0 +1,152 @@
+package relay_test
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"testing"
+
+	"interlude/sync/envelope"
+	"interlude/sync/wire"
+)
+
+// docClaim returns key's claim for doc on connection c.
+func (c *client) docClaim(doc envelope.DocID, key device) wire.DocClaim {
+	sig := ed25519.Sign(key.priv, wire.ClaimMessage(c.hello.Relay, c.hello.Challenge, doc[:]))
+	return wire.DocClaim{Doc: bytes.Clone(doc[:]), Key: key.pub, Signature: sig}
+}
+
+// claim sends one Claim of the given proofs and returns the reply.
+func (c *client) claim(claims ...wire.DocClaim) wire.Message {
+	c.t.Helper()
+	ref := c.ref()
+	return c.request(ref, &wire.Claim{Ref: ref, Claims: claims})
+}
+
+// as returns a view of connection c that signs entries and envelopes with
+// key instead of the device key it authenticated with.
+func (c *client) as(key device) *client {
+	v := *c
+	v.dev = key
+	return &v
+}
+
+// TestClaimedDocumentKeyActs checks that a connection acts in a document
+// under a document key once it claims it, and that the same connection
+// without the claim cannot.
+func TestClaimedDocumentKeyActs(t *testing.T) {
+	r := startRelay(t)
+	phone, docKey := newDevice(t), newDevice(t)
+	doc := newDocID(t)
+
+	// Unclaimed, the document key is a stranger to the connection.
+	c := connect(t, r, phone)
+	wantError(t, c.as(docKey).create(doc), wire.CodeNotMember)
+
+	mustOK(t, c.claim(c.docClaim(doc, docKey)))
+	k := c.as(docKey)
+	mustOK(t, k.create(doc))
+	k.mustPush(doc, docKey.sealed(t, doc, 1))
+	mustOK(t, k.subscribe(doc, 0, true))
+	if got, _ := k.readUntilCaughtUp(doc); len(got) != 1 {
+		t.Errorf("subscription delivered %d envelopes, want the one pushed", len(got))
+	}
+	docs := c.listDocs()
+	if len(docs.Grants) != 1 || !bytes.Equal(docs.Grants[0].Doc, doc[:]) {
+		t.Fatalf("ListDocs lists %d documents, want the one of the claimed key", len(docs.Grants))
+	}
+
+	// A new connection of the same device has not claimed the key.
+	c2 := connect(t, r, phone)
+	wantError(t, c2.subscribe(doc, 0, false), wire.CodeNotMember)
+	wantError(t, c2.as(docKey).push(doc, docKey.sealed(t, doc, 2)), wire.CodeNotMember)
+	if docs := c2.listDocs(); len(docs.Grants) != 0 {
+		t.Errorf("a connection without the claim lists %d documents, want 0", len(docs.Grants))
+	}
+}
+
+// TestClaimBoundToConnectionAndDocument replays claims where they do not
+// belong and checks that the relay refuses each and keeps none of a
+// Claim with one bad proof.
+func TestClaimBoundToConnectionAndDocument(t *testing.T) {
+	r := startRelay(t)
+	phone, docKey := newDevice(t), newDevice(t)
+	doc, other := newDocID(t), newDocID(t)
+
+	first := connect(t, r, phone)
+	proof := first.docClaim(doc, docKey)
+	mustOK(t, first.claim(proof))
+	mustOK(t, first.as(docKey).create(doc))
+
+	// The proof names the first connection's challenge.
+	second := connect(t, r, phone)
+	wantError(t, second.claim(proof), wire.CodeAuthFailed)
+	// A proof for doc does not claim the key for another document.
+	moved := second.docClaim(doc, docKey)
+	moved.Doc = bytes.Clone(other[:])
+	wantError(t, second.claim(moved), wire.CodeAuthFailed)
+	// One bad proof voids the whole message, the good one included.
+	wantError(t, second.claim(second.docClaim(doc, docKey), moved), wire.CodeAuthFailed)
+	wantError(t, second.subscribe(doc, 0, false), wire.CodeNotMember)
+
+	wantError(t, second.claim(), wire.CodeMalformed)
+	// The connection still works after the refusals.
+	mustOK(t, second.claim(second.docClaim(doc, docKey)))
+	mustOK(t, second.subscribe(doc, 0, false))
+}
+
+// TestClaimedKeyGetsSharedNotice adds a key that a connection claimed
+// before it was a member, as an invitee's device does, and checks that
+// the connection gets the Shared notice and the document in its list.
+func TestClaimedKeyGetsSharedNotice(t *testing.T) {
+	r := startRelay(t)
+	admin, invitee, inviteeKey := newDevice(t), newDevice(t), newDevice(t)
+	a := connect(t, r, admin)
+	doc := newDocID(t)
+	mustOK(t, a.create(doc))
+
+	m := connect(t, r, invitee)
+	mustOK(t, m.claim(m.docClaim(doc, inviteeKey)))
+	if docs := m.listDocs(); len(docs.Grants) != 0 {
+		t.Fatalf("ListDocs before the addition lists %d documents, want 0", len(docs.Grants))
+	}
+	mustOK(t, a.addMember(doc, inviteeKey))
+	got, err := m.tryRecvRaw()
+	if err != nil {
+		t.Fatalf("read the invitee's next message: %v", err)
+	}
+	if _, ok := got.(*wire.Shared); !ok {
+		t.Fatalf("the claimed key's connection got %T, want *wire.Shared", got)
+	}
+	docs := m.listDocs()
+	if len(docs.Grants) != 1 || !bytes.Equal(docs.Grants[0].SealedKey, sealedKeyFor(inviteeKey, doc)) {
+		t.Errorf("ListDocs after the addition lists %d documents, want the one with the key sealed to the document key", len(docs.Grants))
+	}
+}
+
+// TestStoredRecordsNameDocumentKeys writes to two documents from one
+// device under a key of each, then scans the relay's files: the device's
+// key must be nowhere, because nothing the relay stores about a document
+// needs it, and each document key must be there, the scan's control.
+func TestStoredRecordsNameDocumentKeys(t *testing.T) {
+	dir := t.TempDir()
+	r := startRelayWith(t, dir, nil)
+	phone, key1, key2 := newDevice(t), newDevice(t), newDevice(t)
+	doc1, doc2 := newDocID(t), newDocID(t)
+	c := connect(t, r, phone)
+	mustOK(t, c.claim(c.docClaim(doc1, key1), c.docClaim(doc2, key2)))
+	for doc, key := range map[envelope.DocID]device{doc1: key1, doc2: key2} {
+		k := c.as(key)
+		mustOK(t, k.create(doc))
+		k.mustPush(doc, key.sealed(t, doc, 1))
+	}
+	r.stop()
+
+	if path := fileContaining(t, dir, phone.pub); path != "" {
+		t.Errorf("the device key is stored in %s, though the device acted only under document keys", path)
+	}
+	for name, k := range map[string]device{"first": key1, "second": key2} {
+		if fileContaining(t, dir, k.pub) == "" {
+			t.Errorf("the %s document key is in no file: the scan cannot see keys", name)
+		}
+	}
+}
