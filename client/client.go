@@ -104,6 +104,8 @@ type document struct {
 	// sent is the highest sequence number of this device's envelopes
 	// that a push has sent at least once (see reseal.go).
 	sent uint64
+	// self is this device's keys in the document.
+	self *docKeys
 }
 
 type outboxEntry struct {
@@ -131,6 +133,10 @@ type docMeta struct {
 	// EpochKeys holds at index e-1 the document key of key epoch e, or
 	// nil where this device cannot open it; secret.
 	EpochKeys [][]byte
+	// DocKey is set when this device is a member under its keys for
+	// this document (see dockeys.go), and unset when under its device
+	// keys, as in documents stored before document keys.
+	DocKey bool
 }
 
 // Store keys. Every document's keys share the prefix "d/" + id, so one
@@ -201,6 +207,9 @@ func (c *Client) loadDocument(ctx context.Context, id envelope.DocID) (*document
 	if err := msgpack.Unmarshal(b, &d.meta); err != nil {
 		return nil, fmt.Errorf("client: decode document %s: %w", id, err)
 	}
+	if d.self, err = c.keysFor(id, d.meta.DocKey); err != nil {
+		return nil, err
+	}
 	replica := crdt.ReplicaID(d.meta.Replica)
 	state, err := c.store.Get(ctx, stateKey(id))
 	switch {
@@ -260,12 +269,16 @@ func (c *Client) CreateDocument(ctx context.Context) (envelope.DocID, error) {
 	if err != nil {
 		return id, err
 	}
-	first, err := membership.NewCreate(id, c.id.signing, c.id.public.Box, key)
+	self, err := c.id.documentKeys(id)
+	if err != nil {
+		return id, err
+	}
+	first, err := membership.NewCreate(id, self.signing, self.public.Box, key)
 	if err != nil {
 		return id, err
 	}
 	log := &memberLog{state: &membership.State{}}
-	d, err := c.newDocument(id, log, false)
+	d, err := c.newDocument(id, log, false, self, true)
 	if err != nil {
 		return id, err
 	}
@@ -279,15 +292,16 @@ func (c *Client) CreateDocument(ctx context.Context) (envelope.DocID, error) {
 	return id, c.addDocumentLocked(ctx, d, &b)
 }
 
-// newDocument returns a document with a fresh replica id and the keys of
-// log that this device can open.
-func (c *Client) newDocument(id envelope.DocID, log *memberLog, registered bool) (*document, error) {
+// newDocument returns a document with a fresh replica id, in which this
+// device acts under self, its document keys if perDocument is set, and
+// the keys of log that this device can open.
+func (c *Client) newDocument(id envelope.DocID, log *memberLog, registered bool, self *docKeys, perDocument bool) (*document, error) {
 	var replica [8]byte
 	if _, err := io.ReadFull(rand.Reader, replica[:]); err != nil {
 		return nil, fmt.Errorf("client: read random replica id: %w", err)
 	}
-	d := &document{id: id, log: log}
-	d.meta = docMeta{Replica: binary.BigEndian.Uint64(replica[:]), Registered: registered}
+	d := &document{id: id, log: log, self: self}
+	d.meta = docMeta{Replica: binary.BigEndian.Uint64(replica[:]), Registered: registered, DocKey: perDocument}
 	d.crdt = crdt.NewDoc(crdt.ReplicaID(d.meta.Replica))
 	c.learnKeysLocked(d)
 	return d, nil
@@ -393,10 +407,7 @@ func (c *Client) Edit(ctx context.Context, doc envelope.DocID, fn func(t *crdt.T
 		return err
 	}
 	c.notifyLocked(doc)
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
+	c.signalWake()
 	return editErr
 }
 
@@ -427,7 +438,7 @@ func (c *Client) storeLocalUpdateLocked(ctx context.Context, d *document, update
 // this device's previous one and the newest envelope received from each
 // other author. On failure d is as it was.
 func (c *Client) writeLocalUpdatesLocked(ctx context.Context, d *document, updates [][]byte) error {
-	if m, ok := d.log.state.Member(c.selfKey()); !ok || !m.Role.CanWrite() {
+	if m, ok := d.log.state.Member(d.self.member()); !ok || !m.Role.CanWrite() {
 		return fmt.Errorf("client: this device is not a writer of document %s: ask an admin for the writer role", d.id)
 	}
 	trust, err := c.trustLocked(ctx, d)
@@ -437,7 +448,7 @@ func (c *Client) writeLocalUpdatesLocked(ctx context.Context, d *document, updat
 	var b Batch
 	meta := d.meta
 	prev := trust.ownHash
-	self := c.selfKey()
+	self := d.self.member()
 	var sealedEntries []outboxEntry
 	for _, update := range updates {
 		meta.LastSeq++
@@ -449,7 +460,7 @@ func (c *Client) writeLocalUpdatesLocked(ctx context.Context, d *document, updat
 		if key == nil {
 			return fmt.Errorf("client: this device holds no key of epoch %d of document %s: sync to fetch the membership log", h.Epoch, d.id)
 		}
-		env, err := envelope.Seal(h, key, c.id.signing, update)
+		env, err := envelope.Seal(h, key, d.self.signing, update)
 		if err != nil {
 			return err
 		}

@@ -117,11 +117,10 @@ func (c *Client) UnlinkDevice(ctx context.Context, dev ed25519.PublicKey) (int, 
 	}
 
 	key := [32]byte(dev)
-	self := c.selfKey()
 	n := 0
 	for _, d := range c.sortedDocsLocked() {
 		st := d.log.state
-		mine, ok := st.Person(self)
+		mine, ok := st.Person(d.self.member())
 		if !ok {
 			continue
 		}
@@ -160,20 +159,20 @@ func (c *Client) LinkedDevices(ctx context.Context) ([]PublicID, error) {
 // this device or by another linked device, and adds the linked devices
 // that were never members of d.
 func (c *Client) followLinksLocked(ctx context.Context, d *document) error {
-	if _, ok := d.log.state.Member(c.selfKey()); !ok {
+	if _, ok := d.log.state.Member(d.self.member()); !ok {
 		return nil
 	}
 	linked, err := c.LinkedDevices(ctx)
 	if err != nil {
 		return err
 	}
-	trusted := map[[32]byte]bool{c.selfKey(): true}
+	trusted := map[[32]byte]bool{d.self.member(): true}
 	for _, dev := range linked {
 		trusted[[32]byte(dev.Sign)] = true
 	}
 	var b Batch
 	for _, e := range d.log.entries {
-		if e.Op == membership.OpRemoveDevice && trusted[e.Author] && trusted[e.Subject.Sign] && e.Subject.Sign != c.selfKey() {
+		if e.Op == membership.OpRemoveDevice && trusted[e.Author] && trusted[e.Subject.Sign] && e.Subject.Sign != d.self.member() {
 			b.Del(linkedKey(e.Subject.Sign[:]))
 			delete(trusted, e.Subject.Sign)
 		}
@@ -196,7 +195,7 @@ func (c *Client) followLinksLocked(ctx context.Context, d *document) error {
 // member of d, dev never was, and no such change is pending.
 func (c *Client) addDeviceLocked(ctx context.Context, d *document, dev PublicID) (bool, error) {
 	st := d.log.state
-	if _, ok := st.Member(c.selfKey()); !ok {
+	if _, ok := st.Member(d.self.member()); !ok {
 		return false, nil
 	}
 	if st.WasMember([32]byte(dev.Sign)) || c.hasOpLocked(d, membership.OpAddDevice, dev.Sign) {

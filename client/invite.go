@@ -81,9 +81,20 @@ func (c *Client) Invite(ctx context.Context, doc envelope.DocID) (string, error)
 	if strings.HasPrefix(c.relay, "ws://") {
 		scheme = "http"
 	}
-	self := keyring.PublicKeys{Box: c.id.public.Box}
-	copy(self.Sign[:], c.id.public.Sign)
-	inv, err := keyring.NewInvitation(self)
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return "", ErrClosed
+	}
+	d, ok := c.docs[doc]
+	if !ok {
+		return "", fmt.Errorf("%w %s", ErrUnknownDocument, doc)
+	}
+	if m, ok := d.log.state.Member(d.self.member()); !ok || m.Role != membership.RoleAdmin {
+		return "", fmt.Errorf("%w %s: only an admin can invite", ErrNotAdmin, doc)
+	}
+	inv, err := keyring.NewInvitation(d.self.keyringPublic(), doc)
 	if err != nil {
 		return "", err
 	}
@@ -99,19 +110,6 @@ func (c *Client) Invite(ctx context.Context, doc envelope.DocID) (string, error)
 	if err != nil {
 		return "", fmt.Errorf("client: encode invitation: %w", err)
 	}
-
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return "", ErrClosed
-	}
-	d, ok := c.docs[doc]
-	if !ok {
-		return "", fmt.Errorf("%w %s", ErrUnknownDocument, doc)
-	}
-	if m, ok := d.log.state.Member(c.selfKey()); !ok || m.Role != membership.RoleAdmin {
-		return "", fmt.Errorf("%w %s: only an admin can invite", ErrNotAdmin, doc)
-	}
 	var b Batch
 	b.Put(inviteKey(inv.ID()), value)
 	if err := c.store.Write(ctx, &b); err != nil {
@@ -122,30 +120,54 @@ func (c *Client) Invite(ctx context.Context, doc envelope.DocID) (string, error)
 	return link, nil
 }
 
-// AcceptInvite responds to the invitation link by posting this device's keys
-// to the relay, and returns the comparison code to compare with the
-// inviter. The document appears on this device after the inviter's
-// device has synced and this one syncs.
+// AcceptInvite responds to the invitation link by posting this device's
+// keys for the invitation's document to the relay, and returns the
+// comparison code to compare with the inviter. The document appears on
+// this device after the inviter's device has synced and this one syncs.
 func (c *Client) AcceptInvite(ctx context.Context, link string) (code string, err error) {
 	inv, err := keyring.ParseInvitationLink(link)
 	if err != nil {
 		return "", err
 	}
-	self := keyring.PublicKeys{Box: c.id.public.Box}
-	copy(self.Sign[:], c.id.public.Sign)
+	doc := envelope.DocID(inv.Doc)
+	keys, err := c.id.documentKeys(doc)
+	if err != nil {
+		return "", err
+	}
+	self := keys.keyringPublic()
 	resp := inv.Accept(self)
 	body := encodeResponse(resp)
-	sig := ed25519.Sign(c.id.signing, append([]byte(invitationResponseDomain), body...))
+	sig := ed25519.Sign(keys.signing, append([]byte(invitationResponseDomain), body...))
 	id := inv.ID()
+
+	// The mark is stored before the response leaves, so every later
+	// session claims the document key, and the relay can serve the
+	// document to this device once the inviter adds it.
+	marked, err := c.markInvited(ctx, doc)
+	if err != nil {
+		return "", err
+	}
 
 	err = c.withSession(ctx, func(s *session) error {
 		_, err := s.call(ctx, &wire.PostInvite{ID: id[:], Response: append(body, sig...)})
 		return err
 	})
+	if err != nil && !marked {
+		// A failed answer leaves no mark behind, unless an earlier
+		// answer to another link to the same document made it: a
+		// mistyped second link must not undo the first.
+		var b Batch
+		b.Del(invitedKey(doc))
+		if delErr := c.store.Write(ctx, &b); delErr != nil {
+			c.log.Error("delete mark of a failed invitation", "doc", doc, "err", delErr)
+		}
+	}
 	if err != nil {
 		return "", fmt.Errorf("client: post invitation response: %w", err)
 	}
-	c.log.Info("invitation accepted", "invitation", hex.EncodeToString(id[:6]))
+	c.log.Info("invitation accepted", "invitation", hex.EncodeToString(id[:6]), "doc", doc)
+	// A running session claims the new key on its next pass.
+	c.signalWake()
 	return inv.ComparisonCode(self), nil
 }
 

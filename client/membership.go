@@ -153,13 +153,13 @@ func (d *document) setEpochKey(epoch uint32, key *[envelope.KeySize]byte) {
 // learned any.
 func (c *Client) learnKeysLocked(d *document) bool {
 	learned := false
-	self := c.selfKey()
-	boxPub := c.id.public.Box
+	self := d.self.member()
+	boxPub := d.self.public.Box
 	for _, e := range d.log.entries {
 		if d.epochKey(e.Epoch) != nil {
 			continue
 		}
-		if k, ok := e.OpenKey(self, &boxPub, &c.id.boxKey); ok {
+		if k, ok := e.OpenKey(self, &boxPub, &d.self.boxKey); ok {
 			d.setEpochKey(e.Epoch, k)
 			learned = true
 		}
@@ -265,7 +265,7 @@ func (c *Client) queueOp(ctx context.Context, doc envelope.DocID, op pendingOp) 
 	if !ok {
 		return fmt.Errorf("%w %s", ErrUnknownDocument, doc)
 	}
-	if m, ok := d.log.state.Member(c.selfKey()); !ok || m.Role != membership.RoleAdmin {
+	if m, ok := d.log.state.Member(d.self.member()); !ok || m.Role != membership.RoleAdmin {
 		return fmt.Errorf("%w %s: ask an admin to make this change", ErrNotAdmin, doc)
 	}
 	return c.queueOpLocked(ctx, d, op)
@@ -289,10 +289,7 @@ func (c *Client) queueOpLocked(ctx context.Context, d *document, op pendingOp) e
 	d.log.ops = append(d.log.ops, op)
 	c.log.Info("membership change saved", "doc", doc, "op", membership.Op(op.Op).String())
 	c.notifyLocked(doc)
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
+	c.signalWake()
 	return nil
 }
 
@@ -393,18 +390,18 @@ func (c *Client) entryFor(d *document, op pendingOp) (*membership.Entry, error) 
 	case membership.OpAdd:
 		m := membership.Member{Sign: subject, Role: membership.Role(op.Role)}
 		copy(m.Box[:], op.Box)
-		return st.NewAdd(c.id.signing, m, key)
+		return st.NewAdd(d.self.signing, m, key)
 	case membership.OpRemove:
-		e, _, err := st.NewRemove(c.id.signing, subject, key)
+		e, _, err := st.NewRemove(d.self.signing, subject, key)
 		return e, err
 	case membership.OpChangeRole:
-		return st.NewChangeRole(c.id.signing, subject, membership.Role(op.Role))
+		return st.NewChangeRole(d.self.signing, subject, membership.Role(op.Role))
 	case membership.OpAddDevice:
 		m := membership.Member{Sign: subject}
 		copy(m.Box[:], op.Box)
-		return st.NewAddDevice(c.id.signing, m, key)
+		return st.NewAddDevice(d.self.signing, m, key)
 	case membership.OpRemoveDevice:
-		e, _, err := st.NewRemoveDevice(c.id.signing, subject, key)
+		e, _, err := st.NewRemoveDevice(d.self.signing, subject, key)
 		return e, err
 	}
 	return nil, fmt.Errorf("%w: unknown membership change %d", membership.ErrInvalid, op.Op)

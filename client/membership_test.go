@@ -191,8 +191,17 @@ func TestInvitationAddsInvitee(t *testing.T) {
 	if invs[0].Code != code {
 		t.Errorf("therapist's comparison code %q, patient's %q: want equal", invs[0].Code, code)
 	}
-	if invs[0].Invitee != patient.Identity().PublicID() {
-		t.Errorf("invitee %s, want the patient %s", invs[0].Invitee, patient.Identity().PublicID())
+	// The patient joined under its key for this document, not its
+	// device id, which the relay would see in every document.
+	memberID, err := patient.MemberID(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if invs[0].Invitee != memberID.String() {
+		t.Errorf("invitee %s, want the patient's key for the document %s", invs[0].Invitee, memberID)
+	}
+	if memberID.String() == patient.Identity().PublicID() {
+		t.Error("the patient joined the invitation's document under its device id")
 	}
 	if _, err := other.Text(doc); !errors.Is(err, client.ErrUnknownDocument) {
 		t.Errorf("the second taker of the link holds the document (err %v)", err)
@@ -288,14 +297,21 @@ func TestForkedMembershipLogDetected(t *testing.T) {
 	if !proof {
 		t.Errorf("fork report %+v does not hold a proof with both countersignatures", rs)
 	}
-	wantReport(t, rs, client.ReportUnknownHead, shortID(alice), 1)
+	wantReport(t, rs, client.ReportUnknownHead, shortID(t, alice, doc), 1)
 	if got, _ := bob.Text(doc); got == "after the fork" {
 		t.Error("bob applied an envelope that names a membership head outside his log")
 	}
 }
 
-func shortID(c *client.Client) string {
-	k := c.Identity().Public().Sign
+// shortID returns the hex prefix of c's member key in doc, as reports
+// name authors.
+func shortID(t *testing.T, c *client.Client, doc envelope.DocID) string {
+	t.Helper()
+	id, err := c.MemberID(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := id.Sign
 	const hexDigits = "0123456789abcdef"
 	b := make([]byte, 0, 16)
 	for _, x := range k[:8] {

@@ -41,6 +41,13 @@ func (s *session) syncMembership(ctx context.Context) error {
 		}
 	}
 	s.c.mu.Unlock()
+	ids := make([]envelope.DocID, len(jobs))
+	for i, j := range jobs {
+		ids[i] = j.id
+	}
+	if err := s.claimHeld(ctx, ids); err != nil {
+		return err
+	}
 
 	for _, j := range jobs {
 		if j.register {

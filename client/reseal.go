@@ -77,7 +77,7 @@ func (c *Client) resealLocked(ctx context.Context, d *document) error {
 		return err
 	}
 
-	self := c.selfKey()
+	self := d.self.member()
 	var prev envelope.Hash
 	if seq := d.outbox[first].seq; seq > 1 {
 		h, err := c.store.Get(ctx, chainIndexKey(d.id, self, seq-1))
@@ -109,7 +109,7 @@ func (c *Client) resealLocked(ctx context.Context, d *document) error {
 		if err != nil {
 			return err
 		}
-		env, err := envelope.Seal(h, key, c.id.signing, update)
+		env, err := envelope.Seal(h, key, d.self.signing, update)
 		if err != nil {
 			return err
 		}

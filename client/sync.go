@@ -100,6 +100,7 @@ func (c *Client) withSession(ctx context.Context, fn func(s *session) error) err
 		subscribed:  make(map[envelope.DocID]bool),
 		unavailable: make(map[envelope.DocID]error),
 		caught:      make(map[envelope.DocID]bool),
+		claimed:     make(map[envelope.DocID]bool),
 		done:        make(chan struct{}),
 	}
 	defer s.close()
@@ -146,7 +147,14 @@ type session struct {
 	// guarded by Client.mu.
 	caught map[envelope.DocID]bool
 	// relayKey is the relay's countersigning key from Hello.
-	relayKey  ed25519.PublicKey
+	relayKey ed25519.PublicKey
+	// host and challenge are the relay's host name and the connection's
+	// challenge from Hello, which every claim signs.
+	host      string
+	challenge []byte
+	// claimed lists the documents whose keys this session claimed. Only
+	// the goroutine running the session's work uses it.
+	claimed   map[envelope.DocID]bool
 	done      chan struct{}
 	closeOnce gosync.Once
 }
@@ -206,6 +214,7 @@ func (s *session) authenticate(ctx context.Context, host string) error {
 		return fmt.Errorf("client: relay sent a countersigning key of %d bytes, want %d", len(hello.RelayKey), ed25519.PublicKeySize)
 	}
 	s.relayKey = hello.RelayKey
+	s.host, s.challenge = host, hello.Challenge
 
 	// 2. Sign the challenge bound to the host, then wait for Welcome.
 	sig := ed25519.Sign(s.c.id.signing, wire.AuthMessage(host, hello.Challenge))
@@ -359,10 +368,7 @@ func (s *session) handle(msg wire.Message) error {
 		// A member added this device to a document: the run loop lists
 		// the documents again on waking, instead of at the next relist.
 		s.c.log.Info("relay reports a document shared with this device")
-		select {
-		case s.c.wake <- struct{}{}:
-		default:
-		}
+		s.c.signalWake()
 	case *wire.Error:
 		if m.Ref == 0 {
 			return fmt.Errorf("client: relay closed the session: %w", m)
@@ -405,21 +411,26 @@ func (s *session) run(ctx context.Context, once bool) error {
 	relist := time.NewTicker(relistInterval)
 	defer relist.Stop()
 	for {
-		// 1. Documents shared with this device come first, so their
+		// 1. The relay serves a document under a document key only
+		//    once the session claims that key.
+		if err := s.claimKeys(ctx); err != nil {
+			return err
+		}
+		// 2. Documents shared with this device come first, so their
 		//    subscriptions start in this same pass.
 		if err := s.acceptShared(ctx); err != nil {
 			return err
 		}
-		// 2. A redeemed invitation becomes a membership change.
+		// 3. A redeemed invitation becomes a membership change.
 		if err := s.takeInvites(ctx); err != nil {
 			return err
 		}
-		// 3. The relay must know a document before it takes members or
+		// 4. The relay must know a document before it takes members or
 		//    updates for it.
 		if err := s.syncMembership(ctx); err != nil {
 			return err
 		}
-		// 4. Subscribe before pushing, so deliveries are not missed.
+		// 5. Subscribe before pushing, so deliveries are not missed.
 		if err := s.subscribeAll(ctx); err != nil {
 			return err
 		}
@@ -512,15 +523,24 @@ func (s *session) listDocs(ctx context.Context, after []byte) (*wire.Docs, error
 
 // acceptDocument fetches the whole membership log of a document shared
 // with this device and adds the document if the log checks out and seals
-// a key to this device.
+// a key to this device: to its document keys if it accepted an invitation
+// to the document, else to its device keys.
 func (s *session) acceptDocument(ctx context.Context, id envelope.DocID) error {
 	entries, err := s.getLog(ctx, id, 0)
 	if err != nil {
 		return fmt.Errorf("client: fetch membership log of document %s: %w", id, err)
 	}
+	invited, err := s.c.invitedTo(ctx, id)
+	if err != nil {
+		return err
+	}
+	self, err := s.c.keysFor(id, invited)
+	if err != nil {
+		return err
+	}
 
 	log := &memberLog{state: &membership.State{}}
-	d, err := s.c.newDocument(id, log, true)
+	d, err := s.c.newDocument(id, log, true, self, invited)
 	if err != nil {
 		return err
 	}
@@ -541,9 +561,12 @@ func (s *session) acceptDocument(ctx context.Context, id envelope.DocID) error {
 			return nil
 		}
 	}
-	if _, ok := log.state.Member(s.c.selfKey()); !ok || d.epochKey(log.state.Epoch()) == nil {
+	if _, ok := log.state.Member(d.self.member()); !ok || d.epochKey(log.state.Epoch()) == nil {
 		s.c.log.Warn("shared document's membership log seals no key to this device, skipped", "doc", id, "entries", log.state.Len())
 		return nil
+	}
+	if invited {
+		b.Del(invitedKey(id))
 	}
 	return s.c.addDocumentLocked(ctx, d, &b)
 }
@@ -565,6 +588,8 @@ func setRef(m wire.Message, ref uint64) {
 		m.Ref = ref
 	case *wire.Push:
 		m.Ref = ref
+	case *wire.Claim:
+		m.Ref = ref
 	}
 }
 
@@ -585,6 +610,13 @@ func (s *session) subscribeAll(ctx context.Context) error {
 		}
 	}
 	s.c.mu.Unlock()
+	ids := make([]envelope.DocID, len(subs))
+	for i, sb := range subs {
+		ids[i] = sb.id
+	}
+	if err := s.claimHeld(ctx, ids); err != nil {
+		return err
+	}
 	for _, sb := range subs {
 		_, err := s.call(ctx, &wire.Subscribe{Doc: sb.id[:], After: sb.cursor, EntriesFrom: sb.entries})
 		var relayErr *wire.Error
@@ -639,6 +671,9 @@ func (s *session) pushOutbox(ctx context.Context) error {
 		}
 		if len(batch) == 0 {
 			return nil
+		}
+		if err := s.claimHeld(ctx, []envelope.DocID{doc}); err != nil {
+			return err
 		}
 
 		var inFlight []pending

@@ -253,7 +253,7 @@ func (c *Client) trustLocked(ctx context.Context, d *document) (*docTrust, error
 	// gap to close. Their signatures are checked when they are retried.
 	err = c.store.Scan(ctx, rejectedPrefix(d.id), func(key, value []byte) error {
 		env, err := envelope.Unmarshal(value)
-		if err != nil || env.Doc != d.id || env.Author == c.selfKey() {
+		if err != nil || env.Doc != d.id || env.Author == d.self.member() {
 			return nil
 		}
 		if st := t.authors[env.Author]; st == nil || env.Seq > st.Seq+1 {
@@ -316,7 +316,7 @@ func (c *Client) sealHeaderLocked(t *docTrust, d *document, seq uint64, prev env
 	if seq > 1 && prev.IsZero() {
 		return h, fmt.Errorf("client: document %s has %d updates of this device but no stored hash of the last one, as written by a client before envelope format %d, so its updates cannot be chained: copy its text into a new document", d.id, seq-1, envelope.Version)
 	}
-	self := c.selfKey()
+	self := d.self.member()
 	for author, st := range t.authors {
 		if author == self || st.Seq == 0 {
 			continue
@@ -375,7 +375,7 @@ func (c *Client) LastSynced(doc envelope.DocID) ([]MemberSync, error) {
 	if err != nil {
 		return nil, err
 	}
-	self := c.selfKey()
+	self := d.self.member()
 	var out []MemberSync
 	for author, st := range t.authors {
 		if author == self || st.Seq == 0 {
@@ -425,7 +425,7 @@ func (r *receiver) markDirty(d *document, author authorKey) {
 // hashAt returns the hash of author's envelope seq in d, if this device
 // accepted it.
 func (r *receiver) hashAt(d *document, author authorKey, seq uint64) (envelope.Hash, bool, error) {
-	if author == r.c.selfKey() && seq == d.meta.LastSeq {
+	if author == d.self.member() && seq == d.meta.LastSeq {
 		return d.trust.ownHash, true, nil
 	}
 	if st := d.trust.authors[author]; st != nil && st.Seq == seq {
@@ -511,7 +511,7 @@ func (r *receiver) receive(d *document, cursor uint64, raw []byte) error {
 	// 3. This device's own envelopes are applied when they are written.
 	//    A relay sends them back only on request, which this client does
 	//    not make.
-	if env.Author == r.c.selfKey() {
+	if env.Author == d.self.member() {
 		r.c.log.Debug("own envelope delivered, skipped", "doc", d.id, "seq", env.Seq, "cursor", cursor)
 		return nil
 	}
@@ -720,7 +720,7 @@ func (r *receiver) apply(d *document, update []byte, cursor uint64, raw []byte) 
 // checkSeen compares env's list of what its author had received with
 // what this device holds.
 func (r *receiver) checkSeen(d *document, env *envelope.Envelope, cursor uint64) error {
-	self := r.c.selfKey()
+	self := d.self.member()
 	for _, s := range env.Seen {
 		if s.Author == self && s.Seq > d.meta.LastSeq {
 			// Someone received more of this device's envelopes than it

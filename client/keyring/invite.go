@@ -24,24 +24,29 @@ var (
 
 const (
 	invitationSecretSize  = 32
-	invitationPayloadSize = invitationSecretSize + 64
+	invitationPayloadSize = invitationSecretSize + 64 + 16
 	invitationRecordSize  = 1 + invitationPayloadSize + 1 + 64
-	invitationVersion     = 1
-	invitationParam       = "invite"
-	labelInvitationID     = "interlude/keyring/v1 invitation id"
-	labelInvitationMAC    = "interlude/keyring/v1 invitation mac"
-	domainInvitation      = "interlude/keyring/v1 invitation response"
+	invitationVersion     = 2
+	// A version 1 record has no document id.
+	invitationRecordSizeV1 = invitationRecordSize - 16
+	invitationParam        = "invite"
+	labelInvitationID      = "interlude/keyring/v1 invitation id"
+	labelInvitationMAC     = "interlude/keyring/v1 invitation mac"
+	domainInvitation       = "interlude/keyring/v1 invitation response"
 )
 
 // Invitation is a one-time invitation, for instance from a therapist to a
-// client. The inviter sends Link out of band. The link carries a random
-// secret and the inviter's public keys in its fragment, which browsers
-// never send to a server, so the relay never learns the secret.
+// client, to one document. The inviter sends Link out of band. The link
+// carries a random secret, the inviter's public keys and the document's
+// id in its fragment, which browsers never send to a server, so the relay
+// never learns the secret. The document id lets the invitee respond with
+// its key for that document alone.
 //
 // The inviter keeps the Invitation as a record of whether it was used; the
 // invitee rebuilds it from the link with ParseInvitationLink.
 type Invitation struct {
 	Inviter PublicKeys
+	Doc     [16]byte
 	secret  [invitationSecretSize]byte
 	used    bool
 	invitee PublicKeys
@@ -59,10 +64,10 @@ type InvitationResponse struct {
 	MAC [32]byte
 }
 
-// NewInvitation returns an invitation from the holder of inviter, with a
-// fresh random secret.
-func NewInvitation(inviter PublicKeys) (*Invitation, error) {
-	inv := &Invitation{Inviter: inviter}
+// NewInvitation returns an invitation to document doc from the holder of
+// inviter, with a fresh random secret.
+func NewInvitation(inviter PublicKeys, doc [16]byte) (*Invitation, error) {
+	inv := &Invitation{Inviter: inviter, Doc: doc}
 	if _, err := io.ReadFull(rand.Reader, inv.secret[:]); err != nil {
 		return nil, fmt.Errorf("keyring: read random invitation secret: %w", err)
 	}
@@ -70,7 +75,7 @@ func NewInvitation(inviter PublicKeys) (*Invitation, error) {
 }
 
 // Link returns "https://HOST/#invite=" and the base64url encoding, without
-// padding, of the secret and the inviter's public keys. The link is secret
+// padding, of the secret, the inviter's public keys and the document id. The link is secret
 // until the invitation is used.
 func (inv *Invitation) Link(host string) (string, error) {
 	return inv.LinkAt("https", host)
@@ -88,6 +93,7 @@ func (inv *Invitation) LinkAt(scheme, host string) (string, error) {
 	payload := make([]byte, 0, invitationPayloadSize)
 	payload = append(payload, inv.secret[:]...)
 	payload = append(payload, inv.Inviter.bytes()...)
+	payload = append(payload, inv.Doc[:]...)
 	return scheme + "://" + host + "/#" + invitationParam + "=" + base64.RawURLEncoding.EncodeToString(payload), nil
 }
 
@@ -111,6 +117,7 @@ func ParseInvitationLink(link string) (*Invitation, error) {
 	copy(inv.secret[:], payload[:invitationSecretSize])
 	copy(inv.Inviter.Sign[:], payload[invitationSecretSize:invitationSecretSize+32])
 	copy(inv.Inviter.Box[:], payload[invitationSecretSize+32:])
+	copy(inv.Doc[:], payload[invitationSecretSize+64:])
 	return inv, nil
 }
 
@@ -141,6 +148,7 @@ func (inv *Invitation) mac(resp *InvitationResponse) [32]byte {
 	m.Write([]byte(domainInvitation))
 	m.Write([]byte{0})
 	m.Write(resp.Invitation[:])
+	m.Write(inv.Doc[:])
 	m.Write(inv.Inviter.bytes())
 	m.Write(resp.Invitee.bytes())
 	return [32]byte(m.Sum(nil))
@@ -185,6 +193,7 @@ func (inv *Invitation) MarshalBinary() ([]byte, error) {
 	b = append(b, invitationVersion)
 	b = append(b, inv.secret[:]...)
 	b = append(b, inv.Inviter.bytes()...)
+	b = append(b, inv.Doc[:]...)
 	var used byte
 	if inv.used {
 		used = 1
@@ -193,9 +202,12 @@ func (inv *Invitation) MarshalBinary() ([]byte, error) {
 	return append(b, inv.invitee.bytes()...), nil
 }
 
-// UnmarshalInvitation decodes what Invitation.MarshalBinary returned.
+// UnmarshalInvitation decodes what Invitation.MarshalBinary returned, and
+// records of version 1, which have no document id.
 func UnmarshalInvitation(b []byte) (*Invitation, error) {
-	if len(b) != invitationRecordSize || b[0] != invitationVersion || b[1+invitationPayloadSize] > 1 {
+	v1 := len(b) == invitationRecordSizeV1 && b[0] == 1
+	v2 := len(b) == invitationRecordSize && b[0] == invitationVersion
+	if !v1 && !v2 || b[len(b)-65] > 1 {
 		return nil, fmt.Errorf("keyring: invalid invitation record of %d bytes: want %d bytes of version %d", len(b), invitationRecordSize, invitationVersion)
 	}
 	inv := &Invitation{}
@@ -203,6 +215,9 @@ func UnmarshalInvitation(b []byte) (*Invitation, error) {
 	b = b[copy(inv.secret[:], b):]
 	b = b[copy(inv.Inviter.Sign[:], b):]
 	b = b[copy(inv.Inviter.Box[:], b):]
+	if !v1 {
+		b = b[copy(inv.Doc[:], b):]
+	}
 	inv.used = b[0] == 1
 	b = b[1:]
 	b = b[copy(inv.invitee.Sign[:], b):]

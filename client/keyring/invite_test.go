@@ -9,7 +9,7 @@ import (
 
 func TestInvitationFlow(t *testing.T) {
 	therapist, client := newTestDevice(t), newTestDevice(t)
-	inv, err := NewInvitation(therapist.Public())
+	inv, err := NewInvitation(therapist.Public(), [16]byte{7})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,6 +28,9 @@ func TestInvitationFlow(t *testing.T) {
 	}
 	if got.Inviter != therapist.Public() || got.ID() != inv.ID() {
 		t.Fatal("parsed invitation differs")
+	}
+	if got.Doc != inv.Doc {
+		t.Fatalf("parsed invitation names document %x, want %x", got.Doc, inv.Doc)
 	}
 	resp := got.Accept(client.Public())
 
@@ -51,8 +54,55 @@ func TestInvitationFlow(t *testing.T) {
 	}
 }
 
+// TestInvitationDocumentBound changes the document id of a parsed link:
+// the response made from it must not redeem the invitation, so a link
+// altered to another document fails at the inviter.
+func TestInvitationDocumentBound(t *testing.T) {
+	inv, err := NewInvitation(newTestDevice(t).Public(), [16]byte{9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	link, err := inv.Link("interlude.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseInvitationLink(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.Doc[0] ^= 1
+	if err := inv.Redeem(got.Accept(newTestDevice(t).Public())); !errors.Is(err, ErrInvitationMAC) {
+		t.Errorf("Redeem of a response for another document: err = %v, want ErrInvitationMAC", err)
+	}
+}
+
+// TestInvitationRecordVersion1 decodes a stored record of version 1,
+// which has no document id, as an inviter upgraded from it holds.
+func TestInvitationRecordVersion1(t *testing.T) {
+	inv, err := NewInvitation(newTestDevice(t).Public(), [16]byte{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := inv.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := append([]byte{1}, v2[1:1+invitationSecretSize+64]...)
+	v1 = append(v1, v2[1+invitationPayloadSize:]...)
+	got, err := UnmarshalInvitation(v1)
+	if err != nil {
+		t.Fatalf("UnmarshalInvitation of a version 1 record: %v", err)
+	}
+	if got.ID() != inv.ID() || got.Inviter != inv.Inviter {
+		t.Error("version 1 record decoded to another invitation")
+	}
+	if _, err := UnmarshalInvitation(v1[:len(v1)-1]); err == nil {
+		t.Error("a record one byte short of version 1 decoded")
+	}
+}
+
 func TestInvitationReuseDetected(t *testing.T) {
-	inv, err := NewInvitation(newTestDevice(t).Public())
+	inv, err := NewInvitation(newTestDevice(t).Public(), [16]byte{8})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +136,7 @@ func TestInvitationReuseDetected(t *testing.T) {
 
 func TestInvitationTamperingDetected(t *testing.T) {
 	therapist, client, other := newTestDevice(t), newTestDevice(t), newTestDevice(t)
-	inv, err := NewInvitation(therapist.Public())
+	inv, err := NewInvitation(therapist.Public(), [16]byte{7})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +189,7 @@ func TestInvitationTamperingDetected(t *testing.T) {
 }
 
 func TestInvitationLinkErrors(t *testing.T) {
-	inv, err := NewInvitation(newTestDevice(t).Public())
+	inv, err := NewInvitation(newTestDevice(t).Public(), [16]byte{8})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +212,7 @@ func TestInvitationLinkErrors(t *testing.T) {
 // TestInvitationLinkScheme checks that LinkAt keeps the scheme it is
 // given, that the link parses back, and that other schemes are refused.
 func TestInvitationLinkScheme(t *testing.T) {
-	inv, err := NewInvitation(PublicKeys{})
+	inv, err := NewInvitation(PublicKeys{}, [16]byte{})
 	if err != nil {
 		t.Fatal(err)
 	}

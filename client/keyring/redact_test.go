@@ -53,7 +53,7 @@ func TestSecretsAreRedacted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inv, err := NewInvitation(dev.Public())
+	inv, err := NewInvitation(dev.Public(), [16]byte{})
 	if err != nil {
 		t.Fatal(err)
 	}

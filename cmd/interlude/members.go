@@ -92,7 +92,7 @@ func runDocRemove(ctx context.Context, args []string, stdout, stderr io.Writer) 
 // invitations this device made.
 func runDocMembers(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, p := newClientFlags("doc members", stderr, false)
-	setUsage(fs, "DOC", "List the members of document DOC with their roles, fingerprints and\npublic ids, then its membership code and the invitations this device\nmade.")
+	setUsage(fs, "DOC", "List the members of document DOC with their roles, fingerprints and\npublic ids, the id this device is a member under, then its membership\ncode and the invitations this device made.")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -113,6 +113,11 @@ func runDocMembers(ctx context.Context, args []string, stdout, stderr io.Writer)
 			// is what people compare.
 			id := client.PublicID{Sign: ed25519.PublicKey(m.Sign[:]), Box: m.Box}
 			fmt.Fprintf(stdout, "member\t%s\t%s\t%s\n", m.Role, id.Fingerprint(), id)
+		}
+		// A device is a member under its own key for each document it
+		// created or joined by link, which 'id show' does not print.
+		if self, err := c.MemberID(doc); err == nil {
+			fmt.Fprintf(stdout, "this device\t%s\t%s\n", self.Fingerprint(), self)
 		}
 		if code, err := c.MembershipCode(doc); err == nil {
 			fmt.Fprintf(stdout, "membership code\t%s\n", code)

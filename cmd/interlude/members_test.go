@@ -44,7 +44,21 @@ func TestInviteJoinFlow(t *testing.T) {
 	if !strings.Contains(members, "accepted\tcomparison code "+code) {
 		t.Fatalf("doc members = %q, want the invitation accepted with code %s", members, code)
 	}
-	patientID := strings.TrimSpace(run(t, "id", "show", "--profile", patient))
+	// The patient joined under its key for this document, which its own
+	// listing names, and not under the device id 'id show' prints.
+	run(t, "sync", "--profile", patient, "--relay", relayURL)
+	patientID := ""
+	for _, line := range strings.Split(run(t, "doc", "members", "--profile", patient, doc), "\n") {
+		if rest, ok := strings.CutPrefix(line, "this device\t"); ok {
+			patientID = rest[strings.LastIndex(rest, "\t")+1:]
+		}
+	}
+	if patientID == "" {
+		t.Fatal("doc members on the patient's device names no id for this device")
+	}
+	if deviceID := strings.TrimSpace(run(t, "id", "show", "--profile", patient)); patientID == deviceID {
+		t.Error("the patient joined the document under its device id")
+	}
 	listed := false
 	for _, line := range strings.Split(members, "\n") {
 		if strings.HasSuffix(line, "\t"+patientID) {
@@ -57,7 +71,6 @@ func TestInviteJoinFlow(t *testing.T) {
 	if !listed {
 		t.Errorf("doc members = %q, want a line ending in the patient's public id, which doc remove takes", members)
 	}
-	run(t, "sync", "--profile", patient, "--relay", relayURL)
 	if got := run(t, "doc", "cat", "--profile", patient, doc); got != "First session.\n" {
 		t.Fatalf("doc cat on the patient's device = %q, want %q", got, "First session.\n")
 	}

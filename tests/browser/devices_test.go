@@ -56,7 +56,12 @@ func isMember(t *testing.T, c *client.Client, doc envelope.DocID, dev *client.Cl
 	if err != nil {
 		t.Fatalf("Members(%s): %v", doc, err)
 	}
+	// dev is a member under its key for doc, if it holds doc, else under
+	// its device key, as a linked device that never synced is.
 	want := [32]byte(dev.Identity().Public().Sign)
+	if id, err := dev.MemberID(doc); err == nil {
+		want = [32]byte(id.Sign)
+	}
 	for _, m := range members {
 		if m.Sign == want {
 			return true

@@ -179,15 +179,26 @@ func TestInvitationLinkInPage(t *testing.T) {
 	if invitations[0].Code != pageCode {
 		t.Errorf("therapist's comparison code %q, the page's %q: want equal", invitations[0].Code, pageCode)
 	}
-	if invitations[0].Invitee != pageID {
-		t.Errorf("invitee %s, want the page's device %s", invitations[0].Invitee, pageID)
-	}
 
 	// 7. The page opens the joined journal when it arrives, and its
 	//    writes reach the therapist.
 	do(t, ctx, "wait for the joined journal in the page", errs,
 		chromedp.Poll[chromedp.Void](fmt.Sprintf(`document.getElementById("entry").value === %q`, homework), chromedp.WithPollingTimeout(0)),
 	)
+	// The page joined under its key for the journal, not its device id.
+	docs := get(t, ctx, "read the page's documents", errs, chromedp.Evaluate[[]map[string]any](`interlude.documents()`, chromedp.EvalAwaitPromise))
+	memberID := ""
+	for _, d := range docs {
+		if d["docId"] == doc.String() {
+			memberID, _ = d["memberId"].(string)
+		}
+	}
+	if memberID != invitations[0].Invitee {
+		t.Errorf("invitee %s, want the page's member id in the journal %q", invitations[0].Invitee, memberID)
+	}
+	if memberID == pageID {
+		t.Errorf("the page joined the journal under its device id %s", pageID)
+	}
 	state := get(t, ctx, "read the journal list", errs, chromedp.Evaluate[map[string]any](`({
 		selected: document.getElementById("journal-select").value,
 		listShown: document.getElementById("journal-select").checkVisibility(),
@@ -238,14 +249,18 @@ func TestInvitationLinkInPage(t *testing.T) {
 		waitSynced(ownJournal),
 	)
 	accepted := get(t, ctx, "read the accepted invitation", errs, chromedp.Text(css(`#invitations li[data-state="accepted"]`)))
-	friendFingerprint := friend.Identity().Public().Fingerprint()
-	if !strings.Contains(accepted, friendCode) || !strings.Contains(accepted, friendFingerprint) {
-		t.Errorf("accepted invitation = %q, want the code %q and fingerprint %s", accepted, friendCode, friendFingerprint)
-	}
 	syncGoDevice(t, friend, "invited native client")
 	ownID, err := envelope.ParseDocID(ownJournal)
 	if err != nil {
 		t.Fatalf("journal id from the page: %v", err)
+	}
+	// The friend joined under its key for the page's journal.
+	friendID, err := friend.MemberID(ownID)
+	if err != nil {
+		t.Fatalf("the invited native client lacks the page's journal: %v", err)
+	}
+	if !strings.Contains(accepted, friendCode) || !strings.Contains(accepted, friendID.Fingerprint()) {
+		t.Errorf("accepted invitation = %q, want the code %q and fingerprint %s", accepted, friendCode, friendID.Fingerprint())
 	}
 	if got, err := friend.Text(ownID); err != nil || got != ownEntry {
 		t.Errorf("invited native client reads %q, %v; want the page's journal %q", got, err, ownEntry)

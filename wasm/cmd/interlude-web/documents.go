@@ -6,10 +6,11 @@ import (
 	"syscall/js"
 )
 
-// documents is the JavaScript documents(). It resolves to [{docId, role}]
-// for every document on this device, in document id order, where role is
-// this device's: "admin", "writer", "reader", or "" once it is no longer a
-// member. It also refreshes each document's view, so text returns the
+// documents is the JavaScript documents(). It resolves to [{docId, role,
+// memberId}] for every document on this device, in document id order,
+// where role is this device's: "admin", "writer", "reader", or "" once it
+// is no longer a member, and memberId the public id this device is a
+// member under there, which differs from document to document. It also refreshes each document's view, so text returns the
 // text of every listed document once the Promise resolves.
 func (a *app) documents([]js.Value) any {
 	return promise(func() (any, error) {
@@ -18,7 +19,6 @@ func (a *app) documents([]js.Value) any {
 			return nil, err
 		}
 		defer release()
-		self := [32]byte(c.Identity().Public().Sign)
 		docs := c.Documents()
 		list := make([]any, 0, len(docs))
 		for _, doc := range docs {
@@ -26,14 +26,18 @@ func (a *app) documents([]js.Value) any {
 			if err != nil {
 				return nil, err
 			}
+			self, err := c.MemberID(doc)
+			if err != nil {
+				return nil, err
+			}
 			role := ""
 			for _, m := range members {
-				if m.Sign == self {
+				if m.Sign == [32]byte(self.Sign) {
 					role = m.Role.String()
 				}
 			}
 			a.refresh(c, doc)
-			list = append(list, map[string]any{"docId": doc.String(), "role": role})
+			list = append(list, map[string]any{"docId": doc.String(), "role": role, "memberId": self.String()})
 		}
 		return list, nil
 	})

@@ -16,6 +16,7 @@ import (
 
 	"interlude/client"
 	"interlude/client/keyring"
+	"interlude/sync/envelope"
 	"interlude/sync/wire"
 )
 
@@ -119,7 +120,9 @@ func (a *app) acceptInvite(args []js.Value) any {
 		if err != nil {
 			return nil, named("InvalidInvitationError", err)
 		}
-		if bytes.Equal(inv.Inviter.Sign[:], c.Identity().Public().Sign) {
+		// The inviter signs the link with its key for the document, so
+		// a link made here names this device's member key there.
+		if self, err := c.MemberID(envelope.DocID(inv.Doc)); err == nil && bytes.Equal(inv.Inviter.Sign[:], self.Sign) {
 			return nil, errOwnInvitation
 		}
 

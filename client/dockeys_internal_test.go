@@ -1,0 +1,96 @@
+package client
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/nacl/box"
+
+	"interlude/sync/envelope"
+)
+
+// TestDocumentKeysDerivation checks that a device's keys for a document
+// are stable, differ between documents and devices, and seal and open
+// a box as a pair.
+func TestDocumentKeysDerivation(t *testing.T) {
+	id, err := NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc1, doc2 := envelope.DocID{1}, envelope.DocID{2}
+	a, err := id.documentKeys(doc1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := id.documentKeys(doc1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a.signing, again.signing) || a.boxKey != again.boxKey {
+		t.Error("deriving the keys of one document twice gave different keys")
+	}
+	for name, k := range map[string]*docKeys{"another document": must(id.documentKeys(doc2)), "another device": must(other.documentKeys(doc1))} {
+		if bytes.Equal(k.public.Sign, a.public.Sign) || k.public.Box == a.public.Box {
+			t.Errorf("keys for %s equal the first document's", name)
+		}
+	}
+	if bytes.Equal(a.public.Sign, id.public.Sign) || a.public.Box == id.public.Box {
+		t.Error("document keys equal the device keys")
+	}
+
+	sealed, err := box.SealAnonymous(nil, []byte("document key"), &a.public.Box, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := box.OpenAnonymous(nil, sealed, &a.public.Box, &a.boxKey); !ok || string(got) != "document key" {
+		t.Error("a box sealed to the public box key does not open with the private one")
+	}
+	msg := []byte("claim")
+	if !ed25519.Verify(a.public.Sign, msg, ed25519.Sign(a.signing, msg)) {
+		t.Error("a signature by the signing key does not verify under the public one")
+	}
+}
+
+func must(k *docKeys, err error) *docKeys {
+	if err != nil {
+		panic(err)
+	}
+	return k
+}
+
+// TestDocumentKeysRedacted formats and logs document keys in every usual
+// way and checks that no private key byte shows.
+func TestDocumentKeysRedacted(t *testing.T) {
+	id, err := NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := id.documentKeys(envelope.DocID{3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logs, nil)).Info("keys", "keys", k)
+	outputs := []string{fmt.Sprint(k), fmt.Sprintf("%v %+v %#v %x %s", k, k, k, k, k), fmt.Sprintf("%v %+v %#v %x", *k, *k, *k, *k), logs.String()}
+	secrets := []string{hex.EncodeToString(k.signing.Seed()), hex.EncodeToString(k.boxKey[:]), string(k.signing.Seed()), string(k.boxKey[:])}
+	for _, out := range outputs {
+		for _, secret := range secrets {
+			if strings.Contains(out, secret) || strings.Contains(strings.ToLower(out), secret) {
+				t.Errorf("output %q shows a private key", out)
+			}
+		}
+	}
+	if !strings.Contains(logs.String(), k.public.Fingerprint()) {
+		t.Errorf("log %q lacks the public fingerprint", logs.String())
+	}
+}

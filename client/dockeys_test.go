@@ -1,0 +1,155 @@
+package client_test
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"interlude/client"
+	"interlude/sync/envelope"
+)
+
+// TestDocumentKeysUnlinkable has a therapist create two documents and
+// invite the same client to both. Each device must be a member of each
+// document under a key of its own for that document. The relay's files
+// must hold neither device's key, so nothing the relay stores shows that
+// the same two people share both documents.
+func TestDocumentKeysUnlinkable(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx
+	therapist := newClient(t, h.relay.url(), h.clientLogs)
+	patient := newClient(t, h.relay.url(), h.clientLogs)
+
+	var docs []envelope.DocID
+	for _, words := range []string{"mood diary", "thought record"} {
+		doc, err := therapist.CreateDocument(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := therapist.SetText(ctx, doc, words); err != nil {
+			t.Fatal(err)
+		}
+		link, err := therapist.Invite(ctx, doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		syncAll(t, ctx, therapist)
+		if _, err := patient.AcceptInvite(ctx, link); err != nil {
+			t.Fatalf("AcceptInvite: %v", err)
+		}
+		docs = append(docs, doc)
+	}
+	syncAll(t, ctx, therapist, patient)
+	for _, doc := range docs {
+		if err := patient.SetText(ctx, doc, "written by the patient"); err != nil {
+			t.Fatalf("patient writes to document %s: %v", doc, err)
+		}
+	}
+	syncAll(t, ctx, patient, therapist)
+	for _, doc := range docs {
+		mustText(t, therapist, doc, "written by the patient")
+	}
+
+	for _, c := range []*client.Client{therapist, patient} {
+		device := c.Identity().Public().Sign
+		var keys [][]byte
+		for _, doc := range docs {
+			id, err := c.MemberID(doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Equal(id.Sign, device) {
+				t.Errorf("%s is a member of document %s under its device key", c.Identity(), doc)
+			}
+			keys = append(keys, id.Sign)
+		}
+		if bytes.Equal(keys[0], keys[1]) {
+			t.Errorf("%s has the same member key in both documents", c.Identity())
+		}
+	}
+
+	h.relay.stop()
+	for _, c := range []*client.Client{therapist, patient} {
+		if path := fileHolding(t, h.relay.dir, c.Identity().Public().Sign); path != "" {
+			t.Errorf("relay file %s holds the device key of %s", path, c.Identity())
+		}
+	}
+	// The control: the scan finds a member key, which the relay must store.
+	id, err := patient.MemberID(docs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fileHolding(t, h.relay.dir, id.Sign) == "" {
+		t.Error("no relay file holds the patient's member key: the scan cannot find keys")
+	}
+}
+
+// fileHolding returns a file under dir that contains needle, or "".
+func fileHolding(t *testing.T, dir string, needle []byte) string {
+	t.Helper()
+	found := ""
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || found != "" {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err == nil && bytes.Contains(b, needle) {
+			found = path
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
+}
+
+// TestInvitedDocumentReachesRunningClient accepts an invitation on a
+// device whose sync loop runs, then lets the inviter take the response:
+// the running loop must claim the document key and receive the document
+// without another call.
+func TestInvitedDocumentReachesRunningClient(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx
+	therapist := newClient(t, h.relay.url(), h.clientLogs)
+	patient := newClient(t, h.relay.url(), h.clientLogs)
+	doc, err := therapist.CreateDocument(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := therapist.SetText(ctx, doc, "first homework"); err != nil {
+		t.Fatal(err)
+	}
+	link, err := therapist.Invite(ctx, doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, therapist)
+
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go patient.Run(runCtx)
+	if _, err := patient.AcceptInvite(ctx, link); err != nil {
+		t.Fatalf("AcceptInvite: %v", err)
+	}
+	// A mistyped copy of the link names the same document with another
+	// secret. Its failure must not undo the response to the right one.
+	garbled := []byte(link)
+	at := strings.Index(link, "#invite=") + len("#invite=") + 2
+	if garbled[at] == 'A' {
+		garbled[at] = 'B'
+	} else {
+		garbled[at] = 'A'
+	}
+	if _, err := patient.AcceptInvite(ctx, string(garbled)); err == nil {
+		t.Fatal("AcceptInvite of a mistyped link succeeded")
+	}
+	syncAll(t, ctx, therapist)
+	waitFor(t, "the running patient holds the invited document", func() bool {
+		got, err := patient.Text(doc)
+		return err == nil && got == "first homework"
+	})
+}
