@@ -197,7 +197,7 @@ func (s *session) claim(ctx context.Context, docs []envelope.DocID) error {
 	for chunk := range slices.Chunk(docs, wire.MaxClaims) {
 		m := &wire.Claim{Claims: make([]wire.DocClaim, 0, len(chunk))}
 		for _, id := range chunk {
-			k, err := s.c.id.documentKeys(id)
+			k, err := s.c.heldKeys(id)
 			if err != nil {
 				return err
 			}
@@ -215,6 +215,22 @@ func (s *session) claim(ctx context.Context, docs []envelope.DocID) error {
 		s.c.log.Debug("document keys claimed", "documents", len(docs))
 	}
 	return nil
+}
+
+// heldKeys returns this device's document keys for doc: those of the
+// document it holds, which were derived when it was loaded, or else
+// derived now.
+func (c *Client) heldKeys(doc envelope.DocID) (*docKeys, error) {
+	c.mu.Lock()
+	var held *docKeys
+	if d, ok := c.docs[doc]; ok && d.meta.DocKey {
+		held = d.self
+	}
+	c.mu.Unlock()
+	if held != nil {
+		return held, nil
+	}
+	return c.id.documentKeys(doc)
 }
 
 // MemberID returns the public id under which this device is a member of

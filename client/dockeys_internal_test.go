@@ -94,3 +94,19 @@ func TestDocumentKeysRedacted(t *testing.T) {
 		t.Errorf("log %q lacks the public fingerprint", logs.String())
 	}
 }
+
+// BenchmarkDocumentKeys measures deriving a device's keys for one
+// document, which a session does once per document it claims.
+func BenchmarkDocumentKeys(b *testing.B) {
+	id, err := NewIdentity()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var doc envelope.DocID
+	for b.Loop() {
+		doc[0]++
+		if _, err := id.documentKeys(doc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

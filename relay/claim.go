@@ -22,10 +22,10 @@ import (
 // document keys it holds. Every check that named the connection's device
 // before now accepts any of the keys it holds for the document at hand.
 
-// maxConnClaims bounds the document keys one connection may claim, so a
-// client cannot grow the relay's memory without end. It is far above the
-// documents one person keeps.
-const maxConnClaims = 1 << 16
+// maxConnClaims bounds the pairs of document and key one connection may
+// claim, so a client cannot grow the relay's memory without end. It is
+// far above the documents one person keeps.
+var maxConnClaims = 1 << 16
 
 // claim checks every proof of m and, if all verify, records the keys as
 // this connection's.
@@ -45,7 +45,15 @@ func (c *conn) claim(m *wire.Claim) wire.Message {
 		c.claims = make(map[envelope.DocID][]deviceKey)
 		c.claimed = make(map[deviceKey]struct{})
 	}
-	if len(c.claimed)+len(m.Claims) > maxConnClaims {
+	// Only pairs of document and key new to the connection count against
+	// the limit, so a client may claim a key again.
+	added := 0
+	for _, cl := range m.Claims {
+		if !slices.Contains(c.claims[envelope.DocID(cl.Doc)], deviceKey(cl.Key)) {
+			added++
+		}
+	}
+	if c.nclaims+added > maxConnClaims {
 		return c.reject(m.Ref, wire.CodeTooLarge, nil, fmt.Sprintf("this connection would hold more than %d document keys: open another connection for the rest", maxConnClaims))
 	}
 	for _, cl := range m.Claims {
@@ -55,6 +63,7 @@ func (c *conn) claim(m *wire.Claim) wire.Message {
 		}
 		c.claims[doc] = append(c.claims[doc], key)
 		c.claimed[key] = struct{}{}
+		c.nclaims++
 	}
 	c.log.Debug("document keys claimed", "ref", m.Ref, "claims", len(m.Claims))
 	return &wire.OK{Ref: m.Ref}

@@ -3,8 +3,10 @@ package relay_test
 import (
 	"bytes"
 	"crypto/ed25519"
+	"strings"
 	"testing"
 
+	"interlude/relay"
 	"interlude/sync/envelope"
 	"interlude/sync/wire"
 )
@@ -149,4 +151,25 @@ func TestStoredRecordsNameDocumentKeys(t *testing.T) {
 			t.Errorf("the %s document key is in no file: the scan cannot see keys", name)
 		}
 	}
+}
+
+// TestClaimLimitPerConnection fills a connection's claims to the limit
+// and checks that one more is rejected while the claims made still work.
+func TestClaimLimitPerConnection(t *testing.T) {
+	defer relay.SetMaxConnClaims(2)()
+	r := startRelay(t)
+	phone := newDevice(t)
+	docs := []envelope.DocID{newDocID(t), newDocID(t), newDocID(t)}
+	keys := []device{newDevice(t), newDevice(t), newDevice(t)}
+	c := connect(t, r, phone)
+	mustOK(t, c.claim(c.docClaim(docs[0], keys[0]), c.docClaim(docs[1], keys[1])))
+	e := wantError(t, c.claim(c.docClaim(docs[2], keys[2])), wire.CodeTooLarge)
+	if !strings.Contains(e.Message, "another connection") {
+		t.Errorf("limit error %q does not say what to do", e.Message)
+	}
+	// Claiming a key again adds nothing, so it stays within the limit,
+	// but one key for another document is one more pair.
+	mustOK(t, c.claim(c.docClaim(docs[0], keys[0])))
+	wantError(t, c.claim(c.docClaim(docs[2], keys[0])), wire.CodeTooLarge)
+	mustOK(t, c.as(keys[1]).create(docs[1]))
 }

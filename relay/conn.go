@@ -65,8 +65,10 @@ type conn struct {
 	// claims maps a document to the keys this connection proved it holds
 	// for it with Claim, in the order claimed.
 	claims map[envelope.DocID][]deviceKey
-	// claimed holds every key in claims.
+	// claimed holds every key in claims, and nclaims counts the pairs
+	// of document and key in it.
 	claimed map[deviceKey]struct{}
+	nclaims int
 
 	// out carries replies from the reader to the writer, in order.
 	out chan outgoing

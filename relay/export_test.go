@@ -44,3 +44,11 @@ func WriteMemberships(s *Server, device, addedBy [32]byte, docs []envelope.DocID
 	}
 	return nil
 }
+
+// SetMaxConnClaims sets the most document keys one connection may claim
+// and returns a function that restores the limit.
+func SetMaxConnClaims(n int) (restore func()) {
+	old := maxConnClaims
+	maxConnClaims = n
+	return func() { maxConnClaims = old }
+}
