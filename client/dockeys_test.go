@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"interlude/client"
 	"interlude/sync/envelope"
@@ -151,5 +152,49 @@ func TestInvitedDocumentReachesRunningClient(t *testing.T) {
 	waitFor(t, "the running patient holds the invited document", func() bool {
 		got, err := patient.Text(doc)
 		return err == nil && got == "first homework"
+	})
+}
+
+// TestInvitationCompletesBetweenRunningClients runs both sides' sync
+// loops with the timed relist turned off: the invitation must complete
+// on the relay's notices alone, the inviter's when the response comes and
+// the invitee's when the inviter adds it.
+func TestInvitationCompletesBetweenRunningClients(t *testing.T) {
+	defer client.SetRelistIntervalForTest(time.Hour)()
+	h := newHarness(t)
+	ctx := h.ctx
+	therapist := newClient(t, h.relay.url(), h.clientLogs)
+	patient := newClient(t, h.relay.url(), h.clientLogs)
+
+	doc, err := therapist.CreateDocument(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := therapist.SetText(ctx, doc, "week one"); err != nil {
+		t.Fatal(err)
+	}
+	link, err := therapist.Invite(ctx, doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The sync opens the invitation on the relay. Once the therapist's
+	// loop has caught up, it waits on the relay alone: nothing local
+	// wakes it, and its timed pass is an hour away.
+	syncAll(t, ctx, therapist)
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go therapist.Run(runCtx)
+	go patient.Run(runCtx)
+	waitFor(t, "the therapist's loop catches up", func() bool {
+		st := therapist.Status(doc)
+		return st.Connected && st.Synced
+	})
+
+	if _, err := patient.AcceptInvite(ctx, link); err != nil {
+		t.Fatalf("AcceptInvite: %v", err)
+	}
+	waitFor(t, "the running patient holds the document", func() bool {
+		got, err := patient.Text(doc)
+		return err == nil && got == "week one"
 	})
 }

@@ -117,6 +117,9 @@ func (c *Client) Invite(ctx context.Context, doc envelope.DocID) (string, error)
 	}
 	id := inv.ID()
 	c.log.Info("invitation made", "doc", doc, "invitation", hex.EncodeToString(id[:6]))
+	// A running session opens the invitation on the relay at once, so
+	// the relay takes the response and tells this device when it comes.
+	c.signalWake()
 	return link, nil
 }
 

@@ -365,9 +365,11 @@ func (s *session) handle(msg wire.Message) error {
 	case *wire.CaughtUp:
 		s.c.caughtUp(s, m)
 	case *wire.Shared:
-		// A member added this device to a document: the run loop lists
-		// the documents again on waking, instead of at the next relist.
-		s.c.log.Info("relay reports a document shared with this device")
+		// A member added this device to a document, or an invitee
+		// responded to an invitation made here: the run loop lists the
+		// documents and takes the responses again on waking, instead of
+		// at the next relist.
+		s.c.log.Info("relay reports a shared document or an invitation response")
 		s.c.signalWake()
 	case *wire.Error:
 		if m.Ref == 0 {

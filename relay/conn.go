@@ -69,6 +69,10 @@ type conn struct {
 	// of document and key in it.
 	claimed map[deviceKey]struct{}
 	nclaims int
+	// invites holds the invitations this connection opened with
+	// TakeInvite and still waits on, at most maxConnInvites; guarded by
+	// claimMu.
+	invites map[[16]byte]struct{}
 
 	// out carries replies from the reader to the writer, in order.
 	out chan outgoing
@@ -82,8 +86,8 @@ type conn struct {
 	// after they see it set.
 	authed atomic.Bool
 	// shared is set, and wake signalled, when a membership entry added
-	// this connection's device to a document; the writer then sends
-	// Shared.
+	// a key this connection holds to a document, or an invitee responded
+	// to an invitation it waits on; the writer then sends Shared.
 	shared atomic.Bool
 
 	mu   sync.Mutex

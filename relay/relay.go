@@ -269,6 +269,23 @@ func (s *Server) notifyShared(key deviceKey) {
 	}
 }
 
+// notifyInvite notifies the open connections that wait on invitation id
+// that an invitee responded, so their clients take the response at once
+// instead of at their next timed pass.
+func (s *Server) notifyInvite(id [16]byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if c.authed.Load() && c.stopWaitingInvite(id) {
+			c.shared.Store(true)
+			select {
+			case c.wake <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
 func (s *Server) untrack(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)

@@ -113,6 +113,7 @@ func (c *conn) postInvite(m *wire.PostInvite) wire.Message {
 	if !ok {
 		return c.reject(m.Ref, wire.CodeInvitationUsed, nil, "this invitation already has a response from someone else: ask the inviter for a new link")
 	}
+	c.srv.notifyInvite([16]byte(m.ID))
 	return &wire.OK{Ref: m.Ref}
 }
 
@@ -124,6 +125,9 @@ func (c *conn) takeInvite(m *wire.TakeInvite) wire.Message {
 	if err != nil {
 		c.log.Error("read invitation response: Badger failed", "ref", m.Ref, "err", err)
 		return &wire.Error{Ref: m.Ref, Code: wire.CodeInternal, Message: "the relay failed to read the response; retry later"}
+	}
+	if len(resp) == 0 {
+		c.waitInvite([16]byte(m.ID))
 	}
 	return &wire.Invite{Ref: m.Ref, ID: m.ID, Response: resp}
 }
@@ -323,4 +327,31 @@ func requestRef(msg wire.Message) uint64 {
 		return m.Ref
 	}
 	return 0
+}
+
+// maxConnInvites bounds the invitations one connection waits on. An
+// inviter past it still gets responses, at its client's next timed pass.
+const maxConnInvites = 4096
+
+// waitInvite records that this connection opened invitation id and waits
+// for its response.
+func (c *conn) waitInvite(id [16]byte) {
+	c.claimMu.Lock()
+	defer c.claimMu.Unlock()
+	if c.invites == nil {
+		c.invites = make(map[[16]byte]struct{})
+	}
+	if len(c.invites) < maxConnInvites {
+		c.invites[id] = struct{}{}
+	}
+}
+
+// stopWaitingInvite reports whether this connection waited on invitation
+// id, and stops waiting.
+func (c *conn) stopWaitingInvite(id [16]byte) bool {
+	c.claimMu.Lock()
+	defer c.claimMu.Unlock()
+	_, ok := c.invites[id]
+	delete(c.invites, id)
+	return ok
 }

@@ -67,6 +67,8 @@
 //
 // Version 5 adds Claim and document keys. Invitation links carry the
 // document's id, so an invitee joins under its key for that document.
+// The relay also sends Shared when an invitation a connection waits on
+// gets its response.
 //
 // Version 4 pages the document list: ListDocs carries After and Limit,
 // and Docs carries More. A message is a msgpack array whose length the
@@ -357,9 +359,11 @@ type Deliver struct {
 	Countersig []byte
 }
 
-// Shared notifies a device, unasked, that a membership entry added it to
-// a document, so ListDocs now lists more. It carries nothing, so a relay
-// reveals nothing new by sending it.
+// Shared notifies a device, unasked, that a membership entry added it, or
+// a key it claimed, to a document, so ListDocs now lists more, or that an
+// invitee responded to an invitation the connection opened with
+// TakeInvite and found unanswered. It carries nothing, so a relay reveals
+// nothing new by sending it.
 type Shared struct {
 	_msgpack struct{} `msgpack:",as_array"`
 }
