@@ -3,6 +3,7 @@ package client_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"interlude/client"
 	"interlude/sync/envelope"
+	"interlude/sync/membership"
 )
 
 // TestDocumentKeysUnlinkable has a therapist create two documents and
@@ -197,4 +199,51 @@ func TestInvitationCompletesBetweenRunningClients(t *testing.T) {
 		got, err := patient.Text(doc)
 		return err == nil && got == "week one"
 	})
+}
+
+// TestRemoveNonMemberRejected asks to remove, and to change the role of,
+// the device id of a client who joined by invitation, and so is a member
+// under another id: both must fail at once with ErrNotMember instead of
+// reporting a change that the next sync would drop. The member id works.
+func TestRemoveNonMemberRejected(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx
+	therapist := newClient(t, h.relay.url(), h.clientLogs)
+	patient := newClient(t, h.relay.url(), h.clientLogs)
+	doc, err := therapist.CreateDocument(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link, err := therapist.Invite(ctx, doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, therapist)
+	if _, err := patient.AcceptInvite(ctx, link); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, therapist, patient)
+
+	device := patient.Identity().Public().Sign
+	if err := therapist.RemoveMember(ctx, doc, device); !errors.Is(err, client.ErrNotMember) {
+		t.Errorf("RemoveMember of the patient's device id = %v, want ErrNotMember", err)
+	}
+	if err := therapist.ChangeRole(ctx, doc, device, membership.RoleReader); !errors.Is(err, client.ErrNotMember) {
+		t.Errorf("ChangeRole of the patient's device id = %v, want ErrNotMember", err)
+	}
+	member, err := patient.MemberID(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := therapist.RemoveMember(ctx, doc, member.Sign); err != nil {
+		t.Fatalf("RemoveMember of the patient's member id: %v", err)
+	}
+	syncAll(t, ctx, therapist)
+	members, err := therapist.Members(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(members) != 1 {
+		t.Errorf("document has %d members after the removal, want the therapist alone", len(members))
+	}
 }

@@ -49,6 +49,11 @@ const (
 // is not an admin of the document.
 var ErrNotAdmin = errors.New("client: this device is not an admin of the document")
 
+// ErrNotMember is returned for a removal or role change of a key that is
+// not a member of the document, such as a device id of someone who
+// joined by invitation under a key of their own for the document.
+var ErrNotMember = errors.New("client: not a member of the document")
+
 // logRecord is one stored entry of the membership log.
 type logRecord struct {
 	_msgpack   struct{} `msgpack:",as_array"`
@@ -267,6 +272,15 @@ func (c *Client) queueOp(ctx context.Context, doc envelope.DocID, op pendingOp) 
 	}
 	if m, ok := d.log.state.Member(d.self.member()); !ok || m.Role != membership.RoleAdmin {
 		return fmt.Errorf("%w %s: ask an admin to make this change", ErrNotAdmin, doc)
+	}
+	switch membership.Op(op.Op) {
+	case membership.OpRemove, membership.OpChangeRole:
+		// A change of a key that is no member would be dropped at the
+		// next sync while the caller believed it made.
+		_, member := d.log.state.Member([32]byte(op.Sign))
+		if !member && !c.hasOpLocked(d, membership.OpAdd, op.Sign) {
+			return fmt.Errorf("%w %s: key %x is not one of its members. A person who joined by a link is a member under an id of their own for this document: pick the id from the document's member list", ErrNotMember, doc, op.Sign[:8])
+		}
 	}
 	return c.queueOpLocked(ctx, d, op)
 }

@@ -255,7 +255,7 @@ var errStopScan = errors.New("stop scan")
 // it with $(interlude id show), and the fingerprint to stderr for a person.
 func printPublicID(id *client.Identity, stdout, stderr io.Writer) {
 	fmt.Fprintln(stdout, id.PublicID())
-	fmt.Fprintf(stderr, "fingerprint %s: compare it with the person you share with, or with what your other device shows when you link this one\n", id.Public().Fingerprint())
+	fmt.Fprintf(stderr, "fingerprint %s: compare it with what your other device shows when you link this one, or with someone who shares a document with this id. In documents you create or join by link you have an id of your own for each ('interlude doc members DOC')\n", id.Public().Fingerprint())
 }
 
 // withClient opens the profile's client, runs fn with it and closes it. It
