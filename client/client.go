@@ -50,6 +50,9 @@ type Status struct {
 	// Synced reports that nothing is pending and the client has received
 	// everything the relay had for this document when it last caught up.
 	Synced bool
+	// Removed reports that a member removed this device from the
+	// document. Its copy stays readable here, but nothing more syncs.
+	Removed bool
 }
 
 // Errors returned by the client.
@@ -544,7 +547,16 @@ func (c *Client) statusLocked(d *document) Status {
 		s.Pending++
 	}
 	s.Synced = s.Pending == 0 && s.Connected && d.caughtUp > 0
+	s.Removed = d.removed()
 	return s
+}
+
+// removed reports whether d's membership log shows this device removed:
+// it was a member and is not one now.
+func (d *document) removed() bool {
+	self := d.self.member()
+	_, member := d.log.state.Member(self)
+	return !member && d.log.state.WasMember(self)
 }
 
 // OnChange registers fn to be called after a document changes locally or

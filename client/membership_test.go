@@ -77,9 +77,16 @@ func TestRemovalRotatesKey(t *testing.T) {
 	syncAll(t, ctx, admin, stays)
 	mustText(t, stays, doc, "before after")
 
-	// 2. The removed member's device no longer gets the document.
-	if err := removed.SyncOnce(ctx); err == nil {
-		t.Error("removed member's SyncOnce succeeded, want the document reported unavailable")
+	// 2. The removed member's device no longer gets the document, learns
+	//    of its removal, and reports it instead of failing every sync.
+	if err := removed.SyncOnce(ctx); err != nil {
+		t.Errorf("removed member's SyncOnce: %v", err)
+	}
+	if st := removed.Status(doc); !st.Removed {
+		t.Errorf("removed member's status = %+v, want Removed", st)
+	}
+	if st := stays.Status(doc); st.Removed {
+		t.Errorf("remaining member's status = %+v, want not Removed", st)
 	}
 	mustText(t, removed, doc, "before ")
 

@@ -62,6 +62,19 @@ func (s *session) syncMembership(ctx context.Context) error {
 		if err != nil || !ok {
 			return err
 		}
+		s.c.mu.Lock()
+		removed := s.c.docs[j.id].removed()
+		s.c.mu.Unlock()
+		if removed {
+			// The relay serves a former member the log up to its
+			// removal: nothing more of the document syncs, and this
+			// session does not ask again.
+			s.c.log.Info("this device was removed from the document; its copy stays readable here", "doc", j.id)
+			s.mu.Lock()
+			s.subscribed[j.id] = true
+			s.mu.Unlock()
+			continue
+		}
 		// With the log current, the person's other devices are added
 		// where they are missing (see devices.go).
 		s.c.mu.Lock()

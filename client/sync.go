@@ -607,7 +607,7 @@ func (s *session) subscribeAll(ctx context.Context) error {
 	s.mu.Unlock()
 	s.c.mu.Lock()
 	for id, d := range s.c.docs {
-		if d.meta.Registered && !s.subscribed[id] && skip[id] == nil {
+		if d.meta.Registered && !s.subscribed[id] && skip[id] == nil && !d.removed() {
 			subs = append(subs, sub{id, d.meta.Cursor, d.log.state.Len()})
 		}
 	}
@@ -661,7 +661,7 @@ func (s *session) pushOutbox(ctx context.Context) error {
 		s.c.mu.Lock()
 		var err error
 		for id, d := range s.c.docs {
-			if d.meta.Registered && len(d.outbox) > 0 && skip[id] == nil {
+			if d.meta.Registered && len(d.outbox) > 0 && skip[id] == nil && !d.removed() {
 				err = s.c.prepareSendLocked(ctx, d)
 				doc, batch = id, slices.Clone(d.outbox)
 				break
@@ -846,7 +846,7 @@ func (c *Client) allSynced(skip map[envelope.DocID]error) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for id, d := range c.docs {
-		if skip[id] != nil {
+		if skip[id] != nil || d.removed() {
 			continue
 		}
 		if !d.meta.Registered || len(d.outbox) > 0 || len(d.log.ops) > 0 || d.caughtUp == 0 {

@@ -256,9 +256,9 @@ func readMemberRecords(txn *badger.Txn, doc envelope.DocID, from uint64) ([]memb
 const maxLogReply = 3 << 20
 
 // memberLog returns doc's countersigned membership entries from index
-// from, at least one if there is one, and more set when it stopped before
-// the end to stay under maxLogReply.
-func (s *store) memberLog(doc envelope.DocID, from uint64) (entries []wire.LogEntry, more bool, err error) {
+// from up to index last, at least one if there is one, and more set when
+// it stopped before last or the end to stay under maxLogReply.
+func (s *store) memberLog(doc envelope.DocID, from, last uint64) (entries []wire.LogEntry, more bool, err error) {
 	records, err := s.memberRecords(doc, from)
 	if err != nil {
 		return nil, false, err
@@ -266,6 +266,9 @@ func (s *store) memberLog(doc envelope.DocID, from uint64) (entries []wire.LogEn
 	entries = make([]wire.LogEntry, 0, len(records))
 	size := 0
 	for _, r := range records {
+		if r.Index > last {
+			break
+		}
 		size += len(r.Entry) + len(r.Countersig)
 		if len(entries) > 0 && size > maxLogReply {
 			return entries, true, nil
@@ -273,6 +276,32 @@ func (s *store) memberLog(doc envelope.DocID, from uint64) (entries []wire.LogEn
 		entries = append(entries, wire.LogEntry{Entry: r.Entry, Countersig: r.Countersig})
 	}
 	return entries, false, nil
+}
+
+// lastRemoval returns the index of the newest entry of doc's log that
+// removed one of keys, if there is one.
+func (s *store) lastRemoval(doc envelope.DocID, keys []deviceKey) (index uint64, ok bool, err error) {
+	st, err := s.membershipState(doc)
+	if err != nil {
+		return 0, false, err
+	}
+	if !slices.ContainsFunc(keys, func(k deviceKey) bool { return st.WasMember(k) }) {
+		return 0, false, nil
+	}
+	records, err := s.memberRecords(doc, 0)
+	if err != nil {
+		return 0, false, err
+	}
+	for _, r := range records {
+		e, err := membership.Decode(r.Entry)
+		if err != nil {
+			return 0, false, fmt.Errorf("stored membership entry %d of document %s: %w", r.Index, doc, err)
+		}
+		if e.Op.Rotates() && slices.Contains(keys, e.Subject.Sign) {
+			index, ok = e.Index, true
+		}
+	}
+	return index, ok, nil
 }
 
 func entryKey(doc envelope.DocID, index uint64) []byte {

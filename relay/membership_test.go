@@ -148,3 +148,37 @@ func TestInvitationTakesOneResponse(t *testing.T) {
 	ref = a.ref()
 	wantError(t, a.request(ref, &wire.PostInvite{Ref: ref, ID: id[:8], Response: []byte("x")}), wire.CodeMalformed)
 }
+
+// TestFormerMemberGetsLogToRemoval checks that a removed member may read
+// the membership log up to the entry that removed it and no further, and
+// that a device that never was a member still gets not_member.
+func TestFormerMemberGetsLogToRemoval(t *testing.T) {
+	r := startRelay(t)
+	alice, bob, carol := newDevice(t), newDevice(t), newDevice(t)
+	doc, a := sharedDoc(t, r, alice, bob)
+	mustOK(t, a.removeMember(doc, bob))
+	mustOK(t, a.addMember(doc, carol))
+
+	b := connect(t, r, bob)
+	ref := b.ref()
+	reply := b.request(ref, &wire.GetLog{Ref: ref, Doc: doc[:]})
+	log, ok := reply.(*wire.Log)
+	if !ok {
+		t.Fatalf("GetLog of the removed member answered %T, want Log", reply)
+	}
+	if len(log.Entries) != 3 || log.More {
+		t.Fatalf("removed member got %d entries (more %v), want the 3 up to its removal", len(log.Entries), log.More)
+	}
+	last, err := membership.Decode(log.Entries[2].Entry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last.Op != membership.OpRemove || last.Subject.Sign != [32]byte(bob.pub) {
+		t.Errorf("last entry for the removed member is %s of %x, want its removal", last.Op, last.Subject.Sign[:8])
+	}
+	wantError(t, b.subscribe(doc, 0, false), wire.CodeNotMember)
+
+	stranger := connect(t, r, newDevice(t))
+	ref = stranger.ref()
+	wantError(t, stranger.request(ref, &wire.GetLog{Ref: ref, Doc: doc[:]}), wire.CodeNotMember)
+}

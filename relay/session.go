@@ -3,6 +3,7 @@ package relay
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 
 	"interlude/sync/envelope"
@@ -88,10 +89,29 @@ func (c *conn) getLog(m *wire.GetLog) wire.Message {
 	if e != nil {
 		return e
 	}
-	if e := c.checkMember(m.Ref, doc); e != nil {
-		return e
+	keys := c.keysFor(doc)
+	member, err := c.srv.store.isMemberAny(doc, keys)
+	if err != nil {
+		return c.internal(m.Ref, doc, "check membership", err)
 	}
-	entries, more, err := c.srv.store.memberLog(doc, m.From)
+	last := uint64(math.MaxUint64)
+	if !member {
+		// A former member gets the log up to the entry that removed it,
+		// so its client learns of the removal instead of guessing
+		// between a removal and a relay that lost the document.
+		removal, ok, err := c.srv.store.lastRemoval(doc, keys)
+		if err != nil {
+			return c.internal(m.Ref, doc, "read membership log", err)
+		}
+		if !ok {
+			if e := c.checkMember(m.Ref, doc); e != nil {
+				return e
+			}
+		} else {
+			last = removal
+		}
+	}
+	entries, more, err := c.srv.store.memberLog(doc, m.From, last)
 	if err != nil {
 		return c.internal(m.Ref, doc, "read membership log", err)
 	}

@@ -298,7 +298,7 @@ func runDocNew(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 func runDocList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, p := newClientFlags("doc list", stderr, false)
-	setUsage(fs, "", "List the documents in this profile, each with the number of its updates\nnot yet sent to the relay.")
+	setUsage(fs, "", "List the documents in this profile, each with the number of its updates\nnot yet sent to the relay, or \"removed\" where a member removed this\ndevice.")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -307,9 +307,12 @@ func runDocList(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	return withClient(ctx, p, stderr, func(c *client.Client) error {
 		for _, id := range c.Documents() {
-			if st := c.Status(id); st.Pending > 0 {
+			switch st := c.Status(id); {
+			case st.Removed:
+				fmt.Fprintf(stdout, "%s\tremoved\n", id)
+			case st.Pending > 0:
 				fmt.Fprintf(stdout, "%s\t%d pending\n", id, st.Pending)
-			} else {
+			default:
 				fmt.Fprintf(stdout, "%s\tsynced\n", id)
 			}
 		}
@@ -399,6 +402,11 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		for _, id := range c.Documents() {
+			if c.Status(id).Removed {
+				// The copy stays readable; a member removed this device.
+				fmt.Fprintf(stdout, "%s\tremoved\n", id)
+				continue
+			}
 			fmt.Fprintf(stdout, "%s\tsynced\n", id)
 			// A refused answer to an invitation is news for the inviter,
 			// who should make a new link.

@@ -74,6 +74,20 @@ func TestInviteJoinFlow(t *testing.T) {
 	if got := run(t, "doc", "cat", "--profile", patient, doc); got != "First session.\n" {
 		t.Fatalf("doc cat on the patient's device = %q, want %q", got, "First session.\n")
 	}
+
+	// Removing the patient by the id the list shows works; afterwards the
+	// patient's sync succeeds and reports the removal, and its copy stays.
+	run(t, "doc", "remove", "--profile", therapist, doc, patientID)
+	run(t, "sync", "--profile", therapist, "--relay", relayURL)
+	if got := run(t, "sync", "--profile", patient, "--relay", relayURL); !strings.Contains(got, doc+"\tremoved") {
+		t.Errorf("sync on the removed patient's device printed %q, want the document marked removed", got)
+	}
+	if got := run(t, "doc", "list", "--profile", patient); !strings.Contains(got, doc+"\tremoved") {
+		t.Errorf("doc list on the removed patient's device = %q, want the document marked removed", got)
+	}
+	if got := run(t, "doc", "cat", "--profile", patient, doc); got != "First session.\n" {
+		t.Errorf("doc cat after the removal = %q, want the copy kept", got)
+	}
 }
 
 // TestRefusedInvitationReported responds to a link whose inviter keys were

@@ -16,7 +16,8 @@
 //     AppendEntry appends a signed entry to a document's membership log
 //     (package sync/membership), the first of which creates the document,
 //     and the relay answers EntryAck with its countersignature; GetLog
-//     returns a document's membership log; ListDocs returns a page of the
+//     returns a document's membership log, to a former member up to the
+//     entry that removed it; ListDocs returns a page of the
 //     documents the device or its claimed keys are members of, with
 //     their sealed keys;
 //     Subscribe requests every envelope and membership entry of a
@@ -68,7 +69,9 @@
 // Version 5 adds Claim and document keys. Invitation links carry the
 // document's id, so an invitee joins under its key for that document.
 // The relay also sends Shared when an invitation a connection waits on
-// gets its response.
+// gets its response, and answers GetLog from a former member with the log
+// up to its removal, so its client can tell a removal from a lost
+// document.
 //
 // Version 4 pages the document list: ListDocs carries After and Limit,
 // and Docs carries More. A message is a msgpack array whose length the
@@ -234,7 +237,8 @@ type EntryAck struct {
 	Countersig []byte
 }
 
-// GetLog requests the entries of Doc's membership log from index From.
+// GetLog requests the entries of Doc's membership log from index From. A
+// device removed from Doc gets the entries up to the one that removed it.
 type GetLog struct {
 	_msgpack struct{} `msgpack:",as_array"`
 	Ref      uint64
