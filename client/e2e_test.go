@@ -105,6 +105,7 @@ func newClient(t *testing.T, relayURL string, logs *lockedBuffer) *client.Client
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
+	harnessClients.add(t, c)
 	return c
 }
 

@@ -41,3 +41,24 @@ func SetRelistIntervalForTest(d time.Duration) func() {
 	relistInterval = d
 	return func() { relistInterval = old }
 }
+
+// SecretsForTest returns every secret c holds that must never reach the
+// relay or a log: its device's private keys, and for each document its
+// private keys there and every document key it holds.
+func SecretsForTest(c *Client) [][]byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	secrets := [][]byte{c.id.signing.Seed(), c.id.boxKey[:]}
+	for _, d := range c.docs {
+		secrets = append(secrets, d.self.signing.Seed(), d.self.boxKey[:])
+		for _, k := range d.meta.EpochKeys {
+			if k != nil {
+				secrets = append(secrets, k)
+			}
+		}
+	}
+	for i, s := range secrets {
+		secrets[i] = append([]byte(nil), s...)
+	}
+	return secrets
+}

@@ -5,10 +5,14 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	gosync "sync"
 	"testing"
@@ -436,7 +440,8 @@ func (h *harness) sync(c *client.Client) {
 }
 
 // checkNoPlaintext stops the relay and scans its files and every log for
-// the marker in the scripted author's words.
+// the marker in the scripted author's words, and for the private keys and
+// document keys of every client the test made, raw and in hex and base64.
 func (h *harness) checkNoPlaintext() {
 	h.relay.stop()
 	assertNotInFiles(h.t, h.relay.dir, secretMarker)
@@ -446,6 +451,68 @@ func (h *harness) checkNoPlaintext() {
 	if bytes.Contains(h.clientLogs.Bytes(), []byte(secretMarker)) {
 		h.t.Error("client logs contain plaintext")
 	}
+
+	var forms [][]byte
+	for _, c := range harnessClients.take(h.t) {
+		for _, s := range client.SecretsForTest(c) {
+			forms = append(forms, s, []byte(hex.EncodeToString(s)), []byte(base64.StdEncoding.EncodeToString(s)), []byte(base64.RawURLEncoding.EncodeToString(s)))
+		}
+	}
+	if len(forms) == 0 {
+		return
+	}
+	logs := map[string][]byte{"relay logs": h.relayLogs.Bytes(), "client logs": h.clientLogs.Bytes()}
+	for name, b := range logs {
+		for _, f := range forms {
+			if bytes.Contains(b, f) {
+				h.t.Errorf("%s contain a key", name)
+				break
+			}
+		}
+	}
+	err := filepath.WalkDir(h.relay.dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, f := range forms {
+			if bytes.Contains(b, f) {
+				h.t.Errorf("relay file %s contains a key", path)
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// testClients keeps the clients each test made, for the harness's scan
+// for keys when the test ends.
+type testClients struct {
+	mu gosync.Mutex
+	m  map[*testing.T][]*client.Client
+}
+
+var harnessClients = &testClients{m: map[*testing.T][]*client.Client{}}
+
+func (tc *testClients) add(t *testing.T, c *client.Client) {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	tc.m[t] = append(tc.m[t], c)
+}
+
+// take returns the clients of t and forgets them.
+func (tc *testClients) take(t *testing.T) []*client.Client {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	cs := tc.m[t]
+	delete(tc.m, t)
+	return cs
 }
 
 // expectedText is the text of a fresh replica that applied updates, what
