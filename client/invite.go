@@ -73,7 +73,7 @@ type InvitationStatus struct {
 func (c *Client) Invite(ctx context.Context, doc envelope.DocID) (string, error) {
 	host, err := relayHost(c.relay)
 	if err != nil {
-		return "", fmt.Errorf("client: an invitation link names the relay: %w", err)
+		return "", fmt.Errorf("%w; an invitation link names the relay, so it needs one", err)
 	}
 	// The relay serves the web app on the same address, so the link opens
 	// it, over TLS exactly when the relay's WebSocket uses it.

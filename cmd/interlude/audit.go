@@ -28,7 +28,7 @@ func runRelayAudit(_ context.Context, args []string, stdout, stderr io.Writer) e
 		return nil
 	})
 	setUsage(flags, "", "Check the hash chain of a stopped relay's audit log, and that it still matches every --anchor, then print its head as SEQ:HASH. Copy the head somewhere the relay's operator cannot rewrite, such as a ticket or a log store: a later check with it as --anchor shows whether the log was rewritten since. The relay also logs its head when it starts and stops.")
-	if err := flags.Parse(args); err != nil {
+	if err := parseFlags(flags, args); err != nil {
 		return err
 	}
 	if err := checkNoArgs(flags); err != nil {

@@ -49,7 +49,7 @@ func runBenchTrace(ctx context.Context, args []string, stdout, stderr io.Writer)
 	batch := fs.Int("batch", 100, "edits grouped into one update")
 	timeout := fs.Duration("timeout", 5*time.Minute, "give up when B has not converged after this long")
 	setUsage(fs, "FILE", "Replay the editing trace FILE through two clients and a relay on loopback, and print one JSON line of figures.")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {

@@ -16,7 +16,7 @@ func runBenchCRDT(_ context.Context, args []string, stdout, stderr io.Writer) er
 	fs := flag.NewFlagSet("bench crdt", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	setUsage(fs, "FILE", "Replay the sequential editing trace FILE into one CRDT replica, save it, load it and merge it, and print one JSON line of figures.")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {

@@ -167,7 +167,7 @@ func readPassphraseFile(file string) (*keyring.Passphrase, error) {
 func runIDNew(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, p := newClientFlags("id new", stderr, false)
 	setUsage(fs, "", "Make this device's identity, its signing and encryption key pairs, in\nthe profile folder. With --passphrase-file the private keys are\nencrypted under the passphrase.")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := checkNoArgs(fs); err != nil {
@@ -193,7 +193,7 @@ func runIDNew(_ context.Context, args []string, stdout, stderr io.Writer) error 
 func runIDShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, p := newClientFlags("id show", stderr, false)
 	setUsage(fs, "", "Print this device's public id to stdout, for others to share documents\nwith it, and its fingerprint to stderr.")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := checkNoArgs(fs); err != nil {
@@ -280,7 +280,7 @@ func explain(err error) error {
 func runDocNew(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, p := newClientFlags("doc new", stderr, false)
 	setUsage(fs, "", "Make a new journal document with this device as its first admin, and\nprint its document id.")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := checkNoArgs(fs); err != nil {
@@ -299,7 +299,7 @@ func runDocNew(ctx context.Context, args []string, stdout, stderr io.Writer) err
 func runDocList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, p := newClientFlags("doc list", stderr, false)
 	setUsage(fs, "", "List the documents in this profile, each with the number of its updates\nnot yet sent to the relay, or \"removed\" where a member removed this\ndevice.")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := checkNoArgs(fs); err != nil {
@@ -323,7 +323,7 @@ func runDocList(ctx context.Context, args []string, stdout, stderr io.Writer) er
 func runDocShare(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, p := newClientFlags("doc share", stderr, false)
 	setUsage(fs, "DOC PUBLIC-ID", "Share document DOC with the device whose public id is PUBLIC-ID, as\n'interlude id show' prints it on that device. Run 'interlude sync'\nafterwards to send it.")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 2 {
@@ -349,7 +349,7 @@ func runDocShare(ctx context.Context, args []string, stdout, stderr io.Writer) e
 func runDocWrite(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, p := newClientFlags("doc write", stderr, false)
 	setUsage(fs, "DOC TEXT...", "Append TEXT to the journal of document DOC. Several arguments are joined\nwith single spaces.")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() < 2 {
@@ -368,7 +368,7 @@ func runDocWrite(ctx context.Context, args []string, stdout, stderr io.Writer) e
 func runDocCat(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, p := newClientFlags("doc cat", stderr, false)
 	setUsage(fs, "DOC", "Print the journal text of document DOC.")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -391,7 +391,7 @@ func runDocCat(ctx context.Context, args []string, stdout, stderr io.Writer) err
 func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, p := newClientFlags("sync", stderr, true)
 	setUsage(fs, "", "Accept documents shared with this device, send local updates to the\nrelay and receive the updates of other devices.")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := checkNoArgs(fs); err != nil {

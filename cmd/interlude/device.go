@@ -20,7 +20,7 @@ func runDeviceLink(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs, p := newClientFlags("device link", stderr, true)
 	fingerprint := fs.String("fingerprint", "", "the new device's `fingerprint`, as 'interlude id show' prints it there (required: it proves the public id arrived unchanged)")
 	setUsage(fs, "PUBLIC-ID", "Link the device whose public id is PUBLIC-ID (run 'interlude id show' on it) as another device of yours: it is added, with this device's role, to every document this device is a member of, now and later.")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -55,7 +55,7 @@ func runDeviceLink(ctx context.Context, args []string, stdout, stderr io.Writer)
 func runDeviceList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, p := newClientFlags("device list", stderr, false)
 	setUsage(fs, "", "Print the devices this device adds to its documents: those it linked and the one that linked it, one per line as public id and fingerprint.")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := checkNoArgs(fs); err != nil {
@@ -80,7 +80,7 @@ func runDeviceList(ctx context.Context, args []string, stdout, stderr io.Writer)
 func runDeviceRemove(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, p := newClientFlags("device remove", stderr, true)
 	setUsage(fs, "DEVICE", "Remove DEVICE, a public id or the fingerprint of a linked device, from every document where it is a device of yours, and start a new key epoch in each, so nothing written afterwards opens with its keys.")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -126,7 +126,7 @@ func findDevice(ctx context.Context, c *client.Client, s string) (client.PublicI
 func runDeviceRecovery(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, p := newClientFlags("device recovery", stderr, true)
 	setUsage(fs, "", "Make a recovery phrase and print it once. The phrase derives one more device, which is linked to every document of yours like a device you own: with the phrase, 'interlude device recover' brings your documents to a new device after every other one is lost.")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := checkNoArgs(fs); err != nil {
@@ -160,7 +160,7 @@ func runDeviceRecover(ctx context.Context, args []string, stdout, stderr io.Writ
 	fs, p := newClientFlags("device recover", stderr, true)
 	phraseFile := fs.String("phrase-file", "", "`file` whose first line is the recovery phrase (required; a file keeps the words out of the shell's history)")
 	setUsage(fs, "", "Link this device to every document of yours, using the recovery phrase that 'interlude device recovery' printed. The recovery device runs in memory only, and nothing of it is written to disk.")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := checkNoArgs(fs); err != nil {

@@ -27,7 +27,7 @@ const (
 func runIDEncrypt(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, p := newClientFlags("id encrypt", stderr, false)
 	setUsage(fs, "", "Encrypt this profile's store and identity file under the passphrase in --passphrase-file (required). Use it on a profile made without a passphrase; every later command then needs the same --passphrase-file.")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := checkNoArgs(fs); err != nil {

@@ -24,6 +24,8 @@ import (
 	"io/fs"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 
 	"interlude/wasm/web"
@@ -35,7 +37,7 @@ func main() {
 	stop()
 	switch {
 	case err == nil:
-	case errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, flag.ErrHelp), errors.As(err, new(*flagError)):
 		os.Exit(2)
 	default:
 		fmt.Fprintln(os.Stderr, "interlude:", err)
@@ -137,6 +139,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	fmt.Fprint(stderr, usage)
+	if len(args) == 1 && slices.Contains([]string{"id", "doc", "device", "bench"}, args[0]) {
+		return fmt.Errorf("%q needs a command after it, such as %q: see the list above", args[0], commandsOf(args[0])[0])
+	}
 	return fmt.Errorf("unknown command %q: see the list above", joinFirst(args, 2))
 }
 
@@ -154,6 +159,32 @@ func setUsage(fs *flag.FlagSet, args, description string) {
 	}
 }
 
+// flagError is an invalid flag, which the flag package has already
+// reported with the command's usage, so main prints nothing more.
+type flagError struct{ err error }
+
+func (e *flagError) Error() string { return e.err.Error() }
+func (e *flagError) Unwrap() error { return e.err }
+
+// parseFlags parses args into fs. A flag of fs given after the first
+// argument, which the flag package would take as an argument, is an
+// error that says to move it.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &flagError{err}
+	}
+	for _, a := range fs.Args() {
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && fs.Lookup(name) != nil {
+			return fmt.Errorf("flag %s comes after the arguments: put flags first, as in 'interlude %s %s ...'", a, fs.Name(), a)
+		}
+	}
+	return nil
+}
+
 // checkNoArgs rejects positional arguments given to a command that takes
 // none, which would otherwise be ignored without a word.
 func checkNoArgs(fs *flag.FlagSet) error {
@@ -161,6 +192,19 @@ func checkNoArgs(fs *flag.FlagSet) error {
 		return fmt.Errorf("%s takes no arguments, got %q: see 'interlude %s -h'", fs.Name(), fs.Args(), fs.Name())
 	}
 	return nil
+}
+
+// commandsOf returns the commands of the usage text that start with
+// group, such as "doc new" for "doc".
+func commandsOf(group string) []string {
+	var out []string
+	for _, line := range strings.Split(usage, "\n") {
+		fields := strings.Fields(line)
+		if len(fields) >= 2 && fields[0] == group {
+			out = append(out, fields[0]+" "+fields[1])
+		}
+	}
+	return out
 }
 
 func joinFirst(args []string, n int) string {

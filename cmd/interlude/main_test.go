@@ -157,3 +157,37 @@ func TestEncryptedProfile(t *testing.T) {
 		t.Fatal("no store files: the scan checked nothing")
 	}
 }
+
+// TestCommandLineMistakes checks the messages for three common slips: a
+// command group without its command, a flag after the arguments, and an
+// unknown flag, which the flag package reports once with the usage.
+func TestCommandLineMistakes(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	err := Run(context.Background(), []string{"doc"}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), `"doc new"`) {
+		t.Errorf("doc alone: err = %v, want it to name a doc command", err)
+	}
+
+	profile := filepath.Join(t.TempDir(), "p")
+	run(t, "id", "new", "--profile", profile)
+	doc := strings.TrimSpace(run(t, "doc", "new", "--profile", profile))
+	err = Run(context.Background(), []string{"doc", "cat", doc, "--profile", profile}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "put flags first") {
+		t.Errorf("flag after the document id: err = %v, want it to say to put flags first", err)
+	}
+	// Text that merely starts with a dash is not taken for a flag.
+	run(t, "doc", "write", "--profile", profile, doc, "-5", "mood")
+	if got := run(t, "doc", "cat", "--profile", profile, doc); got != "-5 mood\n" {
+		t.Errorf("doc cat = %q, want the text written", got)
+	}
+
+	stderr.Reset()
+	err = Run(context.Background(), []string{"doc", "cat", "--bogus"}, &stdout, &stderr)
+	var fe *flagError
+	if !errors.As(err, &fe) {
+		t.Errorf("unknown flag: err = %v, want a flagError that main does not print again", err)
+	}
+	if n := strings.Count(stderr.String(), "-bogus"); n != 1 {
+		t.Errorf("stderr names the unknown flag %d times, want once:\n%s", n, stderr.String())
+	}
+}

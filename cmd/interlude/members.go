@@ -14,7 +14,7 @@ import (
 func runDocInvite(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, p := newClientFlags("doc invite", stderr, true)
 	setUsage(fs, "DOC", "Make a one-time invitation link to document DOC, send the invitation to\nthe relay, and print the link.")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -44,7 +44,7 @@ func runDocInvite(ctx context.Context, args []string, stdout, stderr io.Writer) 
 func runDocJoin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, p := newClientFlags("doc join", stderr, true)
 	setUsage(fs, "LINK", "Answer the invitation LINK made by 'interlude doc invite', and print the\ncomparison code to check with the person who invited you.")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -65,7 +65,7 @@ func runDocJoin(ctx context.Context, args []string, stdout, stderr io.Writer) er
 func runDocRemove(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, p := newClientFlags("doc remove", stderr, false)
 	setUsage(fs, "DOC PUBLIC-ID", "Remove the member whose public id is PUBLIC-ID from document DOC. The\nnext 'interlude sync' sends the removal and rotates the document key.")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 2 {
@@ -93,7 +93,7 @@ func runDocRemove(ctx context.Context, args []string, stdout, stderr io.Writer) 
 func runDocMembers(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, p := newClientFlags("doc members", stderr, false)
 	setUsage(fs, "DOC", "List the members of document DOC with their roles, fingerprints and\npublic ids, the id this device is a member under, then its membership\ncode and the invitations this device made.")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {

@@ -34,7 +34,7 @@ func runRelay(ctx context.Context, args []string, stdout, stderr io.Writer, web 
 	dataDir := flags.String("data", "./interlude-data", "`directory` of the relay's database; created if missing")
 	keyFile := flags.String("encryption-key-file", "", "`file` with the key that encrypts the database at rest: 32 raw bytes or 64 hex digits (for example from 'openssl rand -hex 32'); a directory created with a key opens only with it")
 	cacheSize := flags.Int("membership-cache", relay.DefaultMembershipCacheSize, "maximum `number` of documents whose membership state the relay keeps in memory; the relay rebuilds others from the database when they are used")
-	if err := flags.Parse(args); err != nil {
+	if err := parseFlags(flags, args); err != nil {
 		return err
 	}
 	if flags.NArg() > 0 {
