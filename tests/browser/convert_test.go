@@ -293,3 +293,66 @@ func TestEncryptDeviceCutShort(t *testing.T) {
 	}
 	errs.check(t)
 }
+
+// TestEncryptDeviceFailsKeepsData makes the conversion fail, as another
+// tab that holds the encrypted database open does: encryptDevice must
+// reject, and the device must go on with its unencrypted data, the entry
+// intact and new writes saved. Once the other connection closes, a second
+// try succeeds.
+func TestEncryptDeviceFailsKeepsData(t *testing.T) {
+	requireChromium(t)
+	app := buildApp(t)
+	site, _, _ := serveAppFromRelay(t, app)
+	ctx := newBrowser(t)
+	errs := watchPageErrors(t, ctx)
+	css := func(sel string) chromedp.CSS { return chromedp.CSS(sel) }
+	entry := "kept when the conversion fails " + randomMarker(t)
+
+	do(t, ctx, "write on a device without a passphrase", errs,
+		chromedp.Navigate(site+"/"),
+		skipPassphrase(),
+		chromedp.WaitEnabled(css("#entry")),
+		chromedp.SendKeys(css("#entry"), entry),
+		chromedp.WaitVisible(css(`#save-state[data-state="synced"]`)),
+		// A connection that ignores versionchange, as a stuck tab would,
+		// blocks the deletion that starts every conversion.
+		chromedp.Evaluate[chromedp.Void](`new Promise((resolve, reject) => {
+			const req = indexedDB.open("interlude-encrypted", 1);
+			req.onupgradeneeded = () => req.result.createObjectStore("kv");
+			req.onerror = () => reject(req.error);
+			req.onsuccess = () => { window.blocker = req.result; resolve(); };
+		})`, chromedp.EvalAwaitPromise),
+	)
+	failed := get(t, ctx, "call encryptDevice while the copy is held open", errs, chromedp.Evaluate[string](
+		`interlude.encryptDevice("a passphrase that is not used").then(() => "resolved", (err) => "rejected: " + err.message)`, chromedp.EvalAwaitPromise))
+	if !strings.Contains(failed, "open in another tab") {
+		t.Fatalf("encryptDevice while the copy is held open = %q, want it rejected naming the other tab", failed)
+	}
+
+	more := " and written after the failure"
+	do(t, ctx, "write again after the failed conversion", errs,
+		chromedp.Poll[chromedp.Void](fmt.Sprintf(`document.getElementById("entry").value === %q`, entry), chromedp.WithPollingTimeout(0)),
+		chromedp.WaitEnabled(css("#entry")),
+		chromedp.SendKeys(css("#entry"), more),
+		chromedp.WaitVisible(css(`#save-state[data-state="synced"]`)),
+	)
+	if state := get(t, ctx, "read whether the lock button shows", errs, chromedp.Evaluate[bool](
+		`document.getElementById("lock-now").checkVisibility()`)); state {
+		t.Error("the page shows the lock button after the failed conversion, as if encrypted")
+	}
+
+	do(t, ctx, "close the other connection and reload", errs,
+		chromedp.Evaluate[chromedp.Void](`window.blocker.close()`),
+		chromedp.Reload(),
+		chromedp.WaitEnabled(css("#entry")),
+	)
+	if value := get(t, ctx, "read the textarea after a reload", errs, chromedp.Value(css("#entry"))); value != entry+more {
+		t.Errorf("textarea after the failed conversion and a reload = %q, want %q", value, entry+more)
+	}
+	again := get(t, ctx, "call encryptDevice again", errs, chromedp.Evaluate[string](
+		`interlude.encryptDevice("the passphrase used now").then(() => "resolved", (err) => "rejected: " + err.message)`, chromedp.EvalAwaitPromise))
+	if again != "resolved" {
+		t.Errorf("encryptDevice once nothing holds the copy open = %q, want resolved", again)
+	}
+	errs.check(t)
+}

@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	gosync "sync"
 	"syscall/js"
 
 	"interlude/client"
@@ -85,29 +86,40 @@ func deleteDatabase(ctx context.Context, name string) error {
 		default:
 		}
 	}
+	// The request outlives this call when another tab blocks it or ctx
+	// ends first, and the browser calls onsuccess or onerror once it
+	// completes, so the callbacks are released only then.
 	var req js.Value
-	onSuccess := js.FuncOf(func(js.Value, []js.Value) any {
+	var onSuccess, onError, onBlocked js.Func
+	var releaseOnce gosync.Once
+	release := func() {
+		go releaseOnce.Do(func() {
+			onSuccess.Release()
+			onError.Release()
+			onBlocked.Release()
+		})
+	}
+	onSuccess = js.FuncOf(func(js.Value, []js.Value) any {
 		send(nil)
+		release()
 		return nil
 	})
-	onError := js.FuncOf(func(js.Value, []js.Value) any {
+	onError = js.FuncOf(func(js.Value, []js.Value) any {
 		e := req.Get("error")
 		if e.Truthy() {
 			send(&idbstore.Error{Op: "delete", Name: e.Get("name").String(), Message: e.Get("message").String()})
 		} else {
 			send(&idbstore.Error{Op: "delete", Name: "UnknownError"})
 		}
+		release()
 		return nil
 	})
-	onBlocked := js.FuncOf(func(js.Value, []js.Value) any {
+	onBlocked = js.FuncOf(func(js.Value, []js.Value) any {
 		// The deletion still happens once the other connection closes,
 		// but nothing here can close it.
 		send(fmt.Errorf("database %q is open in another tab: close the other tabs of this site and reload", name))
 		return nil
 	})
-	defer onSuccess.Release()
-	defer onError.Release()
-	defer onBlocked.Release()
 
 	req = js.Global().Get("indexedDB").Call("deleteDatabase", name)
 	req.Set("onsuccess", onSuccess)
@@ -220,9 +232,11 @@ func (a *app) encryptDevice(args []js.Value) any {
 
 		n, convErr := a.convert(cfg.database, *passphrase)
 		if convErr != nil {
-			// The plain database is whole, so the device goes on without
-			// a passphrase.
-			if _, err := a.open(cfg, nil, false); err != nil {
+			// The plain database is whole and still current, so the
+			// device goes on without a passphrase. It opens it without
+			// resolving again: a deletion of the copy that another tab
+			// blocks would wait behind the first until that tab closes.
+			if _, err := a.openDatabase(cfg, cfg.database, nil, false); err != nil {
 				return nil, errors.Join(convErr, fmt.Errorf("interlude: reopen the unencrypted data: %w", err))
 			}
 			return nil, convErr

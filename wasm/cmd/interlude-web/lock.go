@@ -198,11 +198,17 @@ func openStore(ctx context.Context, raw client.Store, passphrase *keyring.Passph
 // open opens the store, the identity and the client for cfg, installs
 // them and starts Run. unlocking is set when unlock calls it.
 func (a *app) open(cfg startConfig, passphrase *keyring.Passphrase, unlocking bool) (*client.Client, error) {
-	ctx := context.Background()
-	current, err := resolveDatabase(ctx, cfg.database)
+	current, err := resolveDatabase(context.Background(), cfg.database)
 	if err != nil {
 		return nil, err
 	}
+	return a.openDatabase(cfg, current, passphrase, unlocking)
+}
+
+// openDatabase is open on the IndexedDB database current, which the
+// caller knows holds the device's data.
+func (a *app) openDatabase(cfg startConfig, current string, passphrase *keyring.Passphrase, unlocking bool) (*client.Client, error) {
+	ctx := context.Background()
 	raw, err := idbstore.Open(ctx, current)
 	if err != nil {
 		return nil, err
