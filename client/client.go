@@ -142,6 +142,35 @@ type docMeta struct {
 	DocKey bool
 }
 
+// docMetaV1 is docMeta as stored before document keys, without DocKey.
+// msgpack decodes an array into a struct only with as many elements as it
+// has fields, so the older record needs its own type.
+type docMetaV1 struct {
+	_msgpack   struct{} `msgpack:",as_array"`
+	Key        []byte
+	Replica    uint64
+	Cursor     uint64
+	LastSeq    uint64
+	Registered bool
+	NextRecord uint64
+	EpochKeys  [][]byte
+}
+
+// decodeMeta decodes a stored docMeta, of this version or the one before
+// document keys, whose device is a member under its device keys.
+func decodeMeta(b []byte) (docMeta, error) {
+	var m docMeta
+	err := msgpack.Unmarshal(b, &m)
+	if err == nil {
+		return m, nil
+	}
+	var old docMetaV1
+	if msgpack.Unmarshal(b, &old) != nil {
+		return m, err
+	}
+	return docMeta{Key: old.Key, Replica: old.Replica, Cursor: old.Cursor, LastSeq: old.LastSeq, Registered: old.Registered, NextRecord: old.NextRecord, EpochKeys: old.EpochKeys}, nil
+}
+
 // Store keys. Every document's keys share the prefix "d/" + id, so one
 // scan finds them all.
 func docPrefix(id envelope.DocID) []byte { return append([]byte("d/"), id[:]...) }
@@ -207,7 +236,7 @@ func (c *Client) loadDocument(ctx context.Context, id envelope.DocID) (*document
 	if err != nil {
 		return nil, fmt.Errorf("client: read document %s: %w", id, err)
 	}
-	if err := msgpack.Unmarshal(b, &d.meta); err != nil {
+	if d.meta, err = decodeMeta(b); err != nil {
 		return nil, fmt.Errorf("client: decode document %s: %w", id, err)
 	}
 	if d.self, err = c.keysFor(id, d.meta.DocKey); err != nil {

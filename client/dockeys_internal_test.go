@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vmihailenco/msgpack/v5"
 	"golang.org/x/crypto/nacl/box"
 
 	"interlude/sync/envelope"
@@ -108,5 +109,33 @@ func BenchmarkDocumentKeys(b *testing.B) {
 		if _, err := id.documentKeys(doc); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestDecodeMetaBeforeDocumentKeys decodes a document record as clients
+// stored it before document keys: it must open, with the device keys.
+func TestDecodeMetaBeforeDocumentKeys(t *testing.T) {
+	old := docMetaV1{Key: []byte{1, 2}, Replica: 7, Cursor: 9, LastSeq: 3, Registered: true, NextRecord: 4, EpochKeys: [][]byte{{1, 2}}}
+	b, err := msgpack.Marshal(&old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := decodeMeta(b)
+	if err != nil {
+		t.Fatalf("decode a record stored before document keys: %v", err)
+	}
+	if m.DocKey || m.Replica != 7 || m.Cursor != 9 || m.LastSeq != 3 || !m.Registered || m.NextRecord != 4 || len(m.EpochKeys) != 1 {
+		t.Errorf("decoded %+v from %+v", m, old)
+	}
+	now := docMeta{Replica: 8, DocKey: true}
+	b, err = msgpack.Marshal(&now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := decodeMeta(b); err != nil || !m.DocKey || m.Replica != 8 {
+		t.Errorf("decode a current record = %+v, %v", m, err)
+	}
+	if _, err := decodeMeta([]byte{0x91, 0x01}); err == nil {
+		t.Error("a one-element array decoded as a document record")
 	}
 }
