@@ -192,10 +192,16 @@ func (c *Client) followLinksLocked(ctx context.Context, d *document) error {
 }
 
 // addDeviceLocked queues the addition of dev to d if this device is a
-// member of d, dev never was, and no such change is pending.
+// member of d in its own right, not as a device another member added,
+// dev never was a member, and no such change is pending.
 func (c *Client) addDeviceLocked(ctx context.Context, d *document, dev PublicID) (bool, error) {
 	st := d.log.state
-	if _, ok := st.Member(d.self.member()); !ok {
+	self := d.self.member()
+	if person, ok := st.Person(self); !ok || person != self {
+		// This device was added to d as a device of another member's
+		// person, whose own device links the rest. Adding a linked
+		// device's device key here would put that key beside the key
+		// the device already holds in d, which removing it leaves.
 		return false, nil
 	}
 	if st.WasMember([32]byte(dev.Sign)) || c.hasOpLocked(d, membership.OpAddDevice, dev.Sign) {

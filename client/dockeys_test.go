@@ -247,3 +247,86 @@ func TestRemoveNonMemberRejected(t *testing.T) {
 		t.Errorf("document has %d members after the removal, want the therapist alone", len(members))
 	}
 }
+
+// TestInvitedThenSharedByID answers an invitation that its maker never
+// takes, while another admin shares the document with the invitee's
+// device id: the document must arrive under the device keys, the ones
+// the log names, and the invitation's mark must go.
+func TestInvitedThenSharedByID(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx
+	inviter := newClient(t, h.relay.url(), h.clientLogs)
+	admin := newClient(t, h.relay.url(), h.clientLogs)
+	patient := newClient(t, h.relay.url(), h.clientLogs)
+	doc, err := inviter.CreateDocument(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := inviter.AddMember(ctx, doc, admin.Identity().Public(), membership.RoleAdmin); err != nil {
+		t.Fatal(err)
+	}
+	if err := inviter.SetText(ctx, doc, "shared twice"); err != nil {
+		t.Fatal(err)
+	}
+	link, err := inviter.Invite(ctx, doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, inviter, admin)
+	if _, err := patient.AcceptInvite(ctx, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Share(ctx, doc, patient.Identity().Public()); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, admin, patient)
+	mustText(t, patient, doc, "shared twice")
+	id, err := patient.MemberID(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(id.Sign, patient.Identity().Public().Sign) {
+		t.Error("the patient acts under its document key, which the log does not name")
+	}
+	if err := patient.SetText(ctx, doc, "shared twice, answered"); err != nil {
+		t.Fatalf("the patient writes: %v", err)
+	}
+	syncAll(t, ctx, patient, admin)
+	mustText(t, admin, doc, "shared twice, answered")
+}
+
+// TestMutualLinkKeepsDocumentKey links a laptop and a phone both ways. In
+// the journal the laptop created under its document key, the phone must
+// not add the laptop's device key beside it: that key would stay a
+// member after the laptop's document key is removed.
+func TestMutualLinkKeepsDocumentKey(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx
+	laptop := newClient(t, h.relay.url(), h.clientLogs)
+	phone := newClient(t, h.relay.url(), h.clientLogs)
+	doc, err := laptop.CreateDocument(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := laptop.LinkDevice(ctx, phone.Identity().Public()); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, laptop, phone)
+	if _, err := phone.LinkDevice(ctx, laptop.Identity().Public()); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, phone, laptop, phone)
+
+	members, err := laptop.Members(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(members) != 2 {
+		t.Errorf("the journal has %d members, want the laptop's document key and the phone", len(members))
+	}
+	for _, m := range members {
+		if bytes.Equal(m.Sign[:], laptop.Identity().Public().Sign) {
+			t.Error("the phone added the laptop's device key to the journal the laptop created")
+		}
+	}
+}

@@ -155,10 +155,13 @@ func (c *Client) AcceptInvite(ctx context.Context, link string) (code string, er
 		_, err := s.call(ctx, &wire.PostInvite{ID: id[:], Response: append(body, sig...)})
 		return err
 	})
-	if err != nil && !marked {
-		// A failed answer leaves no mark behind, unless an earlier
-		// answer to another link to the same document made it: a
-		// mistyped second link must not undo the first.
+	var relayErr *wire.Error
+	if err != nil && !marked && errors.As(err, &relayErr) {
+		// An answer the relay refused leaves no mark behind, unless an
+		// earlier answer to another link to the same document made it:
+		// a mistyped second link must not undo the first. After any
+		// other error the relay may have stored the answer, so the mark
+		// stays and sessions keep claiming the key.
 		var b Batch
 		b.Del(invitedKey(doc))
 		if delErr := c.store.Write(ctx, &b); delErr != nil {

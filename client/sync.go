@@ -536,13 +536,27 @@ func (s *session) acceptDocument(ctx context.Context, id envelope.DocID) error {
 	if err != nil {
 		return err
 	}
-	self, err := s.c.keysFor(id, invited)
+	// The log names the key it was shared with: this device's key for
+	// the document after an invitation, its device key after a share
+	// by public id. An invitation mark alone does not decide it, since
+	// another admin may share by public id while the invitation waits.
+	perDocument := false
+	docKeys, err := s.c.id.documentKeys(id)
 	if err != nil {
 		return err
 	}
+	for _, le := range entries {
+		if e, err := membership.Decode(le.Entry); err == nil && e.Subject.Sign == docKeys.member() {
+			perDocument = true
+		}
+	}
+	self := s.c.id.deviceKeys()
+	if perDocument {
+		self = docKeys
+	}
 
 	log := &memberLog{state: &membership.State{}}
-	d, err := s.c.newDocument(id, log, true, self, invited)
+	d, err := s.c.newDocument(id, log, true, self, perDocument)
 	if err != nil {
 		return err
 	}
@@ -568,6 +582,7 @@ func (s *session) acceptDocument(ctx context.Context, id envelope.DocID) error {
 		return nil
 	}
 	if invited {
+		// The document arrived, however it was shared.
 		b.Del(invitedKey(id))
 	}
 	return s.c.addDocumentLocked(ctx, d, &b)
