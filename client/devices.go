@@ -155,12 +155,26 @@ func (c *Client) LinkedDevices(ctx context.Context) ([]PublicID, error) {
 }
 
 // followLinksLocked brings d in step with this device's links. It
-// deletes the record of a linked device that d's log shows removed by
+// removes this device's device key where it holds d under its document
+// key, deletes the record of a linked device that d's log shows removed by
 // this device or by another linked device, and adds the linked devices
 // that were never members of d.
 func (c *Client) followLinksLocked(ctx context.Context, d *document) error {
 	if _, ok := d.log.state.Member(d.self.member()); !ok {
 		return nil
+	}
+	// A device linked both ways gets its device key added to documents
+	// it holds under its document key, by the other device, which
+	// cannot tell the two keys apart. The device removes that extra key,
+	// so removing its document key later leaves nothing of it behind.
+	device := c.id.deviceKeys().member()
+	if d.meta.DocKey && !c.hasOpLocked(d, membership.OpRemoveDevice, device[:]) {
+		if _, ok := d.log.state.Member(device); ok {
+			op := pendingOp{Op: uint8(membership.OpRemoveDevice), Sign: bytes.Clone(device[:])}
+			if err := c.queueOpLocked(ctx, d, op); err != nil {
+				return err
+			}
+		}
 	}
 	linked, err := c.LinkedDevices(ctx)
 	if err != nil {
@@ -192,16 +206,10 @@ func (c *Client) followLinksLocked(ctx context.Context, d *document) error {
 }
 
 // addDeviceLocked queues the addition of dev to d if this device is a
-// member of d in its own right, not as a device another member added,
-// dev never was a member, and no such change is pending.
+// member of d, dev never was, and no such change is pending.
 func (c *Client) addDeviceLocked(ctx context.Context, d *document, dev PublicID) (bool, error) {
 	st := d.log.state
-	self := d.self.member()
-	if person, ok := st.Person(self); !ok || person != self {
-		// This device was added to d as a device of another member's
-		// person, whose own device links the rest. Adding a linked
-		// device's device key here would put that key beside the key
-		// the device already holds in d, which removing it leaves.
+	if _, ok := st.Member(d.self.member()); !ok {
 		return false, nil
 	}
 	if st.WasMember([32]byte(dev.Sign)) || c.hasOpLocked(d, membership.OpAddDevice, dev.Sign) {
