@@ -9,6 +9,7 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
+	"interlude/sync/envelope"
 	"interlude/sync/membership"
 )
 
@@ -116,24 +117,82 @@ func (c *Client) UnlinkDevice(ctx context.Context, dev ed25519.PublicKey) (int, 
 		return 0, fmt.Errorf("client: delete linked device: %w", err)
 	}
 
-	key := [32]byte(dev)
+	others, err := c.LinkedDevices(ctx)
+	if err != nil {
+		return 0, err
+	}
+	known := map[[32]byte]bool{}
+	for _, o := range others {
+		known[[32]byte(o.Sign)] = true
+	}
 	n := 0
+	var unsure []envelope.DocID
 	for _, d := range c.sortedDocsLocked() {
-		st := d.log.state
-		mine, ok := st.Person(d.self.member())
-		if !ok {
+		target, ok, maybe := unlinkTarget(d, [32]byte(dev), known)
+		if maybe {
+			unsure = append(unsure, d.id)
+		}
+		if !ok || c.hasOpLocked(d, membership.OpRemoveDevice, target[:]) {
 			continue
 		}
-		if theirs, ok := st.Person(key); !ok || theirs != mine || c.hasOpLocked(d, membership.OpRemoveDevice, dev) {
-			continue
-		}
-		if err := c.queueOpLocked(ctx, d, pendingOp{Op: uint8(membership.OpRemoveDevice), Sign: slices.Clone(dev)}); err != nil {
+		if err := c.queueOpLocked(ctx, d, pendingOp{Op: uint8(membership.OpRemoveDevice), Sign: bytes.Clone(target[:])}); err != nil {
 			return n, err
 		}
 		n++
 	}
-	c.log.Info("device unlinked", "documents", n)
+	c.log.Info("device unlinked", "documents", n, "unsure", len(unsure))
+	if len(unsure) > 0 {
+		return n, &UnlinkUnsureError{Docs: unsure}
+	}
 	return n, nil
+}
+
+// UnlinkUnsureError is returned by UnlinkDevice, with the removals it
+// could make saved, when some documents have a member of this device's
+// person that this device cannot identify. The unlinked device may be a
+// member of them under its own key for the document, if it created them
+// or joined them by invitation and was never linked back from this
+// device. Check their member lists and remove the ids the person does not recognize.
+type UnlinkUnsureError struct {
+	Docs []envelope.DocID
+}
+
+func (e *UnlinkUnsureError) Error() string {
+	return fmt.Sprintf("client: in %d documents a device of yours is a member under an id this device cannot match to a device: the removed device may still be one of them. Check each document's members and remove ids you do not recognize: %v", len(e.Docs), e.Docs)
+}
+
+// unlinkTarget returns the member key of device dev in d, for removing
+// it. That is dev's device key where dev was added as a linked device.
+// Where dev created d, or joined it by invitation, it is a member under
+// its document key, which no other device can derive. Such a key shows
+// itself when dev, linked both ways, removed its own device key from d
+// (see followLinksLocked): the author of that removal is dev's document
+// key. unsure reports a member of this device's person in d that is
+// neither this device nor one of its linked devices, which may be dev's.
+func unlinkTarget(d *document, dev [32]byte, known map[[32]byte]bool) (target [32]byte, found, unsure bool) {
+	st := d.log.state
+	self := d.self.member()
+	mine, ok := st.Person(self)
+	if !ok {
+		return dev, false, false
+	}
+	if theirs, ok := st.Person(dev); ok {
+		return dev, theirs == mine, false
+	}
+	for _, e := range d.log.entries {
+		if e.Op != membership.OpRemoveDevice || e.Subject.Sign != dev || e.Author == self {
+			continue
+		}
+		if theirs, ok := st.Person(e.Author); ok && theirs == mine {
+			return e.Author, true, false
+		}
+	}
+	for _, m := range st.Members() {
+		if p, _ := st.Person(m.Sign); p == mine && m.Sign != self && !known[m.Sign] {
+			return dev, false, true
+		}
+	}
+	return dev, false, false
 }
 
 // LinkedDevices returns the devices this device links its documents to,

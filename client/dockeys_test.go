@@ -332,3 +332,76 @@ func TestMutualLinkKeepsDocumentKey(t *testing.T) {
 		}
 	}
 }
+
+// TestUnlinkCreatorOfDocument links a laptop and a phone both ways, then
+// unlinks the laptop, as lost, from the phone. The laptop created the
+// journal under its document key, which the phone cannot derive; the
+// phone must still remove it, so nothing written afterwards reaches it.
+func TestUnlinkCreatorOfDocument(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx
+	laptop := newClient(t, h.relay.url(), h.clientLogs)
+	phone := newClient(t, h.relay.url(), h.clientLogs)
+	doc, err := laptop.CreateDocument(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := laptop.SetText(ctx, doc, "before"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := laptop.LinkDevice(ctx, phone.Identity().Public()); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, laptop, phone)
+	if _, err := phone.LinkDevice(ctx, laptop.Identity().Public()); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, phone, laptop, laptop, phone)
+
+	n, err := phone.UnlinkDevice(ctx, laptop.Identity().Public().Sign)
+	if err != nil {
+		t.Fatalf("UnlinkDevice: %v", err)
+	}
+	if n != 1 {
+		t.Errorf("UnlinkDevice changed %d documents, want the journal", n)
+	}
+	syncAll(t, ctx, phone)
+	if err := phone.SetText(ctx, doc, "after the laptop was lost"); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, phone, laptop)
+	if got, _ := laptop.Text(doc); got != "before" {
+		t.Errorf("the unlinked laptop reads %q, want only what it had", got)
+	}
+	if !laptop.Status(doc).Removed {
+		t.Error("the unlinked laptop does not report its removal")
+	}
+}
+
+// TestUnlinkReportsUnknownMember unlinks, from a phone linked one way
+// only, the laptop that created a journal: the phone cannot tell the
+// laptop's document key from another device's, so it must say which
+// journal to check instead of reporting success.
+func TestUnlinkReportsUnknownMember(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx
+	laptop := newClient(t, h.relay.url(), h.clientLogs)
+	phone := newClient(t, h.relay.url(), h.clientLogs)
+	doc, err := laptop.CreateDocument(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := laptop.LinkDevice(ctx, phone.Identity().Public()); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, laptop, phone)
+
+	_, err = phone.UnlinkDevice(ctx, laptop.Identity().Public().Sign)
+	var unsure *client.UnlinkUnsureError
+	if !errors.As(err, &unsure) {
+		t.Fatalf("UnlinkDevice = %v, want an UnlinkUnsureError", err)
+	}
+	if len(unsure.Docs) != 1 || unsure.Docs[0] != doc {
+		t.Errorf("documents to check = %v, want the journal %s", unsure.Docs, doc)
+	}
+}

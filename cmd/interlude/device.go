@@ -92,13 +92,19 @@ func runDeviceRemove(ctx context.Context, args []string, stdout, stderr io.Write
 			return err
 		}
 		n, err := c.UnlinkDevice(ctx, dev.Sign)
-		if err != nil {
+		var unsure *client.UnlinkUnsureError
+		if err != nil && !errors.As(err, &unsure) {
 			return err
 		}
 		if err := c.SyncOnce(ctx); err != nil {
 			fmt.Fprintf(stderr, "the removal is saved, but sending it to the relay failed (%v): run 'interlude sync' to retry\n", err)
 		}
 		fmt.Fprintf(stdout, "removed device %s from %s\n", dev.Fingerprint(), documents(n))
+		if unsure != nil {
+			for _, doc := range unsure.Docs {
+				fmt.Fprintf(stderr, "check document %s: a device of yours is a member there under an id this device cannot match, maybe the removed one: see 'interlude doc members %s'\n", doc, doc)
+			}
+		}
 		return nil
 	})
 }

@@ -60,9 +60,10 @@ func (a *app) linkDevice(args []js.Value) any {
 }
 
 // unlinkDevice is the JavaScript unlinkDevice(publicIDOrFingerprint). It
-// resolves to {documents, fingerprint}, where documents counts the
+// resolves to {documents, fingerprint, check}, where documents counts the
 // documents the device is removed from, each with a new key epoch, on the
-// next sync.
+// next sync, and check lists the ids of documents with a member of this
+// device's person that it cannot match to a device (client.UnlinkUnsureError).
 func (a *app) unlinkDevice(args []js.Value) any {
 	arg, argErr := stringArg(args, 0, "publicIDOrFingerprint")
 	return promise(func() (any, error) {
@@ -84,11 +85,18 @@ func (a *app) unlinkDevice(args []js.Value) any {
 			return nil, errSameDevice
 		}
 		n, err := c.UnlinkDevice(ctx, dev.Sign)
-		if err != nil {
+		var unsure *client.UnlinkUnsureError
+		if err != nil && !errors.As(err, &unsure) {
 			return nil, err
 		}
 		a.refreshAll(c)
-		return map[string]any{"documents": n, "fingerprint": dev.Fingerprint()}, nil
+		check := []any{}
+		if unsure != nil {
+			for _, doc := range unsure.Docs {
+				check = append(check, doc.String())
+			}
+		}
+		return map[string]any{"documents": n, "fingerprint": dev.Fingerprint(), "check": check}, nil
 	})
 }
 

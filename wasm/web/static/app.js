@@ -752,6 +752,9 @@
     try {
       const result = await globalThis.interlude.unlinkDevice(device.publicID);
       state.textContent = S.unlinked(result.fingerprint);
+      if (result.check.length > 0) {
+        state.textContent += " " + S.unlinkCheck(result.check.length);
+      }
     } catch (err) {
       if (err.name === "LockedError") {
         state.textContent = "";

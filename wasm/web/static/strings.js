@@ -111,6 +111,7 @@ globalThis.interludeStrings = Object.freeze({
   unlinking: "Removing…",
   unlinked: (f) => `Removed device ${f}. The keys change once this device has synced.`,
   unlinkFailed: "Could not remove the device. Try again.",
+  unlinkCheck: (n) => `In ${n === 1 ? "one journal" : n + " journals"}, another device of yours is a member that this device cannot recognize, and it may be the one you removed: check that journal's members.`,
 
   recoveryHeading: "Recovery phrase",
   recoveryHelp: "A recovery phrase is a list of words that brings your journals to a new device if you lose every device you have.",
