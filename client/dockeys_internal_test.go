@@ -2,6 +2,7 @@ package client
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
@@ -13,7 +14,9 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 	"golang.org/x/crypto/nacl/box"
 
+	"interlude/client/keyring"
 	"interlude/sync/envelope"
+	"interlude/sync/wire"
 )
 
 // TestDocumentKeysDerivation checks that a device's keys for a document
@@ -137,5 +140,49 @@ func TestDecodeMetaBeforeDocumentKeys(t *testing.T) {
 	}
 	if _, err := decodeMeta([]byte{0x91, 0x01}); err == nil {
 		t.Error("a one-element array decoded as a document record")
+	}
+}
+
+// TestInvitationOfOlderVersionClosed stores an open invitation as the
+// version before document keys made it: the next take of responses must
+// close it with a reason, without asking the relay for it.
+func TestInvitationOfOlderVersionClosed(t *testing.T) {
+	ctx := context.Background()
+	id, err := NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Open(ctx, Config{Store: NewMemoryStore(), Identity: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	inv, err := keyring.NewInvitation(id.deviceKeys().keyringPublic(), [16]byte{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := inv.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := append([]byte{1}, v2[1:1+32+64]...)
+	v1 = append(v1, v2[1+32+64+16:]...)
+	doc := envelope.DocID{4}
+	if err := c.saveInvite(ctx, inviteKey(inv.ID()), inviteRecord{Doc: doc[:], Invitation: v1}); err != nil {
+		t.Fatal(err)
+	}
+
+	// A session without a connection: a request to the relay would fail.
+	s := &session{c: c, ctx: ctx, replies: map[uint64]chan wire.Message{}}
+	if err := s.takeInvites(ctx); err != nil {
+		t.Fatalf("takeInvites: %v", err)
+	}
+	invs, err := c.Invitations(ctx, doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(invs) != 1 || !strings.Contains(invs[0].Failed, "older version") {
+		t.Errorf("invitations after the take = %+v, want the one closed as of the older version", invs)
 	}
 }

@@ -226,6 +226,19 @@ func (s *session) takeInvites(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("client: read invitations: %w", err)
 	}
+	opens = slices.DeleteFunc(opens, func(o open) bool {
+		// A link made by the version before document keys names no
+		// document, so no answer to it can verify: close it.
+		inv, err := keyring.UnmarshalInvitation(o.rec.Invitation)
+		if err != nil || inv.Doc != ([16]byte{}) {
+			return false
+		}
+		o.rec.Failed = "made by an older version of Interlude, whose links name no document: make a new link"
+		if err := s.c.saveInvite(ctx, o.key, o.rec); err != nil {
+			s.c.log.Error("close an invitation of the older version", "err", err)
+		}
+		return true
+	})
 	for _, o := range opens {
 		id := o.key[len(invitePrefix):]
 		r, err := s.call(ctx, &wire.TakeInvite{ID: id})
@@ -276,6 +289,11 @@ func (c *Client) redeem(ctx context.Context, key []byte, rec inviteRecord, raw [
 		}
 		c.log.Info("invitation redeemed", "doc", doc, "invitee", to.Fingerprint())
 	}
+	return c.saveInvite(ctx, key, rec)
+}
+
+// saveInvite stores rec under key.
+func (c *Client) saveInvite(ctx context.Context, key []byte, rec inviteRecord) error {
 	value, err := msgpack.Marshal(&rec)
 	if err != nil {
 		return fmt.Errorf("client: encode invitation: %w", err)

@@ -1,6 +1,7 @@
 package relay_test
 
 import (
+	"bytes"
 	"fmt"
 	"testing"
 
@@ -240,5 +241,25 @@ func TestGetLogPagesLongLog(t *testing.T) {
 	}
 	if len(lg.Entries) != 0 || lg.More {
 		t.Errorf("GetLog from the end returned %d entries, More %v, want none and false", len(lg.Entries), lg.More)
+	}
+}
+
+// TestStrangerLeavesCacheAlone asks for the membership logs of documents
+// that do not exist: the relay must reject each without caching a state,
+// so such requests cannot push real documents out of the cache.
+func TestStrangerLeavesCacheAlone(t *testing.T) {
+	r := startRelayConfig(t, relay.Config{DataDir: t.TempDir(), MembershipCacheSize: 2})
+	doc, _ := sharedDoc(t, r, newDevice(t))
+	_, before := relay.MembershipCache(r.srv)
+
+	stranger := connect(t, r, newDevice(t))
+	for range 5 {
+		ref := stranger.ref()
+		wantError(t, stranger.request(ref, &wire.GetLog{Ref: ref, Doc: bytes.Repeat([]byte{byte(ref)}, 16)}), wire.CodeNotMember)
+	}
+	ref := stranger.ref()
+	wantError(t, stranger.request(ref, &wire.GetLog{Ref: ref, Doc: doc[:]}), wire.CodeNotMember)
+	if _, after := relay.MembershipCache(r.srv); after.Evictions != before.Evictions {
+		t.Errorf("a stranger's requests evicted %d membership states", after.Evictions-before.Evictions)
 	}
 }

@@ -281,6 +281,17 @@ func (s *store) memberLog(doc envelope.DocID, from, last uint64) (entries []wire
 // lastRemoval returns the index of the newest entry of doc's log that
 // removed one of keys, if there is one.
 func (s *store) lastRemoval(doc envelope.DocID, keys []deviceKey) (index uint64, ok bool, err error) {
+	// Anyone may ask, so a document that does not exist is answered
+	// without building, and caching, a state for it: requests for random
+	// ids must not push real documents out of the cache.
+	exists := false
+	err = s.db.View(func(txn *badger.Txn) error {
+		exists = hasKeyWithPrefix(txn, key(prefixEntry, doc[:]))
+		return nil
+	})
+	if err != nil || !exists {
+		return 0, false, err
+	}
 	st, err := s.membershipState(doc)
 	if err != nil {
 		return 0, false, err

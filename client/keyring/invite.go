@@ -109,6 +109,9 @@ func ParseInvitationLink(link string) (*Invitation, error) {
 		return nil, fmt.Errorf("keyring: invalid invitation link: the part after # must contain %s=...: copy the whole link", invitationParam)
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(values.Get(invitationParam))
+	if err == nil && len(payload) == invitationPayloadSize-16 {
+		return nil, errors.New("keyring: this invitation link was made by an older version of Interlude and names no document: ask the inviter for a new link")
+	}
 	if err != nil || len(payload) != invitationPayloadSize {
 		return nil, fmt.Errorf("keyring: invalid invitation link: want %d base64url characters after %s=: copy the whole link", base64.RawURLEncoding.EncodedLen(invitationPayloadSize), invitationParam)
 	}

@@ -96,8 +96,26 @@ func TestInvitationRecordVersion1(t *testing.T) {
 	if got.ID() != inv.ID() || got.Inviter != inv.Inviter {
 		t.Error("version 1 record decoded to another invitation")
 	}
+	if got.Doc != ([16]byte{}) {
+		t.Errorf("version 1 record decoded with document %x, want none", got.Doc)
+	}
 	if _, err := UnmarshalInvitation(v1[:len(v1)-1]); err == nil {
 		t.Error("a record one byte short of version 1 decoded")
+	}
+
+	// A version 1 link, without the document id, gets its own message.
+	link, err := inv.Link("interlude.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := strings.Index(link, "=") + 1
+	payload, err := base64.RawURLEncoding.DecodeString(link[at:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := link[:at] + base64.RawURLEncoding.EncodeToString(payload[:len(payload)-16])
+	if _, err := ParseInvitationLink(old); err == nil || !strings.Contains(err.Error(), "older version") {
+		t.Errorf("ParseInvitationLink of a version 1 link = %v, want an error naming the older version", err)
 	}
 }
 
