@@ -121,9 +121,10 @@ func invitedKey(doc envelope.DocID) []byte { return append([]byte(invitedPrefix)
 // reports whether doc was marked before.
 func (c *Client) markInvited(ctx context.Context, doc envelope.DocID) (marked bool, err error) {
 	c.mu.Lock()
-	_, known := c.docs[doc]
+	d, known := c.docs[doc]
+	member := known && !d.removed()
 	c.mu.Unlock()
-	if known {
+	if member {
 		return false, fmt.Errorf("client: this device is already a member of document %s: open it instead of accepting the invitation", doc)
 	}
 	if marked, err = c.invitedTo(ctx, doc); err != nil || marked {

@@ -405,3 +405,54 @@ func TestUnlinkReportsUnknownMember(t *testing.T) {
 		t.Errorf("documents to check = %v, want the journal %s", unsure.Docs, doc)
 	}
 }
+
+// TestRemovedMemberAddedBack removes a patient, then invites the patient
+// again by a new link while the patient's sync loop runs: the loop must
+// see the removal, then the new addition, and read what is written after.
+func TestRemovedMemberAddedBack(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx
+	therapist := newClient(t, h.relay.url(), h.clientLogs)
+	patient := newClient(t, h.relay.url(), h.clientLogs)
+	doc, err := therapist.CreateDocument(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	invite := func() {
+		t.Helper()
+		link, err := therapist.Invite(ctx, doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		syncAll(t, ctx, therapist)
+		if _, err := patient.AcceptInvite(ctx, link); err != nil {
+			t.Fatalf("AcceptInvite: %v", err)
+		}
+		syncAll(t, ctx, therapist)
+	}
+	invite()
+	syncAll(t, ctx, patient)
+	member, err := patient.MemberID(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := therapist.RemoveMember(ctx, doc, member.Sign); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, therapist)
+
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go patient.Run(runCtx)
+	waitFor(t, "the patient sees its removal", func() bool { return patient.Status(doc).Removed })
+
+	invite()
+	if err := therapist.SetText(ctx, doc, "welcome back"); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, therapist)
+	waitFor(t, "the running patient reads the document again", func() bool {
+		got, err := patient.Text(doc)
+		return err == nil && got == "welcome back"
+	})
+}

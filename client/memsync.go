@@ -72,6 +72,7 @@ func (s *session) syncMembership(ctx context.Context) error {
 			s.c.log.Info("this device was removed from the document; its copy stays readable here", "doc", j.id)
 			s.mu.Lock()
 			s.subscribed[j.id] = true
+			s.removed[j.id] = true
 			s.mu.Unlock()
 			continue
 		}

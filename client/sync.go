@@ -101,6 +101,7 @@ func (c *Client) withSession(ctx context.Context, fn func(s *session) error) err
 		unavailable: make(map[envelope.DocID]error),
 		caught:      make(map[envelope.DocID]bool),
 		claimed:     make(map[envelope.DocID]bool),
+		removed:     make(map[envelope.DocID]bool),
 		done:        make(chan struct{}),
 	}
 	defer s.close()
@@ -143,6 +144,10 @@ type session struct {
 	// unavailable holds the documents the relay refused to serve in this
 	// session, with the reason.
 	unavailable map[envelope.DocID]error
+	// removed holds the documents whose log showed this device removed in
+	// this session, which the session fetches again after a Shared
+	// notice, in case a member added the device back.
+	removed map[envelope.DocID]bool
 	// caught holds the documents whose backlog this session received;
 	// guarded by Client.mu.
 	caught map[envelope.DocID]bool
@@ -370,6 +375,12 @@ func (s *session) handle(msg wire.Message) error {
 		// documents and takes the responses again on waking, instead of
 		// at the next relist.
 		s.c.log.Info("relay reports a shared document or an invitation response")
+		s.mu.Lock()
+		for id := range s.removed {
+			delete(s.subscribed, id)
+			delete(s.removed, id)
+		}
+		s.mu.Unlock()
 		s.c.signalWake()
 	case *wire.Error:
 		if m.Ref == 0 {
