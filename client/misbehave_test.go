@@ -18,13 +18,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
 	"github.com/gorilla/websocket"
 	"golang.org/x/crypto/nacl/box"
 
 	"interlude/client"
 	"interlude/client/wstransport"
 	"interlude/crdt"
+	"interlude/internal/badgerscan"
 	"interlude/sync/envelope"
 	"interlude/sync/membership"
 	"interlude/sync/wire"
@@ -505,27 +505,10 @@ func (h *harness) checkNoPlaintext() {
 }
 
 // relayRecords returns every key and value of the stopped relay's Badger
-// database in dir, read through Badger.
+// database in dir.
 func relayRecords(t *testing.T, dir string) []byte {
 	t.Helper()
-	db, err := badger.Open(badger.DefaultOptions(dir).WithReadOnly(true).WithLogger(nil))
-	if err != nil {
-		t.Fatalf("open the relay's Badger database read-only: %v", err)
-	}
-	defer db.Close()
-	var all []byte
-	err = db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.DefaultIteratorOptions)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			v, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			all = append(append(all, it.Item().Key()...), v...)
-		}
-		return nil
-	})
+	all, err := badgerscan.Records(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,8 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/dgraph-io/badger/v4"
-
+	"interlude/internal/badgerscan"
 	"interlude/relay"
 	"interlude/sync/envelope"
 	"interlude/sync/wire"
@@ -179,29 +178,10 @@ func TestClaimLimitPerConnection(t *testing.T) {
 }
 
 // storedRecords returns every key and value in the stopped relay's Badger
-// database in dir, read through Badger, so records in compressed table
-// files show as they were written.
+// database in dir.
 func storedRecords(t *testing.T, dir string) []byte {
 	t.Helper()
-	db, err := badger.Open(badger.DefaultOptions(dir).WithReadOnly(true).WithLogger(nil))
-	if err != nil {
-		t.Fatalf("open the relay's Badger database read-only: %v", err)
-	}
-	defer db.Close()
-	var all []byte
-	err = db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.DefaultIteratorOptions)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			all = append(all, it.Item().Key()...)
-			v, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			all = append(all, v...)
-		}
-		return nil
-	})
+	all, err := badgerscan.Records(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
