@@ -240,19 +240,14 @@ func (s *session) takeInvites(ctx context.Context) error {
 		return true
 	})
 	for _, o := range opens {
-		id := o.key[len(invitePrefix):]
-		r, err := s.call(ctx, &wire.TakeInvite{ID: id})
+		response, err := s.takeSlot(ctx, [16]byte(o.key[len(invitePrefix):]))
 		if err != nil {
 			return fmt.Errorf("client: take invitation response: %w", err)
 		}
-		reply, ok := r.(*wire.Invite)
-		if !ok {
-			return fmt.Errorf("client: relay responded to TakeInvite with message type %d", r.Type())
-		}
-		if len(reply.Response) == 0 {
+		if len(response) == 0 {
 			continue
 		}
-		if err := s.c.redeem(ctx, o.key, o.rec, reply.Response); err != nil {
+		if err := s.c.redeem(ctx, o.key, o.rec, response); err != nil {
 			return err
 		}
 	}

@@ -131,12 +131,20 @@ func findDevice(ctx context.Context, c *client.Client, s string) (client.PublicI
 // derives, so the phrase can bring the documents to a new device later.
 func runDeviceRecovery(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, p := newClientFlags("device recovery", stderr, true)
+	backupFile := fs.String("backup-passphrase-file", "", "`file` whose first line is a passphrase of at least 12 characters: the relay then also keeps the phrase sealed under it, so 'interlude device recover --backup-passphrase-file' needs only the passphrase")
 	setUsage(fs, "", "Make a recovery phrase and print it once. The phrase derives one more device, which is linked to every document of yours like a device you own: with the phrase, 'interlude device recover' brings your documents to a new device after every other one is lost.")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := checkNoArgs(fs); err != nil {
 		return err
+	}
+	var backupPass *keyring.Passphrase
+	if *backupFile != "" {
+		var err error
+		if backupPass, err = readPassphraseFile(*backupFile); err != nil {
+			return err
+		}
 	}
 	phrase, err := keyring.NewRecoveryPhrase()
 	if err != nil {
@@ -154,6 +162,12 @@ func runDeviceRecovery(ctx context.Context, args []string, stdout, stderr io.Wri
 		if err := c.SyncOnce(ctx); err != nil {
 			fmt.Fprintf(stderr, "the recovery device is linked on this device, but sending it to the relay failed (%v): run 'interlude sync' before you rely on the phrase\n", err)
 		}
+		if backupPass != nil {
+			if err := c.StoreRecoveryBackup(ctx, phrase, *backupPass); err != nil {
+				return err
+			}
+			fmt.Fprintln(stderr, "the relay keeps the phrase sealed under your backup passphrase. Whoever holds the relay's data can try to guess that passphrase, so it must be long and used nowhere else")
+		}
 		fmt.Fprintln(stdout, phrase.Words())
 		fmt.Fprintf(stderr, "recovery device %s linked to %d documents. Write the %d words above on paper and keep them safe: anyone with them can read your documents, and they are shown only this once. If you lose every device and these words, your documents are lost: nobody else holds a key. To stop a phrase working, run 'interlude device remove %s'.\n",
 			recovery.Public().Fingerprint(), n, keyring.RecoveryPhraseWords, recovery.Public().Fingerprint())
@@ -164,26 +178,43 @@ func runDeviceRecovery(ctx context.Context, args []string, stdout, stderr io.Wri
 // runDeviceRecover links this device from a recovery phrase.
 func runDeviceRecover(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, p := newClientFlags("device recover", stderr, true)
-	phraseFile := fs.String("phrase-file", "", "`file` whose first line is the recovery phrase (required; a file keeps the words out of the shell's history)")
-	setUsage(fs, "", "Link this device to every document of yours, using the recovery phrase that 'interlude device recovery' printed. The recovery device runs in memory only, and nothing of it is written to disk.")
+	phraseFile := fs.String("phrase-file", "", "`file` whose first line is the recovery phrase (a file keeps the words out of the shell's history)")
+	backupFile := fs.String("backup-passphrase-file", "", "`file` whose first line is the backup passphrase given to 'interlude device recovery', instead of --phrase-file: the phrase is then fetched from the relay")
+	setUsage(fs, "", "Link this device to every document of yours, using the recovery phrase that 'interlude device recovery' printed, or the relay's copy of it under a backup passphrase. The recovery device runs in memory only, and nothing of it is written to disk.")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if err := checkNoArgs(fs); err != nil {
 		return err
 	}
-	if *phraseFile == "" {
-		return errors.New("device recover needs --phrase-file FILE: write the recovery phrase as the file's first line")
+	if (*phraseFile == "") == (*backupFile == "") {
+		return errors.New("device recover needs one of --phrase-file FILE, with the recovery phrase as the file's first line, or --backup-passphrase-file FILE, with the backup passphrase")
 	}
-	phrase, err := readRecoveryPhrase(*phraseFile)
-	if err != nil {
-		return err
+	var phrase *keyring.RecoveryPhrase
+	if *phraseFile != "" {
+		var err error
+		if phrase, err = readRecoveryPhrase(*phraseFile); err != nil {
+			return err
+		}
 	}
-	recoveryID, err := client.RecoveryIdentity(phrase)
-	if err != nil {
-		return err
+	var backupPass *keyring.Passphrase
+	if *backupFile != "" {
+		var err error
+		if backupPass, err = readPassphraseFile(*backupFile); err != nil {
+			return err
+		}
 	}
 	return withClient(ctx, p, stderr, func(c *client.Client) error {
+		if phrase == nil {
+			var err error
+			if phrase, err = c.FetchRecoveryBackup(ctx, *backupPass); err != nil {
+				return err
+			}
+		}
+		recoveryID, err := client.RecoveryIdentity(phrase)
+		if err != nil {
+			return err
+		}
 		logger := slog.New(slog.DiscardHandler)
 		if p.verbose {
 			logger = slog.New(slog.NewTextHandler(stderr, nil))

@@ -178,3 +178,48 @@ func TestRecoveryPhraseFlow(t *testing.T) {
 		t.Errorf("doc members of a document made after the recovery = %q, want this device and the recovery device", members)
 	}
 }
+
+// TestRecoveryFromRelayBackup makes a recovery phrase with a backup
+// passphrase, then recovers a new device with the passphrase alone: the
+// relay's sealed copy of the phrase brings the documents back. A short
+// passphrase is refused, and a wrong one finds no backup.
+func TestRecoveryFromRelayBackup(t *testing.T) {
+	relayURL := startTestRelay(t)
+	dir := t.TempDir()
+	laptop := filepath.Join(dir, "laptop")
+	fresh := filepath.Join(dir, "new")
+	for _, p := range []string{laptop, fresh} {
+		run(t, "id", "new", "--profile", p)
+	}
+	doc := strings.TrimSpace(run(t, "doc", "new", "--profile", laptop))
+	run(t, "doc", "write", "--profile", laptop, doc, "Mood", "log.")
+	run(t, "sync", "--profile", laptop, "--relay", relayURL)
+
+	file := func(name, line string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(line+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	var stdout, stderr bytes.Buffer
+	err := Run(context.Background(), []string{"device", "recovery", "--profile", laptop, "--relay", relayURL, "--backup-passphrase-file", file("short", "too short")}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "at least 12") {
+		t.Errorf("device recovery with a 9-character backup passphrase: err = %v, want it refused", err)
+	}
+	pass := file("pass", "the ferry leaves at dawn on Sundays")
+	run(t, "device", "recovery", "--profile", laptop, "--relay", relayURL, "--backup-passphrase-file", pass)
+
+	err = Run(context.Background(), []string{"device", "recover", "--profile", fresh, "--relay", relayURL, "--backup-passphrase-file", file("wrong", "the ferry leaves at dusk on Sundays")}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "no recovery backup found") {
+		t.Errorf("device recover with a wrong backup passphrase: err = %v, want no backup found", err)
+	}
+	out := run(t, "device", "recover", "--profile", fresh, "--relay", relayURL, "--backup-passphrase-file", pass)
+	if !strings.Contains(out, "linked to 1 document") {
+		t.Errorf("device recover printed %q, want one document", out)
+	}
+	run(t, "sync", "--profile", fresh, "--relay", relayURL)
+	if got := run(t, "doc", "cat", "--profile", fresh, doc); got != "Mood log.\n" {
+		t.Errorf("doc cat on the recovered device = %q, want %q", got, "Mood log.\n")
+	}
+}
