@@ -203,3 +203,72 @@ func TestRecoveryPhraseFromPage(t *testing.T) {
 	}
 	otherErrs.check(t)
 }
+
+// TestRecoveryBackupFromPage makes a recovery phrase in the page and has
+// the server keep it under a backup passphrase, refusing a short one and
+// two that differ. A second browser then recovers the journal with the
+// passphrase alone, after a wrong one finds no backup.
+func TestRecoveryBackupFromPage(t *testing.T) {
+	requireChromium(t)
+	app := buildApp(t)
+	base, _, _ := serveAppFromRelay(t, app)
+	css := func(sel string) chromedp.CSS { return chromedp.CSS(sel) }
+
+	ctx := newBrowser(t)
+	errs := watchPageErrors(t, ctx)
+	entry := "three good things today " + randomMarker(t)
+	pass := "the tram stops by the old mill " + randomMarker(t)
+	do(t, ctx, "write, make a phrase and try a short backup passphrase", errs,
+		chromedp.Navigate(base+"/"),
+		skipPassphrase(),
+		chromedp.WaitEnabled(css("#entry")),
+		chromedp.WaitVisible(css(`#connection[data-state="connected"]`)),
+		chromedp.SendKeys(css("#entry"), entry),
+		chromedp.WaitVisible(css(`#save-state[data-state="synced"]`)),
+		chromedp.Click(css("#recovery-make")),
+		chromedp.WaitVisible(css("#recovery-backup-form")),
+		chromedp.SendKeys(css("#recovery-backup-pass"), "too short"),
+		chromedp.SendKeys(css("#recovery-backup-confirm"), "too short"),
+		chromedp.Click(css("#recovery-backup-button")),
+		chromedp.Poll[chromedp.Void](`document.getElementById("recovery-backup-state").textContent.includes("at least 12 characters")`, chromedp.WithPollingTimeout(0)),
+	)
+	journal := get(t, ctx, "read the journal's id", errs, chromedp.Evaluate[string](`interlude.journal()`, chromedp.EvalAwaitPromise))
+	do(t, ctx, "try two different passphrases, then keep the words", errs,
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("recovery-backup-pass").value = ""; document.getElementById("recovery-backup-confirm").value = ""`),
+		chromedp.SendKeys(css("#recovery-backup-pass"), pass),
+		chromedp.SendKeys(css("#recovery-backup-confirm"), pass+"!"),
+		chromedp.Click(css("#recovery-backup-button")),
+		chromedp.Poll[chromedp.Void](`document.getElementById("recovery-backup-state").textContent.includes("differ")`, chromedp.WithPollingTimeout(0)),
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("recovery-backup-confirm").value = ""`),
+		chromedp.SendKeys(css("#recovery-backup-confirm"), pass),
+		chromedp.Click(css("#recovery-backup-button")),
+		chromedp.Poll[chromedp.Void](`document.getElementById("recovery-backup-state").textContent.includes("now keeps your words")`, chromedp.WithPollingTimeout(0)),
+		chromedp.Click(css("#recovery-done")),
+		chromedp.WaitNotVisible(css("#recovery-box")),
+	)
+	if left := get(t, ctx, "read the backup passphrase field", errs, chromedp.Value(css("#recovery-backup-pass"))); left != "" {
+		t.Error("the backup passphrase stays in its field after the backup")
+	}
+	errs.check(t)
+
+	other := newBrowser(t)
+	otherErrs := watchPageErrors(t, other)
+	do(t, other, "try a wrong passphrase on a new device", otherErrs,
+		chromedp.Navigate(base+"/"),
+		skipPassphrase(),
+		chromedp.WaitEnabled(css("#recover-pass")),
+		chromedp.SendKeys(css("#recover-pass"), pass+" but wrong"),
+		chromedp.Click(css("#recover-pass-button")),
+		chromedp.Poll[chromedp.Void](`document.getElementById("recover-state").textContent.includes("keeps no backup")`, chromedp.WithPollingTimeout(0)),
+	)
+	do(t, other, "recover with the backup passphrase", otherErrs,
+		chromedp.Evaluate[chromedp.Void](`document.getElementById("recover-pass").value = ""`),
+		chromedp.SendKeys(css("#recover-pass"), pass),
+		chromedp.Click(css("#recover-pass-button")),
+		chromedp.Poll[chromedp.Void](`document.getElementById("recover-state").textContent.startsWith("This device now has 1 journal")`, chromedp.WithPollingTimeout(0)),
+		chromedp.WaitVisible(css("#journal-choice")),
+		selectJournal(journal),
+		chromedp.Poll[chromedp.Void](fmt.Sprintf(`document.getElementById("entry").value === %q`, entry), chromedp.WithPollingTimeout(0)),
+	)
+	otherErrs.check(t)
+}

@@ -217,6 +217,8 @@ func (a *app) exports() js.Value {
 	set("acceptInvite", a.acceptInvite)
 	set("makeRecoveryPhrase", a.makeRecoveryPhrase)
 	set("recover", a.recover)
+	set("recoverFromBackup", a.recoverFromBackup)
+	set("storeRecoveryBackup", a.storeRecoveryBackup)
 	set("encryptDevice", a.encryptDevice)
 	return api
 }

@@ -116,37 +116,121 @@ func (a *app) recover(args []js.Value) any {
 		if err != nil {
 			return nil, err
 		}
-		recoveryID, err := client.RecoveryIdentity(phrase)
-		if err != nil {
-			return nil, err
-		}
-		a.mu.Lock()
-		relay := a.cfg.relay
-		a.mu.Unlock()
-		if relay == "" {
-			return nil, errNoRelay
-		}
-
-		n, err := a.linkFromRecovery(recoveryID, relay, c.Identity().Public())
-		if err != nil {
-			return nil, err
-		}
-		synced := true
-		if err := a.resync(c); err != nil {
-			a.log.Warn("sync after recovery failed, so the documents arrive on the next sync", "documents", n, "err", err)
-			synced = false
-		}
-		// This device links the recovery device in turn, so that the
-		// phrase also covers documents shared with this device later.
-		linkCtx, cancel := context.WithTimeout(context.Background(), relayTimeout)
-		_, err = c.LinkDevice(linkCtx, recoveryID.Public())
-		cancel()
-		if err != nil {
-			return nil, err
-		}
-		a.refreshAll(c)
-		return map[string]any{"documents": n, "synced": synced}, nil
+		return a.recoverWith(c, phrase)
 	})
+}
+
+// recoverFromBackup is the JavaScript recoverFromBackup(passphrase). It
+// fetches the recovery phrase that the relay keeps sealed under the
+// passphrase and resolves as recover does. A passphrase that names no
+// backup rejects with NoBackupError.
+func (a *app) recoverFromBackup(args []js.Value) any {
+	var pass *keyring.Passphrase
+	argErr := named("TypeError", errors.New("interlude: recoverFromBackup needs the backup passphrase as its argument"))
+	if len(args) > 0 {
+		pass, argErr = passphraseValue(args[0], false)
+	}
+	return promise(func() (any, error) {
+		a.touch()
+		c, _, release, err := a.acquire()
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		if argErr != nil {
+			return nil, argErr
+		}
+		var phrase *keyring.RecoveryPhrase
+		err = a.withRelay(func(ctx context.Context) error {
+			var err error
+			phrase, err = c.FetchRecoveryBackup(ctx, *pass)
+			return err
+		})
+		switch {
+		case errors.Is(err, client.ErrNoBackup):
+			return nil, named("NoBackupError", err)
+		case errors.Is(err, keyring.ErrWrongPassphrase):
+			return nil, named("NoBackupError", err)
+		case err != nil:
+			return nil, err
+		}
+		return a.recoverWith(c, phrase)
+	})
+}
+
+// storeRecoveryBackup is the JavaScript storeRecoveryBackup(words,
+// passphrase). It has the relay keep the recovery phrase words sealed
+// under the passphrase, which must have at least 12 characters
+// (WeakPassphraseError), and is not used for another backup on this relay
+// (BackupExistsError).
+func (a *app) storeRecoveryBackup(args []js.Value) any {
+	words, wordsErr := stringArg(args, 0, "words")
+	var pass *keyring.Passphrase
+	passErr := named("TypeError", errors.New("interlude: storeRecoveryBackup needs the backup passphrase as its second argument"))
+	if len(args) > 1 {
+		pass, passErr = passphraseValue(args[1], false)
+	}
+	return promise(func() (any, error) {
+		a.touch()
+		c, _, release, err := a.acquire()
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		if err := errors.Join(wordsErr, passErr); err != nil {
+			return nil, err
+		}
+		phrase, err := parseRecoveryPhrase(words)
+		if err != nil {
+			return nil, err
+		}
+		err = a.withRelay(func(ctx context.Context) error { return c.StoreRecoveryBackup(ctx, phrase, *pass) })
+		switch {
+		case errors.Is(err, keyring.ErrBackupPassphraseShort):
+			return nil, named("WeakPassphraseError", err)
+		case errors.Is(err, client.ErrBackupExists):
+			return nil, named("BackupExistsError", err)
+		case err != nil:
+			return nil, err
+		}
+		return map[string]any{}, nil
+	})
+}
+
+// recoverWith links this device with the recovery device that phrase
+// derives, syncs, and links the recovery device from this device in turn.
+// It resolves to {documents, synced}, as recover does.
+func (a *app) recoverWith(c *client.Client, phrase *keyring.RecoveryPhrase) (any, error) {
+	recoveryID, err := client.RecoveryIdentity(phrase)
+	if err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	relay := a.cfg.relay
+	a.mu.Unlock()
+	if relay == "" {
+		return nil, errNoRelay
+	}
+
+	n, err := a.linkFromRecovery(recoveryID, relay, c.Identity().Public())
+	if err != nil {
+		return nil, err
+	}
+	synced := true
+	if err := a.resync(c); err != nil {
+		a.log.Warn("sync after recovery failed, so the documents arrive on the next sync", "documents", n, "err", err)
+		synced = false
+	}
+	// This device links the recovery device in turn, so that the
+	// phrase also covers documents shared with this device later.
+	linkCtx, cancel := context.WithTimeout(context.Background(), relayTimeout)
+	_, err = c.LinkDevice(linkCtx, recoveryID.Public())
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	a.refreshAll(c)
+	return map[string]any{"documents": n, "synced": synced}, nil
 }
 
 // linkFromRecovery runs a client as the recovery device on a store in

@@ -148,6 +148,8 @@
       $("recovery-state").textContent = S.recoveryHidden;
     });
     $("recover-form").addEventListener("submit", recover);
+    $("recovery-backup-form").addEventListener("submit", storeRecoveryBackup);
+    $("recover-backup-form").addEventListener("submit", recoverFromBackup);
     await showJournal();
   }
 
@@ -174,7 +176,8 @@
 
   function setEditable(on) {
     const ids = ["entry", "copy-id", "share-id", "share-button", "link-id", "link-fingerprint", "link-button",
-      "journal-select", "join-button", "invite-button", "recovery-make", "recover-words", "recover-button"];
+      "journal-select", "join-button", "invite-button", "recovery-make", "recover-words", "recover-button",
+      "recover-pass", "recover-pass-button"];
     for (const id of ids) {
       $(id).disabled = !on;
     }
@@ -345,6 +348,7 @@
     hideRecoveryWords();
     $("recovery-state").textContent = "";
     $("recover-words").value = "";
+    $("recover-pass").value = "";
     $("recover-state").textContent = "";
     resetDevices();
     askPassphrase((passphrase) => globalThis.interlude.unlock(passphrase))
@@ -1121,7 +1125,12 @@
     }
   }
 
+  // The words on screen, kept for storeRecoveryBackup until they are
+  // hidden.
+  let shownWords = "";
+
   function showRecoveryWords(words) {
+    shownWords = words.join(" ");
     $("recovery-words").replaceChildren(...words.map((word) => {
       const item = document.createElement("li");
       item.textContent = word;
@@ -1133,10 +1142,72 @@
   }
 
   function hideRecoveryWords() {
+    shownWords = "";
+    $("recovery-backup-pass").value = "";
+    $("recovery-backup-confirm").value = "";
+    $("recovery-backup-state").textContent = "";
     $("recovery-words").replaceChildren();
     $("recovery-note").textContent = "";
     $("recovery-box").hidden = true;
     $("recovery-make").hidden = false;
+  }
+
+  // Has the server keep the words on screen sealed under a passphrase.
+  async function storeRecoveryBackup(event) {
+    event.preventDefault();
+    const pass = $("recovery-backup-pass");
+    const confirm = $("recovery-backup-confirm");
+    const button = $("recovery-backup-button");
+    const state = $("recovery-backup-state");
+    if (!shownWords || !pass.value) return;
+    if (pass.value !== confirm.value) {
+      state.textContent = S.recoveryBackupMismatch;
+      return;
+    }
+    button.disabled = true;
+    state.textContent = S.recoveryBackupSaving;
+    try {
+      await globalThis.interlude.storeRecoveryBackup(shownWords, pass.value);
+      pass.value = "";
+      confirm.value = "";
+      state.textContent = S.recoveryBackupSaved;
+    } catch (err) {
+      if (err.name === "WeakPassphraseError") {
+        state.textContent = S.recoveryBackupWeak;
+      } else if (err.name === "BackupExistsError") {
+        state.textContent = S.recoveryBackupExists;
+      } else if (err.name === "LockedError") {
+        state.textContent = "";
+      } else {
+        console.error("interlude: storing the recovery backup failed:", err);
+        state.textContent = S.recoveryBackupFailed;
+      }
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // Recovers with the phrase the server keeps under the typed passphrase.
+  async function recoverFromBackup(event) {
+    event.preventDefault();
+    const field = $("recover-pass");
+    const button = $("recover-pass-button");
+    const state = $("recover-state");
+    if (!field.value) return;
+    field.disabled = true;
+    button.disabled = true;
+    state.textContent = S.recovering;
+    try {
+      const result = await globalThis.interlude.recoverFromBackup(field.value);
+      field.value = "";
+      state.textContent = result.synced ? S.recovered(result.documents) : S.recoveredNotSynced(result.documents);
+      await refreshJournals();
+    } catch (err) {
+      state.textContent = err.name === "NoBackupError" ? S.recoverNoBackup : recoverErrorText(err);
+    } finally {
+      field.disabled = locked;
+      button.disabled = locked;
+    }
   }
 
   // Links this device with the typed recovery phrase. The field is emptied

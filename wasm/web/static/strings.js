@@ -121,6 +121,16 @@ globalThis.interludeStrings = Object.freeze({
   recoveryNote: (f, n) =>
     `Recovery phrase ${f} is linked to ${n === 1 ? "1 journal" : `${n} journals`} and to every journal you join later. It works once this page says Synced. To stop it working, remove it under “Linked devices”.`,
   recoveryDoneButton: "I have written them down",
+  recoveryBackupHelp: "You may also keep these words on this server, sealed under a passphrase you will remember. Then a new device needs only the passphrase. The server's operator could try to guess it, so make it long, at least 12 characters, and use it nowhere else.",
+  recoveryBackupLabel: "Backup passphrase",
+  recoveryBackupConfirm: "The same passphrase again",
+  recoveryBackupButton: "Keep the words on the server",
+  recoveryBackupSaving: "Sealing the words and sending them to the server…",
+  recoveryBackupSaved: "The server now keeps your words, sealed under the passphrase. Write the words down as well.",
+  recoveryBackupMismatch: "The two passphrases differ. Type the same one twice.",
+  recoveryBackupWeak: "This passphrase is too short. Use at least 12 characters.",
+  recoveryBackupExists: "This server already keeps a backup under this passphrase. Choose another one.",
+  recoveryBackupFailed: "Could not send the backup to the server. Check your connection and try again.",
   recoveryHidden: "The words are hidden now. If you did not write them down, make a new phrase and remove this one under “Linked devices”.",
   recoveryFailed: "Could not make a recovery phrase. Try again.",
 
@@ -136,6 +146,9 @@ globalThis.interludeStrings = Object.freeze({
   recoverChecksum: "These words do not form a valid phrase, because a word is wrong or two words are swapped. Compare each word with your written copy.",
   recoverNoJournals: "This phrase gave this device no journal. Either the device that made it never synced with this server, or this device already has every journal it opens.",
   recoverFailed: "Could not recover. Check your connection and try again.",
+  recoverBackupLabel: "Or the passphrase of the backup this server keeps",
+  recoverBackupButton: "Recover with the passphrase",
+  recoverNoBackup: "This server keeps no backup under this passphrase. Check the passphrase, and that this is the server you used.",
 
   shareHeading: "Share with your therapist",
   shareHelp: "Paste your therapist's public id. Only you and the people you share with can read this journal; the server that syncs it cannot.",
