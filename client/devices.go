@@ -151,8 +151,9 @@ func (c *Client) UnlinkDevice(ctx context.Context, dev ed25519.PublicKey) (int, 
 // could make saved, when some documents have a member of this device's
 // person that this device cannot identify. The unlinked device may be a
 // member of them under its own key for the document, if it created them
-// or joined them by invitation and was never linked back from this
-// device. Check their member lists and remove the ids the person does not recognize.
+// or joined them by invitation. Check their member lists (Members,
+// MemberID on each remaining device) and remove the unknown ids with
+// RemoveMember.
 type UnlinkUnsureError struct {
 	Docs []envelope.DocID
 }
@@ -162,13 +163,12 @@ func (e *UnlinkUnsureError) Error() string {
 }
 
 // unlinkTarget returns the member key of device dev in d, for removing
-// it. That is dev's device key where dev was added as a linked device.
-// Where dev created d, or joined it by invitation, it is a member under
-// its document key, which no other device can derive. Such a key shows
-// itself when dev, linked both ways, removed its own device key from d
-// (see followLinksLocked): the author of that removal is dev's document
-// key. unsure reports a member of this device's person in d that is
-// neither this device nor one of its linked devices, which may be dev's.
+// it: dev's device key where dev was added as a linked device. Where dev
+// created d, or joined it by invitation, it is a member under its
+// document key, which no other device can derive, and the log binds that
+// key to dev by no signature of dev's device key. So unsure reports a
+// member of this device's person in d that is neither this device nor a
+// device key in its link records, which may be dev's, instead of guessing.
 func unlinkTarget(d *document, dev [32]byte, known map[[32]byte]bool) (target [32]byte, found, unsure bool) {
 	st := d.log.state
 	self := d.self.member()
@@ -176,23 +176,15 @@ func unlinkTarget(d *document, dev [32]byte, known map[[32]byte]bool) (target [3
 	if !ok {
 		return dev, false, false
 	}
-	if theirs, ok := st.Person(dev); ok {
-		return dev, theirs == mine, false
-	}
-	for _, e := range d.log.entries {
-		if e.Op != membership.OpRemoveDevice || e.Subject.Sign != dev || e.Author == self {
-			continue
-		}
-		if theirs, ok := st.Person(e.Author); ok && theirs == mine {
-			return e.Author, true, false
-		}
+	if theirs, ok := st.Person(dev); ok && theirs == mine {
+		found = true
 	}
 	for _, m := range st.Members() {
-		if p, _ := st.Person(m.Sign); p == mine && m.Sign != self && !known[m.Sign] {
-			return dev, false, true
+		if p, _ := st.Person(m.Sign); p == mine && m.Sign != self && m.Sign != dev && !known[m.Sign] {
+			unsure = true
 		}
 	}
-	return dev, false, false
+	return dev, found, unsure
 }
 
 // LinkedDevices returns the devices this device links its documents to,
@@ -224,11 +216,13 @@ func (c *Client) followLinksLocked(ctx context.Context, d *document) error {
 	}
 	// A device linked both ways gets its device key added to documents
 	// it holds under its document key, by the other device, which
-	// cannot tell the two keys apart. The device removes that extra key,
-	// so removing its document key later leaves nothing of it behind.
+	// cannot tell the two keys apart. The device removes that extra key
+	// where it belongs to its own person, so removing its document key
+	// later leaves nothing of it behind.
 	device := c.id.deviceKeys().member()
 	if d.meta.DocKey && !c.hasOpLocked(d, membership.OpRemoveDevice, device[:]) {
-		if _, ok := d.log.state.Member(device); ok {
+		mine, _ := d.log.state.Person(d.self.member())
+		if theirs, ok := d.log.state.Person(device); ok && theirs == mine {
 			op := pendingOp{Op: uint8(membership.OpRemoveDevice), Sign: bytes.Clone(device[:])}
 			if err := c.queueOpLocked(ctx, d, op); err != nil {
 				return err

@@ -267,6 +267,9 @@ func TestInvitedThenSharedByID(t *testing.T) {
 	if !bytes.Equal(id.Sign, patient.Identity().Public().Sign) {
 		t.Error("the patient acts under its document key, which the log does not name")
 	}
+	if client.InvitedForTest(patient, doc) {
+		t.Error("the invitation's mark stays after the document arrived")
+	}
 	if err := patient.SetText(ctx, doc, "shared twice, answered"); err != nil {
 		t.Fatalf("the patient writes: %v", err)
 	}
@@ -314,8 +317,10 @@ func TestMutualLinkKeepsDocumentKey(t *testing.T) {
 
 // TestUnlinkCreatorOfDocument links a laptop and a phone both ways, then
 // unlinks the laptop, as lost, from the phone. The laptop created the
-// journal under its document key, which the phone cannot derive; the
-// phone must still remove it, so nothing written afterwards reaches it.
+// journal under its document key, which the phone cannot derive or match
+// to the laptop: the unlink must name the journal to check instead of
+// reporting success, and removing the member the phone cannot match
+// must cut the laptop off.
 func TestUnlinkCreatorOfDocument(t *testing.T) {
 	h := newHarness(t)
 	ctx := h.ctx
@@ -335,14 +340,31 @@ func TestUnlinkCreatorOfDocument(t *testing.T) {
 	if _, err := phone.LinkDevice(ctx, laptop.Identity().Public()); err != nil {
 		t.Fatal(err)
 	}
-	syncAll(t, ctx, phone, laptop, laptop, phone)
+	// The laptop is lost before it syncs again, so its device key, which
+	// the phone added, stays a member beside its document key.
+	syncAll(t, ctx, phone)
 
-	n, err := phone.UnlinkDevice(ctx, laptop.Identity().Public().Sign)
-	if err != nil {
-		t.Fatalf("UnlinkDevice: %v", err)
+	_, err = phone.UnlinkDevice(ctx, laptop.Identity().Public().Sign)
+	var unsure *client.UnlinkUnsureError
+	if !errors.As(err, &unsure) || len(unsure.Docs) != 1 || unsure.Docs[0] != doc {
+		t.Fatalf("UnlinkDevice = %v, want an UnlinkUnsureError naming the journal", err)
 	}
-	if n != 1 {
-		t.Errorf("UnlinkDevice changed %d documents, want the journal", n)
+	// The person checks the members: the one neither device recognizes
+	// is the laptop's document key.
+	members, err := phone.Members(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	phoneID, err := phone.MemberID(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range members {
+		if !bytes.Equal(m.Sign[:], phoneID.Sign) && !bytes.Equal(m.Sign[:], laptop.Identity().Public().Sign) {
+			if err := phone.RemoveMember(ctx, doc, m.Sign[:]); err != nil {
+				t.Fatalf("RemoveMember of the unrecognized member: %v", err)
+			}
+		}
 	}
 	syncAll(t, ctx, phone)
 	if err := phone.SetText(ctx, doc, "after the laptop was lost"); err != nil {

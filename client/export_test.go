@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"time"
 
 	"interlude/sync/envelope"
@@ -61,4 +62,11 @@ func SecretsForTest(c *Client) [][]byte {
 		secrets[i] = append([]byte(nil), s...)
 	}
 	return secrets
+}
+
+// InvitedForTest reports whether c keeps the mark of an answered
+// invitation to doc.
+func InvitedForTest(c *Client, doc envelope.DocID) bool {
+	invited, err := c.invitedTo(context.Background(), doc)
+	return err == nil && invited
 }

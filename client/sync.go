@@ -551,16 +551,22 @@ func (s *session) acceptDocument(ctx context.Context, id envelope.DocID) error {
 	// the document after an invitation, its device key after a share
 	// by public id. An invitation mark alone does not decide it, since
 	// another admin may share by public id while the invitation waits.
-	perDocument := false
 	docKeys, err := s.c.id.documentKeys(id)
 	if err != nil {
 		return err
 	}
+	// Only a key that is a member at the log's end counts, because one
+	// that was added and removed again no longer opens the document. The
+	// full checks of the log come below. A replay that stops early here
+	// picks the device keys, and those checks then skip the document.
+	replay := &membership.State{}
 	for _, le := range entries {
-		if e, err := membership.Decode(le.Entry); err == nil && e.Subject.Sign == docKeys.member() {
-			perDocument = true
+		e, err := membership.Decode(le.Entry)
+		if err != nil || replay.Apply(e) != nil {
+			break
 		}
 	}
+	_, perDocument := replay.Member(docKeys.member())
 	self := s.c.id.deviceKeys()
 	if perDocument {
 		self = docKeys

@@ -3,6 +3,7 @@ package relay_test
 import (
 	"bytes"
 	"fmt"
+	"strings"
 	"testing"
 
 	"interlude/relay"
@@ -261,5 +262,32 @@ func TestStrangerLeavesCacheAlone(t *testing.T) {
 	wantError(t, stranger.request(ref, &wire.GetLog{Ref: ref, Doc: doc[:]}), wire.CodeNotMember)
 	if _, after := relay.MembershipCache(r.srv); after.Evictions != before.Evictions {
 		t.Errorf("a stranger's requests evicted %d membership states", after.Evictions-before.Evictions)
+	}
+}
+
+// TestStrangerAppendLearnsNothing sends membership entries from a device
+// that is no member: for documents that do not exist and for a real one,
+// each must get not_member, without the log's length, and none may evict
+// a cached state.
+func TestStrangerAppendLearnsNothing(t *testing.T) {
+	r := startRelayConfig(t, relay.Config{DataDir: t.TempDir(), MembershipCacheSize: 2})
+	alice, stranger := newDevice(t), newDevice(t)
+	doc, _ := sharedDoc(t, r, alice)
+	_, before := relay.MembershipCache(r.srv)
+
+	s := connect(t, r, stranger)
+	for i := range 5 {
+		other := newDocID(t)
+		e := &membership.Entry{Op: membership.OpAdd, Doc: other, Index: uint64(i + 1), Epoch: 1, Subject: stranger.member(membership.RoleWriter)}
+		e.Sign(stranger.priv)
+		wantError(t, s.appendEntry(other, e), wire.CodeNotMember)
+	}
+	e := &membership.Entry{Op: membership.OpAdd, Doc: doc, Index: 7, Epoch: 1, Subject: stranger.member(membership.RoleWriter)}
+	e.Sign(stranger.priv)
+	if reply := wantError(t, s.appendEntry(doc, e), wire.CodeNotMember); strings.Contains(reply.Message, "length") || strings.Contains(reply.Message, "head") {
+		t.Errorf("a stranger's append to a real document was told %q", reply.Message)
+	}
+	if _, after := relay.MembershipCache(r.srv); after.Evictions != before.Evictions {
+		t.Errorf("a stranger's appends evicted %d membership states", after.Evictions-before.Evictions)
 	}
 }

@@ -125,9 +125,26 @@ func (s *store) appendMember(doc envelope.DocID, keys []deviceKey, raw []byte) (
 	if !slices.Contains(keys, e.Author) {
 		return 0, nil, false, fmt.Errorf("%w: entry author %x is neither this connection's device nor a key it claimed for document %s: claim the key first, or send only entries this device signed", membership.ErrNotAllowed, e.Author[:8], doc)
 	}
+	if e.Index > 0 {
+		// Only a member may append, so a stranger learns nothing of the
+		// log, such as its length, and builds no state in the cache.
+		exists := false
+		if err := s.db.View(func(txn *badger.Txn) error {
+			exists = hasKeyWithPrefix(txn, key(prefixEntry, doc[:]))
+			return nil
+		}); err != nil {
+			return 0, nil, false, err
+		}
+		if !exists {
+			return 0, nil, false, fmt.Errorf("%w: document %s has no log to append to", membership.ErrNotAllowed, doc)
+		}
+	}
 	st, err := s.lockedMembershipState(doc)
 	if err != nil {
 		return 0, nil, false, err
+	}
+	if _, member := st.Member(e.Author); e.Index > 0 && !member {
+		return 0, nil, false, fmt.Errorf("%w: entry author %x is not a member of document %s", membership.ErrNotAllowed, e.Author[:8], doc)
 	}
 	if e.Index < st.Len() {
 		same, sig, err := s.sameMemberEntry(doc, e.Index, raw)
@@ -281,9 +298,10 @@ func (s *store) memberLog(doc envelope.DocID, from, last uint64) (entries []wire
 // lastRemoval returns the index of the newest entry of doc's log that
 // removed one of keys, if there is one.
 func (s *store) lastRemoval(doc envelope.DocID, keys []deviceKey) (index uint64, ok bool, err error) {
-	// Anyone may ask, so a document that does not exist is answered
-	// without building, and caching, a state for it: requests for random
-	// ids must not push real documents out of the cache.
+	// Anyone may ask, so a request for a document that does not exist
+	// gets its reply without building, and caching, a state for it:
+	// requests for random ids must not push real documents out of the
+	// cache.
 	exists := false
 	err = s.db.View(func(txn *badger.Txn) error {
 		exists = hasKeyWithPrefix(txn, key(prefixEntry, doc[:]))

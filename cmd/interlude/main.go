@@ -176,7 +176,15 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		}
 		return &flagError{err}
 	}
-	for _, a := range fs.Args() {
+	rest := fs.Args()
+	if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+		// "--" ended the flags: what follows is arguments, dashes or not.
+		return nil
+	}
+	for _, a := range rest {
+		if a == "--" {
+			break
+		}
 		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
 		if strings.HasPrefix(a, "-") && fs.Lookup(name) != nil {
 			return fmt.Errorf("flag %s comes after the arguments: put flags first, as in 'interlude %s %s ...'", a, fs.Name(), a)

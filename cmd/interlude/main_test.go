@@ -175,9 +175,11 @@ func TestCommandLineMistakes(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "put flags first") {
 		t.Errorf("flag after the document id: err = %v, want it to say to put flags first", err)
 	}
-	// Text that merely starts with a dash is not taken for a flag.
+	// Text that merely starts with a dash is not taken for a flag, and
+	// after "--" not even a flag's name is.
 	run(t, "doc", "write", "--profile", profile, doc, "-5", "mood")
-	if got := run(t, "doc", "cat", "--profile", profile, doc); got != "-5 mood\n" {
+	run(t, "doc", "write", "--profile", profile, "--", doc, "-profile")
+	if got := run(t, "doc", "cat", "--profile", profile, doc); got != "-5 mood-profile\n" {
 		t.Errorf("doc cat = %q, want the text written", got)
 	}
 

@@ -10,8 +10,9 @@ import (
 )
 
 // Records returns every key and value of the Badger database in dir, one
-// after another, read through Badger in read-only mode. The database must
-// not be open elsewhere.
+// after another, with every version Badger still holds, deleted ones
+// included, read through Badger in read-only mode. The database must not
+// be open elsewhere.
 func Records(dir string) ([]byte, error) {
 	db, err := badger.Open(badger.DefaultOptions(dir).WithReadOnly(true).WithLogger(nil))
 	if err != nil {
@@ -20,7 +21,7 @@ func Records(dir string) ([]byte, error) {
 	defer db.Close()
 	var all []byte
 	err = db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.DefaultIteratorOptions)
+		it := txn.NewIterator(badger.IteratorOptions{AllVersions: true})
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			v, err := it.Item().ValueCopy(nil)

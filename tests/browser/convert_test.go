@@ -328,6 +328,18 @@ func TestEncryptDeviceFailsKeepsData(t *testing.T) {
 	if !strings.Contains(failed, "open in another tab") {
 		t.Fatalf("encryptDevice while the copy is held open = %q, want it rejected naming the other tab", failed)
 	}
+	// A second try while the other tab still holds the copy fails the
+	// same way, rather than wait behind the first deletion, and the app
+	// keeps answering.
+	again := get(t, ctx, "call encryptDevice again while the copy is held open", errs, chromedp.Evaluate[string](
+		`interlude.encryptDevice("a passphrase that is not used").then(() => "resolved", (err) => "rejected: " + err.message)`, chromedp.EvalAwaitPromise))
+	if !strings.Contains(again, "open in another tab") {
+		t.Fatalf("second encryptDevice while the copy is held open = %q, want it rejected naming the other tab", again)
+	}
+	if n := get(t, ctx, "list linked devices after the failures", errs, chromedp.Evaluate[int](
+		`interlude.linkedDevices().then((list) => list.length)`, chromedp.EvalAwaitPromise)); n != 0 {
+		t.Errorf("linked devices after the failed conversions = %d, want 0", n)
+	}
 
 	more := " and written after the failure"
 	do(t, ctx, "write again after the failed conversion", errs,
@@ -349,10 +361,10 @@ func TestEncryptDeviceFailsKeepsData(t *testing.T) {
 	if value := get(t, ctx, "read the textarea after a reload", errs, chromedp.Value(css("#entry"))); value != entry+more {
 		t.Errorf("textarea after the failed conversion and a reload = %q, want %q", value, entry+more)
 	}
-	again := get(t, ctx, "call encryptDevice again", errs, chromedp.Evaluate[string](
+	final := get(t, ctx, "call encryptDevice once the copy is free", errs, chromedp.Evaluate[string](
 		`interlude.encryptDevice("the passphrase used now").then(() => "resolved", (err) => "rejected: " + err.message)`, chromedp.EvalAwaitPromise))
-	if again != "resolved" {
-		t.Errorf("encryptDevice once nothing holds the copy open = %q, want resolved", again)
+	if final != "resolved" {
+		t.Errorf("encryptDevice once nothing holds the copy open = %q, want resolved", final)
 	}
 	errs.check(t)
 }

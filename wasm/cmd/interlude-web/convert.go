@@ -22,7 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	gosync "sync"
+	"sync"
 	"syscall/js"
 
 	"interlude/client"
@@ -76,9 +76,28 @@ func resolveDatabase(ctx context.Context, database string) (string, error) {
 	return encryptedName, nil
 }
 
+// blockedDeletes holds the names of databases whose deletion another tab
+// blocks. A new deletion of the same name would queue behind the blocked
+// one and wait as long, with nothing to report, so it fails at once.
+var blockedDeletes = struct {
+	sync.Mutex
+	names map[string]bool
+}{names: map[string]bool{}}
+
+// errBlockedDelete is the error of a deletion that another tab blocks.
+func errBlockedDelete(name string) error {
+	return fmt.Errorf("database %q is open in another tab: close the other tabs of this site and reload", name)
+}
+
 // deleteDatabase deletes the IndexedDB database name and waits until it
 // is gone.
 func deleteDatabase(ctx context.Context, name string) error {
+	blockedDeletes.Lock()
+	blocked := blockedDeletes.names[name]
+	blockedDeletes.Unlock()
+	if blocked {
+		return errBlockedDelete(name)
+	}
 	done := make(chan error, 1)
 	send := func(err error) {
 		select {
@@ -91,9 +110,12 @@ func deleteDatabase(ctx context.Context, name string) error {
 	// completes, so the callbacks are released only then.
 	var req js.Value
 	var onSuccess, onError, onBlocked js.Func
-	var releaseOnce gosync.Once
+	var releaseOnce sync.Once
 	release := func() {
 		go releaseOnce.Do(func() {
+			blockedDeletes.Lock()
+			delete(blockedDeletes.names, name)
+			blockedDeletes.Unlock()
 			onSuccess.Release()
 			onError.Release()
 			onBlocked.Release()
@@ -117,7 +139,10 @@ func deleteDatabase(ctx context.Context, name string) error {
 	onBlocked = js.FuncOf(func(js.Value, []js.Value) any {
 		// The deletion still happens once the other connection closes,
 		// but nothing here can close it.
-		send(fmt.Errorf("database %q is open in another tab: close the other tabs of this site and reload", name))
+		blockedDeletes.Lock()
+		blockedDeletes.names[name] = true
+		blockedDeletes.Unlock()
+		send(errBlockedDelete(name))
 		return nil
 	})
 
