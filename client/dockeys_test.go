@@ -457,3 +457,40 @@ func TestRemovedMemberAddedBack(t *testing.T) {
 		return err == nil && got == "welcome back"
 	})
 }
+
+// TestDeviceKeyOfAnotherPersonStays has a laptop create a journal and
+// share it with a phone's public id, so the phone is a member in its own
+// right; the phone then links the laptop, whose device key joins the
+// journal as a device of the phone's person. The laptop may not remove
+// that key, so it must not try on every sync: nothing stays pending.
+func TestDeviceKeyOfAnotherPersonStays(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx
+	laptop := newClient(t, h.relay.url(), h.clientLogs)
+	phone := newClient(t, h.relay.url(), h.clientLogs)
+	doc, err := laptop.CreateDocument(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := laptop.Share(ctx, doc, phone.Identity().Public()); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, laptop, phone)
+	if _, err := phone.LinkDevice(ctx, laptop.Identity().Public()); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, phone, laptop, laptop)
+	if st := laptop.Status(doc); st.Pending != 0 {
+		t.Errorf("the laptop has %d changes pending, want none: it may not remove a key of another person", st.Pending)
+	}
+	if bytes.Contains(h.clientLogs.Bytes(), []byte("membership change dropped")) {
+		t.Error("a client queued a membership change that the log does not allow, and dropped it")
+	}
+	members, err := laptop.Members(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(members) != 3 {
+		t.Errorf("the journal has %d members, want the laptop's document key, the phone and the laptop's device key", len(members))
+	}
+}
