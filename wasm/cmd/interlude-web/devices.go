@@ -30,16 +30,7 @@ var errSameDevice = named("SameDeviceError", errors.New("interlude: that public 
 func (a *app) linkDevice(args []js.Value) any {
 	text, idErr := stringArg(args, 0, "publicID")
 	typed, fingerprintErr := stringArg(args, 1, "fingerprint")
-	return promise(func() (any, error) {
-		a.touch()
-		c, _, release, err := a.acquire()
-		if err != nil {
-			return nil, err
-		}
-		defer release()
-		if err := errors.Join(idErr, fingerprintErr); err != nil {
-			return nil, err
-		}
+	return a.withClient(true, errors.Join(idErr, fingerprintErr), func(c *client.Client, _ client.Store) (any, error) {
 		dev, err := client.ParsePublicID(text)
 		if err != nil {
 			return nil, named("InvalidPublicIDError", err)
@@ -66,16 +57,7 @@ func (a *app) linkDevice(args []js.Value) any {
 // device's person that it cannot match to a device (client.UnlinkUnsureError).
 func (a *app) unlinkDevice(args []js.Value) any {
 	arg, argErr := stringArg(args, 0, "publicIDOrFingerprint")
-	return promise(func() (any, error) {
-		a.touch()
-		c, _, release, err := a.acquire()
-		if err != nil {
-			return nil, err
-		}
-		defer release()
-		if argErr != nil {
-			return nil, argErr
-		}
+	return a.withClient(true, argErr, func(c *client.Client, _ client.Store) (any, error) {
 		ctx := context.Background()
 		dev, err := findDevice(ctx, c, arg)
 		if err != nil {
@@ -105,12 +87,7 @@ func (a *app) unlinkDevice(args []js.Value) any {
 // the one that linked it. recovery is true for a recovery phrase made on
 // this device.
 func (a *app) linkedDevices([]js.Value) any {
-	return promise(func() (any, error) {
-		c, store, release, err := a.acquire()
-		if err != nil {
-			return nil, err
-		}
-		defer release()
+	return a.withClient(false, nil, func(c *client.Client, store client.Store) (any, error) {
 		ctx := context.Background()
 		devices, err := c.LinkedDevices(ctx)
 		if err != nil {

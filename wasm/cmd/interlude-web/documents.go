@@ -4,6 +4,8 @@ package main
 
 import (
 	"syscall/js"
+
+	"interlude/client"
 )
 
 // documents is the JavaScript documents(). It resolves to [{docId, role,
@@ -13,12 +15,7 @@ import (
 // member under there, which differs from document to document. It also refreshes each document's view, so text returns the
 // text of every listed document once the Promise resolves.
 func (a *app) documents([]js.Value) any {
-	return promise(func() (any, error) {
-		c, _, release, err := a.acquire()
-		if err != nil {
-			return nil, err
-		}
-		defer release()
+	return a.withClient(false, nil, func(c *client.Client, _ client.Store) (any, error) {
 		docs := c.Documents()
 		list := make([]any, 0, len(docs))
 		for _, doc := range docs {

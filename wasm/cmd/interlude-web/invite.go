@@ -30,16 +30,7 @@ var errOwnInvitation = named("SameDeviceError", errors.New("interlude: this invi
 // device has synced.
 func (a *app) invite(args []js.Value) any {
 	doc, docErr := docArg(args, 0)
-	return promise(func() (any, error) {
-		a.touch()
-		c, _, release, err := a.acquire()
-		if err != nil {
-			return nil, err
-		}
-		defer release()
-		if docErr != nil {
-			return nil, docErr
-		}
+	return a.withClient(true, docErr, func(c *client.Client, _ client.Store) (any, error) {
 		link, err := c.Invite(context.Background(), doc)
 		switch {
 		case errors.Is(err, client.ErrNotAdmin):
@@ -65,15 +56,7 @@ func (a *app) invite(args []js.Value) any {
 // up.
 func (a *app) invitations(args []js.Value) any {
 	doc, docErr := docArg(args, 0)
-	return promise(func() (any, error) {
-		c, _, release, err := a.acquire()
-		if err != nil {
-			return nil, err
-		}
-		defer release()
-		if docErr != nil {
-			return nil, docErr
-		}
+	return a.withClient(false, docErr, func(c *client.Client, _ client.Store) (any, error) {
 		found, err := c.Invitations(context.Background(), doc)
 		if err != nil {
 			return nil, err
@@ -104,16 +87,7 @@ func (a *app) invitations(args []js.Value) any {
 // syncs.
 func (a *app) acceptInvite(args []js.Value) any {
 	link, linkErr := stringArg(args, 0, "link")
-	return promise(func() (any, error) {
-		a.touch()
-		c, _, release, err := a.acquire()
-		if err != nil {
-			return nil, err
-		}
-		defer release()
-		if linkErr != nil {
-			return nil, linkErr
-		}
+	return a.withClient(true, linkErr, func(c *client.Client, _ client.Store) (any, error) {
 		// Parsing here first gives a malformed link its own error name,
 		// without a connection to the relay.
 		inv, err := keyring.ParseInvitationLink(link)

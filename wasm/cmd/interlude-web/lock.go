@@ -285,6 +285,29 @@ func (a *app) acquire() (c *client.Client, store client.Store, release func(), e
 	return nil, nil, nil, err
 }
 
+// withClient is the shape of most API calls: it returns a Promise that,
+// once the client is started and unlocked, holds off a lock while fn
+// runs with the client and its store. touch counts the call as use for
+// the idle lock. A non-nil argErr, the caller's check of its arguments,
+// rejects the Promise instead of fn, after the client checks, so a call
+// on a locked page reports the lock first.
+func (a *app) withClient(touch bool, argErr error, fn func(c *client.Client, store client.Store) (any, error)) any {
+	return promise(func() (any, error) {
+		if touch {
+			a.touch()
+		}
+		c, store, release, err := a.acquire()
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		if argErr != nil {
+			return nil, argErr
+		}
+		return fn(c, store)
+	})
+}
+
 // lockNow closes the client and its encrypted store, which zeroes the
 // data key, and then calls the onLock listeners. It waits for the API
 // calls already using the client. With idleOnly set it locks only if the

@@ -426,16 +426,8 @@ func (a *app) setText(args []js.Value) any {
 		b := args[2].String()
 		base = &b
 	}
-	return promise(func() (any, error) {
-		a.touch()
-		c, _, release, err := a.acquire()
-		if err != nil {
-			return nil, err
-		}
-		defer release()
-		if err := errors.Join(docErr, textErr); err != nil {
-			return nil, err
-		}
+	return a.withClient(true, errors.Join(docErr, textErr), func(c *client.Client, _ client.Store) (any, error) {
+		var err error
 		if base != nil {
 			err = c.SetTextFrom(context.Background(), doc, *base, text)
 		} else {
@@ -453,16 +445,7 @@ func (a *app) setText(args []js.Value) any {
 func (a *app) share(args []js.Value) any {
 	doc, docErr := docArg(args, 0)
 	to, toErr := stringArg(args, 1, "publicID")
-	return promise(func() (any, error) {
-		a.touch()
-		c, _, release, err := a.acquire()
-		if err != nil {
-			return nil, err
-		}
-		defer release()
-		if err := errors.Join(docErr, toErr); err != nil {
-			return nil, err
-		}
+	return a.withClient(true, errors.Join(docErr, toErr), func(c *client.Client, _ client.Store) (any, error) {
 		member, err := client.ParsePublicID(to)
 		if err != nil {
 			return nil, named("InvalidPublicIDError", err)
@@ -480,15 +463,7 @@ func (a *app) share(args []js.Value) any {
 // updates. Each is {kind, author, seq, time, detail}; none holds content.
 func (a *app) reports(args []js.Value) any {
 	doc, docErr := docArg(args, 0)
-	return promise(func() (any, error) {
-		c, _, release, err := a.acquire()
-		if err != nil {
-			return nil, err
-		}
-		defer release()
-		if docErr != nil {
-			return nil, docErr
-		}
+	return a.withClient(false, docErr, func(c *client.Client, _ client.Store) (any, error) {
 		found, err := c.Reports(doc)
 		if err != nil {
 			return nil, err

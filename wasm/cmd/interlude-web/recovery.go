@@ -46,13 +46,7 @@ var errNoRecoveryDocuments = named("NoRecoveryDocumentsError", errors.New("inter
 // NOTE: the words pass through Go and JavaScript strings, which cannot be
 // zeroed, so they stay in memory until the garbage collector reuses it.
 func (a *app) makeRecoveryPhrase([]js.Value) any {
-	return promise(func() (any, error) {
-		a.touch()
-		c, store, release, err := a.acquire()
-		if err != nil {
-			return nil, err
-		}
-		defer release()
+	return a.withClient(true, nil, func(c *client.Client, store client.Store) (any, error) {
 		phrase, err := keyring.NewRecoveryPhrase()
 		if err != nil {
 			return nil, err
@@ -102,16 +96,7 @@ func isRecoveryDevice(ctx context.Context, store client.Store, dev client.Public
 // later sync.
 func (a *app) recover(args []js.Value) any {
 	words, wordsErr := stringArg(args, 0, "words")
-	return promise(func() (any, error) {
-		a.touch()
-		c, _, release, err := a.acquire()
-		if err != nil {
-			return nil, err
-		}
-		defer release()
-		if wordsErr != nil {
-			return nil, wordsErr
-		}
+	return a.withClient(true, wordsErr, func(c *client.Client, _ client.Store) (any, error) {
 		phrase, err := parseRecoveryPhrase(words)
 		if err != nil {
 			return nil, err
@@ -130,18 +115,9 @@ func (a *app) recoverFromBackup(args []js.Value) any {
 	if len(args) > 0 {
 		pass, argErr = passphraseValue(args[0], false)
 	}
-	return promise(func() (any, error) {
-		a.touch()
-		c, _, release, err := a.acquire()
-		if err != nil {
-			return nil, err
-		}
-		defer release()
-		if argErr != nil {
-			return nil, argErr
-		}
+	return a.withClient(true, argErr, func(c *client.Client, _ client.Store) (any, error) {
 		var phrase *keyring.RecoveryPhrase
-		err = a.withRelay(func(ctx context.Context) error {
+		err := a.withRelay(func(ctx context.Context) error {
 			var err error
 			phrase, err = c.FetchRecoveryBackup(ctx, *pass)
 			return err
@@ -170,16 +146,7 @@ func (a *app) storeRecoveryBackup(args []js.Value) any {
 	if len(args) > 1 {
 		pass, passErr = passphraseValue(args[1], false)
 	}
-	return promise(func() (any, error) {
-		a.touch()
-		c, _, release, err := a.acquire()
-		if err != nil {
-			return nil, err
-		}
-		defer release()
-		if err := errors.Join(wordsErr, passErr); err != nil {
-			return nil, err
-		}
+	return a.withClient(true, errors.Join(wordsErr, passErr), func(c *client.Client, _ client.Store) (any, error) {
 		phrase, err := parseRecoveryPhrase(words)
 		if err != nil {
 			return nil, err
