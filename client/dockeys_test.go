@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"interlude/client"
 	"interlude/sync/envelope"
 	"interlude/sync/membership"
+	"interlude/sync/wire"
 )
 
 // TestDocumentKeysUnlinkable has a therapist create two documents and
@@ -493,4 +495,52 @@ func TestDeviceKeyOfAnotherPersonStays(t *testing.T) {
 	if len(members) != 3 {
 		t.Errorf("the journal has %d members, want the laptop's document key, the phone and the laptop's device key", len(members))
 	}
+}
+
+// TestInvitationAnswerWithLostReply loses the relay's reply to the
+// invitee's answer, which the relay stored: the invitee must keep
+// claiming its document key, so the document arrives once the inviter
+// takes the answer.
+func TestInvitationAnswerWithLostReply(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx
+	therapist := newClient(t, h.relay.url(), h.clientLogs)
+	patient, proxy := h.member()
+	doc, err := therapist.CreateDocument(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := therapist.SetText(ctx, doc, "homework"); err != nil {
+		t.Fatal(err)
+	}
+	link, err := therapist.Invite(ctx, doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, therapist)
+
+	// Once the answer has gone to the relay, nothing comes back.
+	var answered atomic.Bool
+	proxy.set(func(m wire.Message) []wire.Message {
+		if answered.Load() {
+			return nil
+		}
+		return []wire.Message{m}
+	}, func(m wire.Message) []wire.Message {
+		if _, ok := m.(*wire.PostInvite); ok {
+			answered.Store(true)
+		}
+		return []wire.Message{m}
+	})
+	// The deadline stands in for a connection that breaks.
+	lostCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	_, err = patient.AcceptInvite(lostCtx, link)
+	cancel()
+	if err == nil {
+		t.Fatal("AcceptInvite succeeded although its reply was lost")
+	}
+	proxy.set(nil, nil)
+
+	syncAll(t, ctx, therapist, patient)
+	mustText(t, patient, doc, "homework")
 }
