@@ -470,6 +470,9 @@ func (c *Client) storeLocalUpdateLocked(ctx context.Context, d *document, update
 // this device's previous one and the newest envelope received from each
 // other author. On failure d is as it was.
 func (c *Client) writeLocalUpdatesLocked(ctx context.Context, d *document, updates [][]byte) error {
+	if d.removed() {
+		return fmt.Errorf("client: this device was removed from document %s: its copy stays readable, but a member must add it again before it can write", d.id)
+	}
 	if m, ok := d.log.state.Member(d.self.member()); !ok || !m.Role.CanWrite() {
 		return fmt.Errorf("client: this device is not a writer of document %s: ask an admin for the writer role", d.id)
 	}

@@ -544,3 +544,40 @@ func TestInvitationAnswerWithLostReply(t *testing.T) {
 	syncAll(t, ctx, therapist, patient)
 	mustText(t, patient, doc, "homework")
 }
+
+// TestGarbledLinkLeavesInvitation answers a link whose document part
+// has one character changed: the relay must reject the answer, since the
+// link names an invitation nobody made, so the real link still works.
+func TestGarbledLinkLeavesInvitation(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx
+	therapist := newClient(t, h.relay.url(), h.clientLogs)
+	patient := newClient(t, h.relay.url(), h.clientLogs)
+	doc, err := therapist.CreateDocument(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link, err := therapist.Invite(ctx, doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, therapist)
+
+	garbled := []byte(link)
+	at := len(garbled) - 5 // in the document id, the link's last part
+	if garbled[at] == 'A' {
+		garbled[at] = 'B'
+	} else {
+		garbled[at] = 'A'
+	}
+	if _, err := patient.AcceptInvite(ctx, string(garbled)); !isCode(err, wire.CodeNotFound) {
+		t.Fatalf("AcceptInvite of a link with its document part changed = %v, want %s", err, wire.CodeNotFound)
+	}
+	if _, err := patient.AcceptInvite(ctx, link); err != nil {
+		t.Fatalf("AcceptInvite of the real link after a mistyped one: %v", err)
+	}
+	syncAll(t, ctx, therapist, patient)
+	if _, err := patient.MemberID(doc); err != nil {
+		t.Errorf("the patient lacks the document after answering the real link: %v", err)
+	}
+}

@@ -85,6 +85,9 @@ func TestRemovalRotatesKey(t *testing.T) {
 	if st := removed.Status(doc); !st.Removed {
 		t.Errorf("removed member's status = %+v, want Removed", st)
 	}
+	if err := removed.SetText(ctx, doc, "still here?"); err == nil || !strings.Contains(err.Error(), "was removed") {
+		t.Errorf("removed member's write = %v, want an error saying it was removed", err)
+	}
 	if st := stays.Status(doc); st.Removed {
 		t.Errorf("remaining member's status = %+v, want not Removed", st)
 	}

@@ -48,12 +48,21 @@ func BackupID(pass Passphrase, relay string) ([16]byte, error) {
 	return [16]byte(id), nil
 }
 
-// SealRecoveryBackup seals the recovery phrase p under pass for the relay
-// with host name relay. It rejects a passphrase shorter than
-// MinBackupPassphraseLength.
-func SealRecoveryBackup(p *RecoveryPhrase, pass Passphrase, relay string) ([]byte, error) {
+// CheckBackupPassphrase returns ErrBackupPassphraseShort, with the
+// lengths, for a passphrase shorter than MinBackupPassphraseLength.
+func CheckBackupPassphrase(pass Passphrase) error {
 	if n := utf8.RuneCount(pass.b); n < MinBackupPassphraseLength {
-		return nil, fmt.Errorf("%w: %d characters, want at least %d: a longer one costs a guesser more than the relay's storage is worth", ErrBackupPassphraseShort, n, MinBackupPassphraseLength)
+		return fmt.Errorf("%w: %d characters, want at least %d, because whoever holds the relay's data can try guesses offline", ErrBackupPassphraseShort, n, MinBackupPassphraseLength)
+	}
+	return nil
+}
+
+// SealRecoveryBackup seals the recovery phrase p under pass for the relay
+// with host name relay. It rejects a passphrase that
+// CheckBackupPassphrase rejects.
+func SealRecoveryBackup(p *RecoveryPhrase, pass Passphrase, relay string) ([]byte, error) {
+	if err := CheckBackupPassphrase(pass); err != nil {
+		return nil, err
 	}
 	params, err := NewArgon2Params()
 	if err != nil {

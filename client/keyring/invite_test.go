@@ -55,8 +55,8 @@ func TestInvitationFlow(t *testing.T) {
 }
 
 // TestInvitationDocumentBound changes the document id of a parsed link:
-// the response made from it must not redeem the invitation, so a link
-// altered to another document fails at the inviter.
+// the link then names another invitation, and a response made from it
+// must not redeem the genuine one.
 func TestInvitationDocumentBound(t *testing.T) {
 	inv, err := NewInvitation(newTestDevice(t).Public(), [16]byte{9})
 	if err != nil {
@@ -71,8 +71,17 @@ func TestInvitationDocumentBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	got.Doc[0] ^= 1
-	if err := inv.Redeem(got.Accept(newTestDevice(t).Public())); !errors.Is(err, ErrInvitationMAC) {
-		t.Errorf("Redeem of a response for another document: err = %v, want ErrInvitationMAC", err)
+	if got.ID() == inv.ID() {
+		t.Error("a link to another document names the same invitation")
+	}
+	if err := inv.Redeem(got.Accept(newTestDevice(t).Public())); err == nil {
+		t.Error("a response for another document redeemed the invitation")
+	}
+	// Even under the genuine id, the MAC covers the document.
+	resp := got.Accept(newTestDevice(t).Public())
+	resp.Invitation = inv.ID()
+	if err := inv.Redeem(resp); !errors.Is(err, ErrInvitationMAC) {
+		t.Errorf("Redeem of a response for another document under the genuine id: err = %v, want ErrInvitationMAC", err)
 	}
 }
 
@@ -175,8 +184,13 @@ func TestInvitationTamperingDetected(t *testing.T) {
 	if fake.ComparisonCode(client.Public()) == inv.ComparisonCode(client.Public()) {
 		t.Error("the swapped link shows the genuine comparison code")
 	}
-	if err := inv.Redeem(resp); !errors.Is(err, ErrInvitationMAC) {
-		t.Errorf("response to the swapped link: err = %v, want ErrInvitationMAC", err)
+	// The swapped link names another invitation, which the relay does
+	// not know, and its answer does not redeem the genuine one.
+	if fake.ID() == inv.ID() {
+		t.Error("the swapped link names the genuine invitation")
+	}
+	if err := inv.Redeem(resp); err == nil {
+		t.Error("the answer to the swapped link redeemed the genuine invitation")
 	}
 
 	// Someone swaps the invitee's keys in a genuine response.

@@ -30,12 +30,13 @@ func runDeviceLink(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	got := dev.Fingerprint()
-	switch want := strings.ToUpper(strings.TrimSpace(*fingerprint)); {
-	case want == "":
-		return fmt.Errorf("device link needs --fingerprint: run 'interlude id show' on the new device and pass the fingerprint it prints (this public id's is %s)", got)
-	case want != got:
-		return fmt.Errorf("the public id has fingerprint %s, but --fingerprint says %s: the id changed on its way here or belongs to another device; copy it again from 'interlude id show' on the new device", got, want)
+	switch {
+	case strings.TrimSpace(*fingerprint) == "":
+		// The fingerprint is not printed here: it must come from the
+		// new device's screen, not from this device.
+		return errors.New("device link needs --fingerprint: run 'interlude id show' on the new device and pass the fingerprint it prints")
+	case normalFingerprint(*fingerprint) != normalFingerprint(dev.Fingerprint()):
+		return fmt.Errorf("--fingerprint %q does not match this public id: the id changed on its way here or belongs to another device; copy it again from 'interlude id show' on the new device", *fingerprint)
 	}
 	return withClient(ctx, p, stderr, func(c *client.Client) error {
 		n, err := c.LinkDevice(ctx, dev)
@@ -45,7 +46,7 @@ func runDeviceLink(ctx context.Context, args []string, stdout, stderr io.Writer)
 		if err := c.SyncOnce(ctx); err != nil {
 			fmt.Fprintf(stderr, "the link is saved, but sending it to the relay failed (%v): run 'interlude sync' to retry\n", err)
 		}
-		fmt.Fprintf(stdout, "linked device %s to %s\n", got, documents(n))
+		fmt.Fprintf(stdout, "linked device %s to %s\n", dev.Fingerprint(), documents(n))
 		fmt.Fprintln(stderr, "run 'interlude sync' on the new device to fetch them")
 		return nil
 	})
@@ -109,6 +110,12 @@ func runDeviceRemove(ctx context.Context, args []string, stdout, stderr io.Write
 	})
 }
 
+// normalFingerprint returns fingerprint s in upper case without dashes or
+// spaces, so "c58d460d936a" and "C58D-460D-936A" compare equal.
+func normalFingerprint(s string) string {
+	return strings.ToUpper(strings.NewReplacer("-", "", " ", "").Replace(strings.TrimSpace(s)))
+}
+
 // findDevice resolves a public id, or the fingerprint of a linked device.
 func findDevice(ctx context.Context, c *client.Client, s string) (client.PublicID, error) {
 	if id, err := client.ParsePublicID(s); err == nil {
@@ -118,9 +125,9 @@ func findDevice(ctx context.Context, c *client.Client, s string) (client.PublicI
 	if err != nil {
 		return client.PublicID{}, err
 	}
-	want := strings.ToUpper(strings.TrimSpace(s))
+	want := normalFingerprint(s)
 	for _, d := range devices {
-		if d.Fingerprint() == want {
+		if normalFingerprint(d.Fingerprint()) == want {
 			return d, nil
 		}
 	}
@@ -145,6 +152,11 @@ func runDeviceRecovery(ctx context.Context, args []string, stdout, stderr io.Wri
 		if backupPass, err = readPassphraseFile(*backupFile); err != nil {
 			return err
 		}
+		// Checked before anything is linked, so a refused passphrase
+		// leaves no recovery device whose words nobody saw.
+		if err := keyring.CheckBackupPassphrase(*backupPass); err != nil {
+			return err
+		}
 	}
 	phrase, err := keyring.NewRecoveryPhrase()
 	if err != nil {
@@ -162,15 +174,20 @@ func runDeviceRecovery(ctx context.Context, args []string, stdout, stderr io.Wri
 		if err := c.SyncOnce(ctx); err != nil {
 			fmt.Fprintf(stderr, "the recovery device is linked on this device, but sending it to the relay failed (%v): run 'interlude sync' before you rely on the phrase\n", err)
 		}
+		var backupErr error
 		if backupPass != nil {
-			if err := c.StoreRecoveryBackup(ctx, phrase, *backupPass); err != nil {
-				return err
+			// The recovery device is linked now, so its words are
+			// printed even when the backup fails.
+			if backupErr = c.StoreRecoveryBackup(ctx, phrase, *backupPass); backupErr == nil {
+				fmt.Fprintln(stderr, "the relay keeps the phrase sealed under your backup passphrase. Whoever holds the relay's data can try to guess that passphrase, so it must be long and used nowhere else")
 			}
-			fmt.Fprintln(stderr, "the relay keeps the phrase sealed under your backup passphrase. Whoever holds the relay's data can try to guess that passphrase, so it must be long and used nowhere else")
 		}
 		fmt.Fprintln(stdout, phrase.Words())
 		fmt.Fprintf(stderr, "recovery device %s linked to %d documents. Write the %d words above on paper and keep them safe: anyone with them can read your documents, and they are shown only this once. If you lose every device and these words, your documents are lost: nobody else holds a key. To stop a phrase working, run 'interlude device remove %s'.\n",
 			recovery.Public().Fingerprint(), n, keyring.RecoveryPhraseWords, recovery.Public().Fingerprint())
+		if backupErr != nil {
+			return fmt.Errorf("the phrase above works, but the relay does not keep a copy: %w", backupErr)
+		}
 		return nil
 	})
 }

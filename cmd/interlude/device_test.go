@@ -38,8 +38,13 @@ func TestDeviceLinkFlow(t *testing.T) {
 		stdout.Reset()
 		stderr.Reset()
 		err := Run(context.Background(), args, &stdout, &stderr)
-		if err == nil || !strings.Contains(err.Error(), fingerprint) {
-			t.Errorf("device link with flags %q: err = %v, want an error naming the fingerprint %s", flags, err, fingerprint)
+		if err == nil || !strings.Contains(err.Error(), "id show") {
+			t.Errorf("device link with flags %q: err = %v, want an error that points to 'interlude id show'", flags, err)
+		}
+		// The fingerprint to type must come from the new device's
+		// screen, so no error offers it.
+		if err != nil && strings.Contains(err.Error(), fingerprint) {
+			t.Errorf("device link with flags %q: the error %q shows the fingerprint to type", flags, err)
 		}
 	}
 	if got := run(t, "device", "list", "--profile", laptop); got != "" {
@@ -206,6 +211,10 @@ func TestRecoveryFromRelayBackup(t *testing.T) {
 	err := Run(context.Background(), []string{"device", "recovery", "--profile", laptop, "--relay", relayURL, "--backup-passphrase-file", file("short", "too short")}, &stdout, &stderr)
 	if err == nil || !strings.Contains(err.Error(), "at least 12") {
 		t.Errorf("device recovery with a 9-character backup passphrase: err = %v, want it refused", err)
+	}
+	// The refusal came before any recovery device was linked.
+	if devices := run(t, "device", "list", "--profile", laptop); strings.TrimSpace(devices) != "" {
+		t.Errorf("device list after the refused backup passphrase = %q, want no linked device", devices)
 	}
 	pass := file("pass", "the ferry leaves at dawn on Sundays")
 	run(t, "device", "recovery", "--profile", laptop, "--relay", relayURL, "--backup-passphrase-file", pass)

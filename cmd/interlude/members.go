@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"io"
 
@@ -81,6 +82,9 @@ func runDocRemove(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	return withClient(ctx, p, stderr, func(c *client.Client) error {
 		if err := c.RemoveMember(ctx, doc, member.Sign); err != nil {
+			if errors.Is(err, client.ErrNotMember) {
+				return fmt.Errorf("%w: 'interlude doc members %s' lists the ids to use", err, doc)
+			}
 			return err
 		}
 		fmt.Fprintf(stdout, "removing %s from %s; run 'interlude sync' to send it and rotate the document key\n", member.Fingerprint(), doc)

@@ -90,10 +90,10 @@ func TestInviteJoinFlow(t *testing.T) {
 	}
 }
 
-// TestRefusedInvitationReported responds to a link whose inviter keys were
-// changed in transit: the relay takes the answer, the inviter's device
-// refuses it, and the inviter's sync says so.
-func TestRefusedInvitationReported(t *testing.T) {
+// TestGarbledLinkRejectedAtJoin joins with a link whose inviter keys
+// were changed in transit: the link names an invitation nobody made, so
+// the relay rejects the answer at once and the real link still works.
+func TestGarbledLinkRejectedAtJoin(t *testing.T) {
 	relayURL := startTestRelay(t)
 	therapist := filepath.Join(t.TempDir(), "therapist")
 	patient := filepath.Join(t.TempDir(), "patient")
@@ -102,23 +102,29 @@ func TestRefusedInvitationReported(t *testing.T) {
 	}
 	doc := strings.TrimSpace(run(t, "doc", "new", "--profile", therapist))
 	run(t, "sync", "--profile", therapist, "--relay", relayURL)
-	link := []byte(strings.TrimSpace(run(t, "doc", "invite", "--profile", therapist, "--relay", relayURL, doc)))
+	link := strings.TrimSpace(run(t, "doc", "invite", "--profile", therapist, "--relay", relayURL, doc))
 
-	// The last characters encode the inviter's keys, not the secret, so the
-	// invitation id stays the same and only the MAC check can catch it.
-	at := len(link) - 5
-	if link[at] == 'A' {
-		link[at] = 'B'
+	// The last characters encode the inviter's keys and the document id,
+	// which the invitation's id covers.
+	garbled := []byte(link)
+	at := len(garbled) - 5
+	if garbled[at] == 'A' {
+		garbled[at] = 'B'
 	} else {
-		link[at] = 'A'
+		garbled[at] = 'A'
 	}
-	run(t, "doc", "join", "--profile", patient, "--relay", relayURL, string(link))
-
 	var stdout, stderr bytes.Buffer
-	if err := Run(context.Background(), []string{"sync", "--profile", therapist, "--relay", relayURL}, &stdout, &stderr); err != nil {
-		t.Fatalf("therapist sync: %v", err)
+	err := Run(context.Background(), []string{"doc", "join", "--profile", patient, "--relay", relayURL, string(garbled)}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "not_found") {
+		t.Fatalf("doc join of a garbled link: err = %v, want not_found", err)
 	}
-	if !strings.Contains(stderr.String(), "refused") {
-		t.Errorf("therapist sync stderr = %q, want the refused invitation reported", stderr.String())
+	run(t, "doc", "join", "--profile", patient, "--relay", relayURL, link)
+	run(t, "sync", "--profile", therapist, "--relay", relayURL)
+	if err := Run(context.Background(), []string{"sync", "--profile", therapist, "--relay", relayURL}, &stdout, &stderr); err != nil || strings.Contains(stderr.String(), "refused") {
+		t.Errorf("therapist sync after the real answer: err %v, stderr %q, want no refused invitation", err, stderr.String())
+	}
+	run(t, "sync", "--profile", patient, "--relay", relayURL)
+	if got := run(t, "doc", "list", "--profile", patient); !strings.Contains(got, doc) {
+		t.Errorf("doc list on the patient's device = %q, want the document", got)
 	}
 }
