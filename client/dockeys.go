@@ -246,3 +246,28 @@ func (c *Client) MemberID(doc envelope.DocID) (PublicID, error) {
 	}
 	return PublicID{Sign: bytes.Clone(d.self.public.Sign), Box: d.self.public.Box}, nil
 }
+
+// PersonMembers returns the members of doc that are devices of this
+// device's person, this device included, as the membership log groups
+// them: the devices linked into doc with add_device and the member that
+// linked them. It returns none once this device is no member.
+func (c *Client) PersonMembers(doc envelope.DocID) ([]PublicID, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d, ok := c.docs[doc]
+	if !ok {
+		return nil, fmt.Errorf("%w %s", ErrUnknownDocument, doc)
+	}
+	st := d.log.state
+	mine, ok := st.Person(d.self.member())
+	if !ok {
+		return nil, nil
+	}
+	var out []PublicID
+	for _, m := range st.Members() {
+		if p, _ := st.Person(m.Sign); p == mine {
+			out = append(out, PublicID{Sign: bytes.Clone(m.Sign[:]), Box: m.Box})
+		}
+	}
+	return out, nil
+}

@@ -232,3 +232,32 @@ func TestRecoveryFromRelayBackup(t *testing.T) {
 		t.Errorf("doc cat on the recovered device = %q, want %q", got, "Mood log.\n")
 	}
 }
+
+// TestMembersLabelsOwnDevices links a phone from a laptop and checks that
+// 'doc members' names the person's devices: the linked phone on the
+// laptop, and the laptop's document key, which the phone cannot match to
+// a device, on the phone.
+func TestMembersLabelsOwnDevices(t *testing.T) {
+	relayURL := startTestRelay(t)
+	dir := t.TempDir()
+	laptop, phone := filepath.Join(dir, "laptop"), filepath.Join(dir, "phone")
+	for _, p := range []string{laptop, phone} {
+		run(t, "id", "new", "--profile", p)
+	}
+	doc := strings.TrimSpace(run(t, "doc", "new", "--profile", laptop))
+	phoneID := strings.TrimSpace(run(t, "id", "show", "--profile", phone))
+	var stdout, stderr bytes.Buffer
+	if err := Run(context.Background(), []string{"id", "show", "--profile", phone}, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	run(t, "device", "link", "--profile", laptop, "--relay", relayURL, "--fingerprint", fingerprintIn(t, stderr.String()), phoneID)
+	run(t, "sync", "--profile", phone, "--relay", relayURL)
+
+	if got := run(t, "doc", "members", "--profile", laptop, doc); !strings.Contains(got, "your linked device\t") || !strings.Contains(got, phoneID) {
+		t.Errorf("doc members on the laptop = %q, want the phone labelled as a linked device", got)
+	}
+	got := run(t, "doc", "members", "--profile", phone, doc)
+	if !strings.Contains(got, "your device, not linked from here\t") {
+		t.Errorf("doc members on the phone = %q, want the laptop's key labelled as a device of the person", got)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"interlude/client"
 	"interlude/sync/envelope"
@@ -120,8 +121,29 @@ func runDocMembers(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 		// A device is a member under its own key for each document it
 		// created or joined by link, which 'id show' does not print.
-		if self, err := c.MemberID(doc); err == nil {
+		self, err := c.MemberID(doc)
+		if err == nil {
 			fmt.Fprintf(stdout, "this device\t%s\t%s\n", self.Fingerprint(), self)
+		}
+		// The other devices of this person, so someone removing a lost
+		// device sees which ids are theirs.
+		mine, err := c.PersonMembers(doc)
+		if err != nil {
+			return err
+		}
+		linked, err := c.LinkedDevices(ctx)
+		if err != nil {
+			return err
+		}
+		for _, m := range mine {
+			if m.String() == self.String() {
+				continue
+			}
+			label := "your device, not linked from here"
+			if slices.ContainsFunc(linked, func(l client.PublicID) bool { return l.String() == m.String() }) {
+				label = "your linked device"
+			}
+			fmt.Fprintf(stdout, "%s\t%s\t%s\n", label, m.Fingerprint(), m)
 		}
 		if code, err := c.MembershipCode(doc); err == nil {
 			fmt.Fprintf(stdout, "membership code\t%s\n", code)
