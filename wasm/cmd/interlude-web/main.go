@@ -28,9 +28,11 @@
 //	               this device, on the next sync and in documents joined
 //	               later; fingerprint is what that device shows, compared
 //	               ignoring case, spaces and hyphens
-//	unlinkDevice(publicIDOrFingerprint) -> Promise<{documents, fingerprint}>
+//	unlinkDevice(publicIDOrFingerprint) -> Promise<{documents, fingerprint, check}>
 //	               removes a device of the person from every document, with
-//	               a new key epoch in each, on the next sync
+//	               a new key epoch in each, on the next sync; check lists
+//	               the documents with a device of the person this device
+//	               cannot match, which may be the removed one
 //	linkedDevices() -> Promise<[{publicID, fingerprint, recovery}]>   the
 //	               devices this device linked and the one that linked it;
 //	               recovery is true for a recovery phrase made here
@@ -39,9 +41,16 @@
 //	               change of sync status
 //	reports(docId) -> Promise<[{kind, author, seq, time, detail}]>   problems
 //	               found in what the relay delivered
-//	documents() -> Promise<[{docId, role}]>   every document on this device
-//	               with this device's role in it: "admin", "writer",
-//	               "reader", or "" once it is no longer a member
+//	documents() -> Promise<[{docId, role, memberId}]>   every document on
+//	               this device with this device's role in it: "admin",
+//	               "writer", "reader", or "" once it is no longer a member,
+//	               and the public id it is a member under there
+//	members(docId) -> Promise<[{publicID, fingerprint, role, you, yours}]>
+//	               the document's members; you marks this device, yours
+//	               the other devices of its person
+//	removeMember(docId, publicID) -> Promise<{fingerprint}>   removes a
+//	               member, for an admin, with a new key epoch, on the next
+//	               sync
 //	invite(docId) -> Promise<{link, synced}>   a one-time invitation link,
 //	               for an admin of the document; synced is false when the
 //	               sync that registers it with the relay failed, and then
@@ -60,6 +69,10 @@
 //	recover(words) -> Promise<{documents, synced}>   links this device to
 //	               every document of the recovery phrase's person and
 //	               syncs them; synced is false when that sync failed
+//	recoverFromBackup(passphrase) -> Promise<{documents, synced}>   recover
+//	               with the phrase the relay keeps under the passphrase
+//	storeRecoveryBackup(words, passphrase) -> Promise   has the relay keep
+//	               the phrase sealed under the passphrase
 //	encryptDevice(passphrase) -> Promise<{records}>   encrypts a started
 //	               device that has no passphrase and starts it again
 //	               with the idle lock on (see convert.go); records is the
@@ -70,9 +83,10 @@
 // IndexedDB), InvalidPublicIDError, FingerprintMismatchError,
 // SameDeviceError, UnknownDeviceError, UnknownDocumentError,
 // NotStartedError, LockedError, WrongPassphraseError, NotEncryptedError,
-// NotAdminError, InvalidInvitationError, InvitationNotFoundError,
-// InvitationUsedError, InvalidRecoveryPhraseError,
-// NoRecoveryDocumentsError, InvalidStateError or TypeError. An
+// NotAdminError, NotMemberError, InvalidInvitationError,
+// InvitationNotFoundError, InvitationUsedError, InvalidRecoveryPhraseError,
+// NoRecoveryDocumentsError, NoBackupError, BackupExistsError,
+// WeakPassphraseError, InvalidStateError or TypeError. An
 // InvalidRecoveryPhraseError also carries reason: "count" (with words and
 // want), "word" or "checksum", so the page can show what to correct
 // without the message quoting a secret word.
@@ -214,6 +228,8 @@ func (a *app) exports() js.Value {
 	set("documents", a.documents)
 	set("invite", a.invite)
 	set("invitations", a.invitations)
+	set("members", a.members)
+	set("removeMember", a.removeMember)
 	set("acceptInvite", a.acceptInvite)
 	set("makeRecoveryPhrase", a.makeRecoveryPhrase)
 	set("recover", a.recover)

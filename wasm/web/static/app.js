@@ -345,6 +345,8 @@
     hideInviteResult();
     $("invite-state").textContent = "";
     $("invitations").replaceChildren();
+    $("members-list").replaceChildren();
+    $("members-state").textContent = "";
     hideRecoveryWords();
     $("recovery-state").textContent = "";
     $("recover-words").value = "";
@@ -397,6 +399,7 @@
     renderStatus();
     refreshDevices();
     refreshInvitations();
+    refreshMembers();
     showJoin();
   }
 
@@ -549,6 +552,7 @@
     renderStatus();
     checkReports();
     refreshInvitations();
+    refreshMembers();
   }
 
   // Shows a warning when this device found problems in what the relay
@@ -929,6 +933,7 @@
     renderStatus();
     checkReports();
     refreshInvitations();
+    refreshMembers();
   }
 
   // This device's role in the open journal: "admin", "writer", "reader",
@@ -1050,12 +1055,80 @@
       button.disabled = locked;
       renderStatus();
       refreshInvitations();
+      refreshMembers();
     }
   }
 
   function hideInviteResult() {
     $("invite-result").hidden = true;
     $("invite-link").value = "";
+  }
+
+  // Lists the members of the open journal, with a Remove button on the
+  // others for an admin. A read that a newer one or a change of journal
+  // overtook is dropped.
+  let membersRead = 0;
+  async function refreshMembers() {
+    const list = $("members-list");
+    const read = ++membersRead;
+    if (locked || !journalID || currentRole() === "") {
+      list.replaceChildren();
+      return;
+    }
+    const doc = journalID;
+    try {
+      const found = await globalThis.interlude.members(doc);
+      if (read !== membersRead || doc !== journalID || locked) return;
+      const admin = currentRole() === "admin";
+      list.replaceChildren(...found.map((m) => memberItem(doc, m, admin)));
+    } catch (err) {
+      logUnlessLocked("reading members")(err);
+    }
+  }
+
+  function memberItem(doc, m, admin) {
+    const item = document.createElement("li");
+    item.dataset.publicId = m.publicID;
+    const label = document.createElement("span");
+    let text = S.memberItem(m.fingerprint, m.role);
+    if (m.you) text += " · " + S.memberYou;
+    else if (m.yours) text += " · " + S.memberYours;
+    label.textContent = text;
+    item.append(label);
+    if (admin && !m.you) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = S.removeMemberButton;
+      button.addEventListener("click", () => removeMember(doc, m, item, button));
+      item.append(button);
+    }
+    return item;
+  }
+
+  // Removes a member on the second click, after the first has shown
+  // what removing does.
+  async function removeMember(doc, m, item, button) {
+    const state = $("members-state");
+    if (item.dataset.confirm !== "1") {
+      item.dataset.confirm = "1";
+      button.textContent = S.removeMemberConfirmButton(m.fingerprint);
+      state.textContent = S.removeMemberHelp(m.fingerprint);
+      return;
+    }
+    button.disabled = true;
+    try {
+      const result = await globalThis.interlude.removeMember(doc, m.publicID);
+      state.textContent = S.removedMember(result.fingerprint);
+    } catch (err) {
+      if (err.name === "LockedError") {
+        state.textContent = "";
+      } else {
+        console.error("interlude: removing a member failed:", err);
+        state.textContent = S.removeMemberFailed;
+      }
+    } finally {
+      refreshMembers();
+    }
   }
 
   // Lists the invitations this device made to the open journal. A read
