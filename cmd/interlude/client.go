@@ -327,7 +327,7 @@ func runDocShare(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	if fs.NArg() != 2 {
-		return fmt.Errorf("doc share takes a document id and a public id, got %d arguments: see 'interlude doc share -h'", fs.NArg())
+		return fmt.Errorf("doc share takes a document id and a public id, got %s: see 'interlude doc share -h'", argCount(fs.NArg()))
 	}
 	doc, err := envelope.ParseDocID(fs.Arg(0))
 	if err != nil {
@@ -353,7 +353,7 @@ func runDocWrite(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	if fs.NArg() < 2 {
-		return fmt.Errorf("doc write takes a document id and the text to append, got %d arguments: see 'interlude doc write -h'", fs.NArg())
+		return fmt.Errorf("doc write takes a document id and the text to append, got %s: see 'interlude doc write -h'", argCount(fs.NArg()))
 	}
 	doc, err := envelope.ParseDocID(fs.Arg(0))
 	if err != nil {
@@ -372,7 +372,7 @@ func runDocCat(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	if fs.NArg() != 1 {
-		return fmt.Errorf("doc cat takes one document id, got %d arguments: see 'interlude doc cat -h'", fs.NArg())
+		return fmt.Errorf("doc cat takes one document id, got %s: see 'interlude doc cat -h'", argCount(fs.NArg()))
 	}
 	doc, err := envelope.ParseDocID(fs.Arg(0))
 	if err != nil {
@@ -398,6 +398,20 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	return withClient(ctx, p, stderr, func(c *client.Client) error {
+		// Invitations refused before this sync were reported by the sync
+		// that refused them.
+		refusedBefore := map[string]bool{}
+		for _, id := range c.Documents() {
+			invitations, err := c.Invitations(ctx, id)
+			if err != nil {
+				return err
+			}
+			for _, inv := range invitations {
+				if inv.Failed != "" {
+					refusedBefore[inv.ID] = true
+				}
+			}
+		}
 		if err := c.SyncOnce(ctx); err != nil {
 			return err
 		}
@@ -415,7 +429,7 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 				return err
 			}
 			for _, inv := range invitations {
-				if inv.Failed != "" {
+				if inv.Failed != "" && !refusedBefore[inv.ID] {
 					fmt.Fprintf(stderr, "%s\tinvitation %s refused: %s; make a new one with 'interlude doc invite'\n", id, inv.ID[:12], inv.Failed)
 				}
 			}

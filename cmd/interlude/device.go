@@ -24,7 +24,7 @@ func runDeviceLink(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	if fs.NArg() != 1 {
-		return fmt.Errorf("device link takes the new device's public id, got %d arguments: see 'interlude device link -h'", fs.NArg())
+		return fmt.Errorf("device link takes the new device's public id, got %s: see 'interlude device link -h'", argCount(fs.NArg()))
 	}
 	dev, err := client.ParsePublicID(fs.Arg(0))
 	if err != nil {
@@ -85,7 +85,7 @@ func runDeviceRemove(ctx context.Context, args []string, stdout, stderr io.Write
 		return err
 	}
 	if fs.NArg() != 1 {
-		return fmt.Errorf("device remove takes one public id or fingerprint, got %d arguments: see 'interlude device remove -h'", fs.NArg())
+		return fmt.Errorf("device remove takes one public id or fingerprint, got %s: see 'interlude device remove -h'", argCount(fs.NArg()))
 	}
 	return withClient(ctx, p, stderr, func(c *client.Client) error {
 		dev, err := findDevice(ctx, c, fs.Arg(0))

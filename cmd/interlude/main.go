@@ -202,6 +202,15 @@ func checkNoArgs(fs *flag.FlagSet) error {
 	return nil
 }
 
+// argCount names n arguments, "1 argument" or "n arguments", for the
+// messages of commands given the wrong number.
+func argCount(n int) string {
+	if n == 1 {
+		return "1 argument"
+	}
+	return fmt.Sprintf("%d arguments", n)
+}
+
 // commandsOf returns the commands of the usage text that start with
 // group, such as "doc new" for "doc".
 func commandsOf(group string) []string {

@@ -20,7 +20,7 @@ func runDocInvite(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	if fs.NArg() != 1 {
-		return fmt.Errorf("doc invite takes one document id, got %d arguments: see 'interlude doc invite -h'", fs.NArg())
+		return fmt.Errorf("doc invite takes one document id, got %s: see 'interlude doc invite -h'", argCount(fs.NArg()))
 	}
 	doc, err := envelope.ParseDocID(fs.Arg(0))
 	if err != nil {
@@ -50,7 +50,7 @@ func runDocJoin(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	if fs.NArg() != 1 {
-		return fmt.Errorf("doc join takes one invitation link, got %d arguments: see 'interlude doc join -h'", fs.NArg())
+		return fmt.Errorf("doc join takes one invitation link, got %s: see 'interlude doc join -h'", argCount(fs.NArg()))
 	}
 	return withClient(ctx, p, stderr, func(c *client.Client) error {
 		code, err := c.AcceptInvite(ctx, fs.Arg(0))
@@ -71,7 +71,7 @@ func runDocRemove(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	if fs.NArg() != 2 {
-		return fmt.Errorf("doc remove takes a document id and a member's public id, got %d arguments: see 'interlude doc remove -h'", fs.NArg())
+		return fmt.Errorf("doc remove takes a document id and a member's public id, got %s: see 'interlude doc remove -h'", argCount(fs.NArg()))
 	}
 	doc, err := envelope.ParseDocID(fs.Arg(0))
 	if err != nil {
@@ -102,7 +102,7 @@ func runDocMembers(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	if fs.NArg() != 1 {
-		return fmt.Errorf("doc members takes one document id, got %d arguments: see 'interlude doc members -h'", fs.NArg())
+		return fmt.Errorf("doc members takes one document id, got %s: see 'interlude doc members -h'", argCount(fs.NArg()))
 	}
 	doc, err := envelope.ParseDocID(fs.Arg(0))
 	if err != nil {
