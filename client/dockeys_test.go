@@ -195,14 +195,7 @@ func TestRemoveNonMemberRejected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	link, err := therapist.Invite(ctx, doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	syncAll(t, ctx, therapist)
-	if _, err := patient.AcceptInvite(ctx, link); err != nil {
-		t.Fatal(err)
-	}
+	joinByLink(t, ctx, therapist, patient, doc)
 	syncAll(t, ctx, therapist, patient)
 
 	device := patient.Identity().Public().Sign
@@ -262,21 +255,7 @@ func TestInvitedThenSharedByID(t *testing.T) {
 	}
 	syncAll(t, ctx, admin, patient)
 	mustText(t, patient, doc, "shared twice")
-	id, err := patient.MemberID(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(id.Sign, patient.Identity().Public().Sign) {
-		t.Error("the patient acts under its document key, which the log does not name")
-	}
-	if client.InvitedForTest(patient, doc) {
-		t.Error("the invitation's mark stays after the document arrived")
-	}
-	if err := patient.SetText(ctx, doc, "shared twice, answered"); err != nil {
-		t.Fatalf("the patient writes: %v", err)
-	}
-	syncAll(t, ctx, patient, admin)
-	mustText(t, admin, doc, "shared twice, answered")
+	checkActsUnder(t, ctx, patient, admin, doc, true, "shared twice, answered")
 }
 
 // TestMutualLinkKeepsDocumentKey links a laptop and a phone both ways. In
@@ -580,4 +559,131 @@ func TestGarbledLinkLeavesInvitation(t *testing.T) {
 	if _, err := patient.MemberID(doc); err != nil {
 		t.Errorf("the patient lacks the document after answering the real link: %v", err)
 	}
+}
+
+// TestRemovedMemberAddedBackUnderOtherKey shares a journal with a
+// patient's public id, removes the patient, and invites the patient back
+// by link, so the patient returns under its document key: its copy must
+// follow, read what was written since and write again.
+func TestRemovedMemberAddedBackUnderOtherKey(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx
+	therapist := newClient(t, h.relay.url(), h.clientLogs)
+	patient := newClient(t, h.relay.url(), h.clientLogs)
+	doc, err := therapist.CreateDocument(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := therapist.SetText(ctx, doc, "first"); err != nil {
+		t.Fatal(err)
+	}
+	if err := therapist.Share(ctx, doc, patient.Identity().Public()); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, therapist, patient)
+	if err := therapist.RemoveMember(ctx, doc, patient.Identity().Public().Sign); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, therapist, patient)
+	if !patient.Status(doc).Removed {
+		t.Fatal("the patient does not report its removal")
+	}
+
+	link, err := therapist.Invite(ctx, doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, therapist)
+	if _, err := patient.AcceptInvite(ctx, link); err != nil {
+		t.Fatalf("AcceptInvite after the removal: %v", err)
+	}
+	syncAll(t, ctx, therapist)
+	if err := therapist.SetText(ctx, doc, "first, then welcome back"); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, therapist, patient)
+
+	mustText(t, patient, doc, "first, then welcome back")
+	if patient.Status(doc).Removed {
+		t.Error("the patient still reports its removal after it was added back")
+	}
+	checkActsUnder(t, ctx, patient, therapist, doc, false, "first, then welcome back. Thanks.")
+}
+
+// TestRemovedInviteeSharedBackByID is the reverse: a patient who joined
+// by link is removed and then shared back by public id, so it returns
+// under its device key.
+func TestRemovedInviteeSharedBackByID(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx
+	therapist := newClient(t, h.relay.url(), h.clientLogs)
+	patient := newClient(t, h.relay.url(), h.clientLogs)
+	doc, err := therapist.CreateDocument(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	joinByLink(t, ctx, therapist, patient, doc)
+	syncAll(t, ctx, therapist, patient)
+	member, err := patient.MemberID(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := therapist.RemoveMember(ctx, doc, member.Sign); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, therapist, patient)
+	if !patient.Status(doc).Removed {
+		t.Fatal("the patient does not report its removal")
+	}
+
+	if err := therapist.Share(ctx, doc, patient.Identity().Public()); err != nil {
+		t.Fatal(err)
+	}
+	if err := therapist.SetText(ctx, doc, "shared again"); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, therapist, patient)
+	mustText(t, patient, doc, "shared again")
+	if err := patient.SetText(ctx, doc, "shared again, read"); err != nil {
+		t.Fatalf("the patient writes after coming back: %v", err)
+	}
+	syncAll(t, ctx, patient, therapist)
+	mustText(t, therapist, doc, "shared again, read")
+}
+
+// joinByLink makes an invitation to doc on inviter, opens it on the relay
+// with a sync, answers it from invitee and returns the link.
+func joinByLink(t *testing.T, ctx context.Context, inviter, invitee *client.Client, doc envelope.DocID) string {
+	t.Helper()
+	link, err := inviter.Invite(ctx, doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, inviter)
+	if _, err := invitee.AcceptInvite(ctx, link); err != nil {
+		t.Fatalf("AcceptInvite: %v", err)
+	}
+	return link
+}
+
+// checkActsUnder checks that member holds doc under its device key, or
+// under its document key when deviceKey is false, keeps no invitation
+// mark for it, and writes text that reader then reads.
+func checkActsUnder(t *testing.T, ctx context.Context, member, reader *client.Client, doc envelope.DocID, deviceKey bool, text string) {
+	t.Helper()
+	id, err := member.MemberID(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := bytes.Equal(id.Sign, member.Identity().Public().Sign); got != deviceKey {
+		t.Errorf("the member acts under its device key: %v, want %v, as the log names it", got, deviceKey)
+	}
+	if client.InvitedForTest(member, doc) {
+		t.Error("the invitation's mark stays after the document arrived")
+	}
+	if err := member.SetText(ctx, doc, text); err != nil {
+		t.Fatalf("the member writes: %v", err)
+	}
+	syncAll(t, ctx, member, reader)
+	mustText(t, reader, doc, text)
 }

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -63,8 +64,16 @@ func (s *session) syncMembership(ctx context.Context) error {
 			return err
 		}
 		s.c.mu.Lock()
-		removed := s.c.docs[j.id].removed()
+		d := s.c.docs[j.id]
+		removed := d.removed()
+		back := removed && s.c.otherKeyMemberLocked(d)
 		s.c.mu.Unlock()
+		if back {
+			if err := s.rejoin(ctx, j.id); err != nil {
+				return err
+			}
+			continue
+		}
 		if removed {
 			// The relay serves a former member the log up to its
 			// removal: nothing more of the document syncs, and this
@@ -79,7 +88,7 @@ func (s *session) syncMembership(ctx context.Context) error {
 		// With the log current, the person's other devices are added
 		// where they are missing (see devices.go).
 		s.c.mu.Lock()
-		d := s.c.docs[j.id]
+		d = s.c.docs[j.id]
 		err = s.c.followLinksLocked(ctx, d)
 		pending := len(d.log.ops) > 0
 		s.c.mu.Unlock()
@@ -281,4 +290,60 @@ func (s *session) sendChanges(ctx context.Context, id envelope.DocID) error {
 			return err
 		}
 	}
+}
+
+// otherKeyMemberLocked reports whether d's log makes this device a member
+// under the key it does not use in d: its document key where it uses its
+// device key, or the reverse. That happens when a member adds the device
+// back, after removing it, by an invitation or by its public id.
+func (c *Client) otherKeyMemberLocked(d *document) bool {
+	other := c.id.deviceKeys()
+	if !d.meta.DocKey {
+		k, err := c.id.documentKeys(d.id)
+		if err != nil {
+			return false
+		}
+		other = k
+	}
+	_, member := d.log.state.Member(other.member())
+	return member
+}
+
+// rejoin replaces the copy of document id, from which this device was
+// removed, by the document as the relay now serves it under the device's
+// other key. The history comes back from the relay under a new replica
+// id. Edits saved after the removal, which the relay refused, were lost
+// already. If the document cannot be taken, the old copy stays.
+func (s *session) rejoin(ctx context.Context, id envelope.DocID) error {
+	var old [][]byte
+	err := s.c.store.Scan(ctx, docPrefix(id), func(key, _ []byte) error {
+		old = append(old, bytes.Clone(key))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("client: read the old copy of document %s: %w", id, err)
+	}
+	s.c.mu.Lock()
+	prev := s.c.docs[id]
+	delete(s.c.docs, id)
+	s.c.mu.Unlock()
+
+	err = s.acceptDocument(ctx, id, old)
+	s.c.mu.Lock()
+	_, added := s.c.docs[id]
+	if !added {
+		s.c.docs[id] = prev
+	}
+	s.c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if added {
+		s.c.log.Info("added back to the document under this device's other key", "doc", id)
+		s.mu.Lock()
+		delete(s.subscribed, id)
+		delete(s.removed, id)
+		s.mu.Unlock()
+	}
+	return nil
 }

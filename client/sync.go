@@ -507,7 +507,7 @@ func (s *session) acceptShared(ctx context.Context) error {
 			if known {
 				continue
 			}
-			if err := s.acceptDocument(ctx, id); err != nil {
+			if err := s.acceptDocument(ctx, id, nil); err != nil {
 				return err
 			}
 		}
@@ -537,8 +537,9 @@ func (s *session) listDocs(ctx context.Context, after []byte) (*wire.Docs, error
 // acceptDocument fetches the whole membership log of a document shared
 // with this device and adds the document if the log checks out and seals
 // a key to this device: to its document keys if it accepted an invitation
-// to the document, else to its device keys.
-func (s *session) acceptDocument(ctx context.Context, id envelope.DocID) error {
+// to the document, else to its device keys. The store keys in clear, those
+// of an earlier copy of the document, are deleted in the same write.
+func (s *session) acceptDocument(ctx context.Context, id envelope.DocID, clear [][]byte) error {
 	entries, err := s.getLog(ctx, id, 0)
 	if err != nil {
 		return fmt.Errorf("client: fetch membership log of document %s: %w", id, err)
@@ -579,6 +580,9 @@ func (s *session) acceptDocument(ctx context.Context, id envelope.DocID) error {
 	}
 
 	var b Batch
+	for _, k := range clear {
+		b.Del(k)
+	}
 	s.c.mu.Lock()
 	defer s.c.mu.Unlock()
 	for _, le := range entries {
