@@ -128,11 +128,8 @@ func (s *store) appendMember(doc envelope.DocID, keys []deviceKey, raw []byte) (
 	if e.Index > 0 {
 		// Only a member may append, so a stranger learns nothing of the
 		// log, such as its length, and builds no state in the cache.
-		exists := false
-		if err := s.db.View(func(txn *badger.Txn) error {
-			exists = hasKeyWithPrefix(txn, key(prefixEntry, doc[:]))
-			return nil
-		}); err != nil {
+		exists, err := s.docExists(doc)
+		if err != nil {
 			return 0, nil, false, err
 		}
 		if !exists {
@@ -295,6 +292,17 @@ func (s *store) memberLog(doc envelope.DocID, from, last uint64) (entries []wire
 	return entries, false, nil
 }
 
+// docExists reports whether doc has a membership log, reading Badger
+// only, so that no membership state is built or cached for it.
+func (s *store) docExists(doc envelope.DocID) (bool, error) {
+	exists := false
+	err := s.db.View(func(txn *badger.Txn) error {
+		exists = hasKeyWithPrefix(txn, key(prefixEntry, doc[:]))
+		return nil
+	})
+	return exists, err
+}
+
 // lastRemoval returns the index of the newest entry of doc's log that
 // removed one of keys, if there is one.
 func (s *store) lastRemoval(doc envelope.DocID, keys []deviceKey) (index uint64, ok bool, err error) {
@@ -302,11 +310,7 @@ func (s *store) lastRemoval(doc envelope.DocID, keys []deviceKey) (index uint64,
 	// gets its reply without building, and caching, a state for it:
 	// requests for random ids must not push real documents out of the
 	// cache.
-	exists := false
-	err = s.db.View(func(txn *badger.Txn) error {
-		exists = hasKeyWithPrefix(txn, key(prefixEntry, doc[:]))
-		return nil
-	})
+	exists, err := s.docExists(doc)
 	if err != nil || !exists {
 		return 0, false, err
 	}

@@ -50,13 +50,14 @@ func (c *conn) appendEntry(m *wire.AppendEntry) wire.Message {
 	if len(m.Entry) > maxEntry {
 		return c.reject(m.Ref, wire.CodeTooLarge, &doc, fmt.Sprintf("membership entry of %d bytes is larger than the limit of %d", len(m.Entry), maxEntry))
 	}
-	index, sig, stored, err := c.srv.store.appendMember(doc, c.keysFor(doc), m.Entry)
+	keys := c.keysFor(doc)
+	index, sig, stored, err := c.srv.store.appendMember(doc, keys, m.Entry)
 	if staleErr, ok := errors.AsType[*staleLogError](err); ok {
 		return c.reject(m.Ref, wire.CodeStaleLog, &doc, staleErr.Error())
 	}
 	switch {
 	case errors.Is(err, membership.ErrNotAllowed):
-		if member, merr := c.srv.store.isMemberAny(doc, c.keysFor(doc)); merr == nil && !member {
+		if member, merr := c.srv.store.isMemberAny(doc, keys); merr == nil && !member {
 			// A non-member learns nothing about which documents exist.
 			return c.reject(m.Ref, wire.CodeNotMember, &doc, fmt.Sprintf("this device is not a member of document %s: ask an admin to add it", doc))
 		}
@@ -104,7 +105,7 @@ func (c *conn) getLog(m *wire.GetLog) wire.Message {
 			return c.internal(m.Ref, doc, "read membership log", err)
 		}
 		if !ok {
-			if e := c.checkMember(m.Ref, doc); e != nil {
+			if e := c.checkMember(m.Ref, doc, keys); e != nil {
 				return e
 			}
 		} else {
@@ -190,7 +191,8 @@ func (c *conn) push(m *wire.Push) wire.Message {
 	if e != nil {
 		return e
 	}
-	if e := c.checkMember(m.Ref, doc); e != nil {
+	keys := c.keysFor(doc)
+	if e := c.checkMember(m.Ref, doc, keys); e != nil {
 		return e
 	}
 
@@ -201,7 +203,7 @@ func (c *conn) push(m *wire.Push) wire.Message {
 	if env.Doc != doc {
 		return c.reject(m.Ref, wire.CodeBadEnvelope, &doc, fmt.Sprintf("envelope is for document %s, but the push names document %s", env.Doc, doc))
 	}
-	if !slices.Contains(c.keysFor(doc), env.Author) {
+	if !slices.Contains(keys, env.Author) {
 		return c.reject(m.Ref, wire.CodeBadEnvelope, &doc, fmt.Sprintf("envelope author %x is neither this connection's device %x nor a key it claimed for document %s: claim the key first, or push only envelopes this device signed", env.Author[:8], c.device[:8], doc))
 	}
 	if env.Kind == envelope.KindEphemeral {
@@ -247,7 +249,7 @@ func (c *conn) subscribe(m *wire.Subscribe) outgoing {
 	if e != nil {
 		return outgoing{msg: e}
 	}
-	if e := c.checkMember(m.Ref, doc); e != nil {
+	if e := c.checkMember(m.Ref, doc, c.keysFor(doc)); e != nil {
 		return outgoing{msg: e}
 	}
 	sub := &subscription{
@@ -272,8 +274,8 @@ func (c *conn) parseDoc(ref uint64, b []byte) (envelope.DocID, *wire.Error) {
 // checkMember rejects a connection none of whose keys for doc is a
 // member of it. A document that does not exist gets the same Error, so a
 // non-member learns nothing about which documents exist.
-func (c *conn) checkMember(ref uint64, doc envelope.DocID) *wire.Error {
-	member, err := c.srv.store.isMemberAny(doc, c.keysFor(doc))
+func (c *conn) checkMember(ref uint64, doc envelope.DocID, keys []deviceKey) *wire.Error {
+	member, err := c.srv.store.isMemberAny(doc, keys)
 	if err != nil {
 		return c.internal(ref, doc, "check membership", err)
 	}
