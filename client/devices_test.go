@@ -119,7 +119,7 @@ func TestLinkedDeviceReadsAndWrites(t *testing.T) {
 		}
 	}
 	// The relay serves the phone the journal's log up to its removal and
-	// nothing after it, so the phone knows it was removed.
+	// nothing after it, so the phone learns that it was removed.
 	if err := phone.SyncOnce(ctx); err != nil {
 		t.Errorf("the unlinked phone's sync: %v", err)
 	}

@@ -27,7 +27,7 @@ import (
 // document key is sealed to its X25519 key. Both are derived with HKDF
 // from the device's private keys and the document id, so the device
 // stores nothing more and a new key never needs a backup. The relay, and
-// anyone with a copy of its storage, sees a different member key in each
+// anyone with a copy of its storage, finds a different member key in each
 // document and cannot tell from the documents that one device is in
 // several. On every connection the device claims the keys of its
 // documents (wire.Claim), which the relay needs to serve them.
@@ -198,7 +198,7 @@ func (s *session) claim(ctx context.Context, docs []envelope.DocID) error {
 	for chunk := range slices.Chunk(docs, wire.MaxClaims) {
 		m := &wire.Claim{Claims: make([]wire.DocClaim, 0, len(chunk))}
 		for _, id := range chunk {
-			k, err := s.c.heldKeys(id)
+			k, err := s.c.documentKeysFor(id)
 			if err != nil {
 				return err
 			}
@@ -218,10 +218,10 @@ func (s *session) claim(ctx context.Context, docs []envelope.DocID) error {
 	return nil
 }
 
-// heldKeys returns this device's document keys for doc: those of the
-// document it holds, which were derived when it was loaded, or else
-// derived now.
-func (c *Client) heldKeys(doc envelope.DocID) (*docKeys, error) {
+// documentKeysFor returns this device's document keys for doc: the keys
+// derived when the document was loaded, if this device holds it under
+// them, or else keys derived now.
+func (c *Client) documentKeysFor(doc envelope.DocID) (*docKeys, error) {
 	c.mu.Lock()
 	var held *docKeys
 	if d, ok := c.docs[doc]; ok && d.meta.DocKey {

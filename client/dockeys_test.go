@@ -182,10 +182,10 @@ func TestInvitationCompletesBetweenRunningClients(t *testing.T) {
 	})
 }
 
-// TestRemoveNonMemberRejected asks to remove, and to change the role of,
-// the device id of a client who joined by invitation, and so is a member
-// under another id: both must fail at once with ErrNotMember instead of
-// reporting a change that the next sync would drop. The member id works.
+// TestRemoveNonMemberRejected removes, and changes the role of, the
+// device id of a client who joined by invitation and so is a member
+// under another id. Both must fail at once with ErrNotMember, because the
+// next sync would drop the change. The member id works.
 func TestRemoveNonMemberRejected(t *testing.T) {
 	h := newHarness(t)
 	ctx := h.ctx
@@ -222,10 +222,10 @@ func TestRemoveNonMemberRejected(t *testing.T) {
 	}
 }
 
-// TestInvitedThenSharedByID answers an invitation that its maker never
-// takes, while another admin shares the document with the invitee's
-// device id: the document must arrive under the device keys, the ones
-// the log names, and the invitation's mark must go.
+// TestInvitedThenSharedByID responds to an invitation whose maker never
+// takes the response, while another admin shares the document with the
+// invitee's device id. The document must arrive under the device keys,
+// which the log names, and the invitation's mark must go.
 func TestInvitedThenSharedByID(t *testing.T) {
 	h := newHarness(t)
 	ctx := h.ctx
@@ -299,8 +299,8 @@ func TestMutualLinkKeepsDocumentKey(t *testing.T) {
 // TestUnlinkCreatorOfDocument links a laptop and a phone both ways, then
 // unlinks the laptop, as lost, from the phone. The laptop created the
 // journal under its document key, which the phone cannot derive or match
-// to the laptop: the unlink must name the journal to check instead of
-// reporting success, and removing the member the phone cannot match
+// to the laptop. So the unlink must return the journal to check instead
+// of reporting success, and removing the member the phone cannot match
 // must cut the laptop off.
 func TestUnlinkCreatorOfDocument(t *testing.T) {
 	h := newHarness(t)
@@ -361,8 +361,8 @@ func TestUnlinkCreatorOfDocument(t *testing.T) {
 }
 
 // TestUnlinkReportsUnknownMember unlinks, from a phone linked one way
-// only, the laptop that created a journal: the phone cannot tell the
-// laptop's document key from another device's, so it must say which
+// only, the laptop that created a journal. The phone cannot tell the
+// laptop's document key from another device's, so it must return the
 // journal to check instead of reporting success.
 func TestUnlinkReportsUnknownMember(t *testing.T) {
 	h := newHarness(t)
@@ -441,9 +441,9 @@ func TestRemovedMemberAddedBack(t *testing.T) {
 
 // TestDeviceKeyOfAnotherPersonStays has a laptop create a journal and
 // share it with a phone's public id, so the phone is a member in its own
-// right; the phone then links the laptop, whose device key joins the
+// right. The phone then links the laptop, whose device key joins the
 // journal as a device of the phone's person. The laptop may not remove
-// that key, so it must not try on every sync: nothing stays pending.
+// that key, so it must not try on every sync, and nothing stays pending.
 func TestDeviceKeyOfAnotherPersonStays(t *testing.T) {
 	h := newHarness(t)
 	ctx := h.ctx
@@ -476,10 +476,10 @@ func TestDeviceKeyOfAnotherPersonStays(t *testing.T) {
 	}
 }
 
-// TestInvitationAnswerWithLostReply loses the relay's reply to the
-// invitee's answer, which the relay stored: the invitee must keep
+// TestInvitationAnswerWithLostReply drops the relay's reply to the
+// invitee's response, which the relay stored. The invitee must keep
 // claiming its document key, so the document arrives once the inviter
-// takes the answer.
+// takes the response.
 func TestInvitationAnswerWithLostReply(t *testing.T) {
 	h := newHarness(t)
 	ctx := h.ctx
@@ -498,7 +498,7 @@ func TestInvitationAnswerWithLostReply(t *testing.T) {
 	}
 	syncAll(t, ctx, therapist)
 
-	// Once the answer has gone to the relay, nothing comes back.
+	// Once the response has gone to the relay, nothing comes back.
 	var answered atomic.Bool
 	proxy.set(func(m wire.Message) []wire.Message {
 		if answered.Load() {
@@ -511,7 +511,7 @@ func TestInvitationAnswerWithLostReply(t *testing.T) {
 		}
 		return []wire.Message{m}
 	})
-	// The deadline stands in for a connection that breaks.
+	// The deadline plays the part of a connection that breaks.
 	lostCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	_, err = patient.AcceptInvite(lostCtx, link)
 	cancel()
@@ -524,9 +524,10 @@ func TestInvitationAnswerWithLostReply(t *testing.T) {
 	mustText(t, patient, doc, "homework")
 }
 
-// TestGarbledLinkLeavesInvitation answers a link whose document part
-// has one character changed: the relay must reject the answer, since the
-// link names an invitation nobody made, so the real link still works.
+// TestGarbledLinkLeavesInvitation responds to a link whose document part
+// has one character changed. The relay must reject the response, because
+// the link names an invitation that was never made, so the real link
+// still works.
 func TestGarbledLinkLeavesInvitation(t *testing.T) {
 	h := newHarness(t)
 	ctx := h.ctx

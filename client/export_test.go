@@ -64,8 +64,8 @@ func SecretsForTest(c *Client) [][]byte {
 	return secrets
 }
 
-// InvitedForTest reports whether c keeps the mark of an answered
-// invitation to doc.
+// InvitedForTest reports whether c keeps the mark of an invitation to
+// doc that it responded to.
 func InvitedForTest(c *Client, doc envelope.DocID) bool {
 	invited, err := c.invitedTo(context.Background(), doc)
 	return err == nil && invited

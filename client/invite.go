@@ -118,7 +118,8 @@ func (c *Client) Invite(ctx context.Context, doc envelope.DocID) (string, error)
 	id := inv.ID()
 	c.log.Info("invitation made", "doc", doc, "invitation", hex.EncodeToString(id[:6]))
 	// A running session opens the invitation on the relay at once, so
-	// the relay takes the response and tells this device when it comes.
+	// the relay stores the response and notifies this device when it
+	// arrives.
 	c.signalWake()
 	return link, nil
 }
@@ -157,11 +158,11 @@ func (c *Client) AcceptInvite(ctx context.Context, link string) (code string, er
 	})
 	var relayErr *wire.Error
 	if err != nil && !marked && errors.As(err, &relayErr) {
-		// An answer the relay refused leaves no mark behind, unless an
-		// earlier answer to another link to the same document made it:
-		// a mistyped second link must not undo the first. After any
-		// other error the relay may have stored the answer, so the mark
-		// stays and sessions keep claiming the key.
+		// A response the relay rejected leaves no mark behind, unless an
+		// earlier response to another link to the same document made
+		// it, because a mistyped second link must not undo the first.
+		// After any other error the relay may have stored the response,
+		// so the mark stays and sessions keep claiming the key.
 		var b Batch
 		b.Del(invitedKey(doc))
 		if delErr := c.store.Write(ctx, &b); delErr != nil {
@@ -228,7 +229,7 @@ func (s *session) takeInvites(ctx context.Context) error {
 	}
 	opens = slices.DeleteFunc(opens, func(o open) bool {
 		// A link made by the version before document keys names no
-		// document, so no answer to it can verify: close it.
+		// document, so no response to it can verify. It is closed.
 		inv, err := keyring.UnmarshalInvitation(o.rec.Invitation)
 		if err != nil || inv.Doc != ([16]byte{}) {
 			return false

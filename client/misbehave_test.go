@@ -530,7 +530,7 @@ func (tc *testClients) add(t *testing.T, c *client.Client) {
 	tc.m[t] = append(tc.m[t], c)
 }
 
-// take returns the clients of t and forgets them.
+// take returns the clients of t and removes them from tc.
 func (tc *testClients) take(t *testing.T) []*client.Client {
 	tc.mu.Lock()
 	defer tc.mu.Unlock()

@@ -245,8 +245,8 @@ func TestGetLogPagesLongLog(t *testing.T) {
 	}
 }
 
-// TestStrangerLeavesCacheAlone asks for the membership logs of documents
-// that do not exist: the relay must reject each without caching a state,
+// TestStrangerLeavesCacheAlone requests the membership logs of documents
+// that do not exist. The relay must reject each without caching a state,
 // so such requests cannot push real documents out of the cache.
 func TestStrangerLeavesCacheAlone(t *testing.T) {
 	r := startRelayConfig(t, relay.Config{DataDir: t.TempDir(), MembershipCacheSize: 2})

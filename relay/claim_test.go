@@ -127,9 +127,9 @@ func TestClaimedKeyGetsSharedNotice(t *testing.T) {
 }
 
 // TestStoredRecordsNameDocumentKeys writes to two documents from one
-// device under a key of each, then reads every record the relay stored:
-// the device's key must be in none, because nothing the relay stores
-// about a document needs it, and each document key must be there, the
+// device under a key of each, then reads every record the relay stored.
+// The device's key must be in none, because nothing the relay stores
+// about a document needs it. Each document key must be there, as the
 // scan's control.
 func TestStoredRecordsNameDocumentKeys(t *testing.T) {
 	dir := t.TempDir()

@@ -15,9 +15,9 @@ import (
 // parameters travel in it and OpenWithPassphrase rejects weakened ones.
 // The new device finds the blob by an id that Argon2id also derives from
 // the passphrase and the relay's host name, so the person needs nothing
-// but the passphrase and the relay. Whoever holds the relay's data can
-// guess passphrases at the cost of Argon2id per guess, against the id or
-// the blob, which is why the passphrase must be long.
+// but the passphrase and the relay. Anyone with a copy of the relay's
+// data can guess passphrases at the cost of one Argon2id run per guess,
+// against the id or the blob, so the passphrase must be long.
 
 // MinBackupPassphraseLength is the shortest passphrase, in characters,
 // that SealRecoveryBackup takes. A guess costs one Argon2id derivation at
@@ -52,7 +52,7 @@ func BackupID(pass Passphrase, relay string) ([16]byte, error) {
 // lengths, for a passphrase shorter than MinBackupPassphraseLength.
 func CheckBackupPassphrase(pass Passphrase) error {
 	if n := utf8.RuneCount(pass.b); n < MinBackupPassphraseLength {
-		return fmt.Errorf("%w: %d characters, want at least %d, because whoever holds the relay's data can try guesses offline", ErrBackupPassphraseShort, n, MinBackupPassphraseLength)
+		return fmt.Errorf("%w: %d characters, want at least %d: anyone with a copy of the relay's data can try guesses offline, so choose a longer one", ErrBackupPassphraseShort, n, MinBackupPassphraseLength)
 	}
 	return nil
 }

@@ -126,9 +126,9 @@ func ParseInvitationLink(link string) (*Invitation, error) {
 
 // ID returns a public name of the invitation derived from its secret,
 // the inviter's keys and the document id. A link with any of them
-// changed names an invitation nobody made, which the relay rejects
-// before it stores an answer, so a mistyped link cannot use up the real
-// one.
+// changed names an invitation that was never made, which the relay
+// rejects before it stores a response, so a mistyped link cannot use up
+// the real one.
 func (inv *Invitation) ID() [16]byte {
 	id, _ := derive(inv.secret[:], labelInvitationID, append(inv.Inviter.bytes(), inv.Doc[:]...), 16)
 	return [16]byte(id)

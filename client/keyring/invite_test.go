@@ -185,7 +185,7 @@ func TestInvitationTamperingDetected(t *testing.T) {
 		t.Error("the swapped link shows the genuine comparison code")
 	}
 	// The swapped link names another invitation, which the relay does
-	// not know, and its answer does not redeem the genuine one.
+	// not know, and its response does not redeem the genuine one.
 	if fake.ID() == inv.ID() {
 		t.Error("the swapped link names the genuine invitation")
 	}

@@ -400,7 +400,7 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return withClient(ctx, p, stderr, func(c *client.Client) error {
 		// Invitations refused before this sync were reported by the sync
 		// that refused them.
-		refusedBefore := map[string]bool{}
+		failedBefore := map[string]bool{}
 		for _, id := range c.Documents() {
 			invitations, err := c.Invitations(ctx, id)
 			if err != nil {
@@ -408,7 +408,7 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			}
 			for _, inv := range invitations {
 				if inv.Failed != "" {
-					refusedBefore[inv.ID] = true
+					failedBefore[inv.ID] = true
 				}
 			}
 		}
@@ -429,7 +429,7 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 				return err
 			}
 			for _, inv := range invitations {
-				if inv.Failed != "" && !refusedBefore[inv.ID] {
+				if inv.Failed != "" && !failedBefore[inv.ID] {
 					fmt.Fprintf(stderr, "%s\tinvitation %s refused: %s; make a new one with 'interlude doc invite'\n", id, inv.ID[:12], inv.Failed)
 				}
 			}

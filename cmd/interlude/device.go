@@ -152,8 +152,9 @@ func runDeviceRecovery(ctx context.Context, args []string, stdout, stderr io.Wri
 		if backupPass, err = readPassphraseFile(*backupFile); err != nil {
 			return err
 		}
-		// Checked before anything is linked, so a refused passphrase
-		// leaves no recovery device whose words nobody saw.
+		// The check comes before anything is linked, so a rejected
+		// passphrase leaves no recovery device whose words were never
+		// shown.
 		if err := keyring.CheckBackupPassphrase(*backupPass); err != nil {
 			return err
 		}
@@ -179,7 +180,7 @@ func runDeviceRecovery(ctx context.Context, args []string, stdout, stderr io.Wri
 			// The recovery device is linked now, so its words are
 			// printed even when the backup fails.
 			if backupErr = c.StoreRecoveryBackup(ctx, phrase, *backupPass); backupErr == nil {
-				fmt.Fprintln(stderr, "the relay keeps the phrase sealed under your backup passphrase. Whoever holds the relay's data can try to guess that passphrase, so it must be long and used nowhere else")
+				fmt.Fprintln(stderr, "the relay now stores the phrase sealed under your backup passphrase. Anyone with a copy of the relay's data can try to guess that passphrase, so use a long one that you use nowhere else")
 			}
 		}
 		fmt.Fprintln(stdout, phrase.Words())

@@ -167,8 +167,8 @@ func (e *flagError) Error() string { return e.err.Error() }
 func (e *flagError) Unwrap() error { return e.err }
 
 // parseFlags parses args into fs. A flag of fs given after the first
-// argument, which the flag package would take as an argument, is an
-// error that says to move it.
+// argument, which the flag package would take as an argument, returns an
+// error that tells the person to move it.
 func parseFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -125,8 +125,8 @@ func runDocMembers(ctx context.Context, args []string, stdout, stderr io.Writer)
 		if err == nil {
 			fmt.Fprintf(stdout, "this device\t%s\t%s\n", self.Fingerprint(), self)
 		}
-		// The other devices of this person, so someone removing a lost
-		// device sees which ids are theirs.
+		// The person's other devices are listed, so someone removing a
+		// lost device can find which ids are theirs.
 		mine, err := c.PersonMembers(doc)
 		if err != nil {
 			return err

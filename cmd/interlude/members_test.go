@@ -91,8 +91,9 @@ func TestInviteJoinFlow(t *testing.T) {
 }
 
 // TestGarbledLinkRejectedAtJoin joins with a link whose inviter keys
-// were changed in transit: the link names an invitation nobody made, so
-// the relay rejects the answer at once and the real link still works.
+// were changed in transit. The link names an invitation that was never
+// made, so the relay rejects the response at once and the real link
+// still works.
 func TestGarbledLinkRejectedAtJoin(t *testing.T) {
 	relayURL := startTestRelay(t)
 	therapist := filepath.Join(t.TempDir(), "therapist")

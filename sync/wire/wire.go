@@ -51,8 +51,8 @@
 // # Document keys
 //
 // A device may be a member of each document under a key of its own for
-// that document, derived from its secret keys, so that the keys the relay
-// stores for documents do not show that one device is in several of them.
+// that document, derived from its secret keys. The keys the relay stores
+// for documents then do not show that one device is in several of them.
 // The device authenticates the connection with its device key, then sends
 // Claim with one signature per document key over ClaimMessage (the relay's
 // host name, the connection's challenge and the document id). The relay
@@ -69,8 +69,8 @@
 // Version 5 adds Claim and document keys. Invitation links carry the
 // document's id, so an invitee joins under its key for that document.
 // The relay also sends Shared when an invitation a connection waits on
-// gets its response, and answers GetLog from a former member with the log
-// up to its removal, so its client can tell a removal from a lost
+// gets its response, and replies to GetLog from a former member with the
+// log up to its removal, so its client can tell a removal from a lost
 // document.
 //
 // Version 4 pages the document list: ListDocs carries After and Limit,

@@ -330,7 +330,7 @@ func TestEncryptDeviceFailsKeepsData(t *testing.T) {
 	}
 	// A second try while the other tab still holds the copy fails the
 	// same way, rather than wait behind the first deletion, and the app
-	// keeps answering.
+	// still responds to other calls.
 	again := get(t, ctx, "call encryptDevice again while the copy is held open", errs, chromedp.Evaluate[string](
 		`interlude.encryptDevice("a passphrase that is not used").then(() => "resolved", (err) => "rejected: " + err.message)`, chromedp.EvalAwaitPromise))
 	if !strings.Contains(again, "open in another tab") {

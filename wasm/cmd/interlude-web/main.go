@@ -30,9 +30,9 @@
 //	               ignoring case, spaces and hyphens
 //	unlinkDevice(publicIDOrFingerprint) -> Promise<{documents, fingerprint, check}>
 //	               removes a device of the person from every document, with
-//	               a new key epoch in each, on the next sync; check lists
-//	               the documents with a device of the person this device
-//	               cannot match, which may be the removed one
+//	               a new key epoch in each, on the next sync. check lists
+//	               the documents with a device of the person that this
+//	               device cannot match, which may be the removed one
 //	linkedDevices() -> Promise<[{publicID, fingerprint, recovery}]>   the
 //	               devices this device linked and the one that linked it;
 //	               recovery is true for a recovery phrase made here
