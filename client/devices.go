@@ -17,16 +17,18 @@ import (
 //
 // A person who uses a second device, such as a therapist with a laptop
 // and a phone, links it from a device they already use. The linking
-// device adds the new one to every document it is a member of, with its
-// own role, through the membership log's add_device entries, which any
-// member may make for its own person. The relay's document list then
-// shows the new device those documents on its first sync.
+// device offers the new one every document it is a member of, and adds
+// the key the new device replies with, with its own role, through the
+// membership log's add_device entries, which any member may make for its
+// own person (see handoff.go). A device linked by key, such as a recovery
+// device, is added under its device key at once, and the relay's
+// document list shows it those documents on its first sync.
 //
 // Each device keeps the devices it linked itself. Before it sends
-// membership changes of a document, it adds those devices to the document
-// if they were never members of it, so a document shared later with a
-// device reaches the devices it linked. A device removed from a document
-// is never added back to it.
+// membership changes of a document, it brings those devices into the
+// document if they were never members of it, so a document shared later
+// with a device reaches the devices it linked. A device removed from a
+// document is never added back to it.
 //
 // A device never learns links from a membership log. Any member can make
 // an add_device entry that names someone else's device as its own, in a
@@ -46,17 +48,42 @@ type linkedRecord struct {
 	_msgpack struct{} `msgpack:",as_array"`
 	Sign     []byte
 	Box      []byte
+	// ByKey is set for a device added to documents under its device key
+	// (LinkDeviceKey), not through offers (see handoff.go). Records of
+	// the version before offers lack it, and take offers from now on.
+	ByKey bool
+}
+
+// LinkedDevice is a device this device links its documents to.
+type LinkedDevice struct {
+	PublicID
+	// ByKey is set for a device added under its device key.
+	ByKey bool
 }
 
 // LinkDevice makes the device with public keys dev another device of this
-// device's person. In every document this device is a member of, dev is
-// added with this device's role on the next sync, and in every document
-// this device joins later. It returns the number of documents changed.
+// device's person. Every document this device is a member of, now and
+// later, is offered to dev on the next sync, and dev, once it runs and
+// replies, is added under its own key for each document (see
+// handoff.go). It returns the number of documents offered.
 //
 // Compare dev's fingerprint (PublicID.Fingerprint) with the one the new
 // device shows before linking it: a public id altered on its way here
 // would link a stranger's device to every document.
 func (c *Client) LinkDevice(ctx context.Context, dev PublicID) (int, error) {
+	return c.link(ctx, dev, false)
+}
+
+// LinkDeviceKey links dev like LinkDevice, but adds dev to each document
+// under its device key at once, without waiting for a reply. It is for
+// a device that never runs to reply to offers, such as a recovery device,
+// and for a recovery client, which links a new device and stops. The
+// relay then finds dev's key in every document of the person.
+func (c *Client) LinkDeviceKey(ctx context.Context, dev PublicID) (int, error) {
+	return c.link(ctx, dev, true)
+}
+
+func (c *Client) link(ctx context.Context, dev PublicID, byKey bool) (int, error) {
 	if len(dev.Sign) != ed25519.PublicKeySize {
 		return 0, fmt.Errorf("client: invalid public id: signing key of %d bytes, want %d", len(dev.Sign), ed25519.PublicKeySize)
 	}
@@ -69,7 +96,7 @@ func (c *Client) LinkDevice(ctx context.Context, dev PublicID) (int, error) {
 		return 0, ErrClosed
 	}
 
-	rec, err := msgpack.Marshal(&linkedRecord{Sign: dev.Sign, Box: dev.Box[:]})
+	rec, err := msgpack.Marshal(&linkedRecord{Sign: dev.Sign, Box: dev.Box[:], ByKey: byKey})
 	if err != nil {
 		return 0, fmt.Errorf("client: encode linked device: %w", err)
 	}
@@ -78,11 +105,15 @@ func (c *Client) LinkDevice(ctx context.Context, dev PublicID) (int, error) {
 	if err := c.store.Write(ctx, &b); err != nil {
 		return 0, fmt.Errorf("client: save linked device %s: %w", dev.Fingerprint(), err)
 	}
-	c.log.Info("device linked", "linked", dev.Fingerprint())
+	c.log.Info("device linked", "linked", dev.Fingerprint(), "by_key", byKey)
 
+	peers, err := c.peerMemberKeys(ctx)
+	if err != nil {
+		return 0, err
+	}
 	n := 0
 	for _, d := range c.sortedDocsLocked() {
-		added, err := c.addDeviceLocked(ctx, d, dev)
+		added, err := c.addDeviceLocked(ctx, d, LinkedDevice{PublicID: dev, ByKey: byKey}, peers)
 		if err != nil {
 			return n, err
 		}
@@ -121,24 +152,52 @@ func (c *Client) UnlinkDevice(ctx context.Context, dev ed25519.PublicKey) (int, 
 	if err != nil {
 		return 0, err
 	}
-	known := map[[32]byte]bool{}
+	peers, err := c.peerMemberKeys(ctx)
+	if err != nil {
+		return 0, err
+	}
+	lost := peers[[32]byte(dev)]
+	delete(peers, [32]byte(dev))
+	known := map[envelope.DocID]map[[32]byte]bool{}
+	mark := func(doc envelope.DocID, k [32]byte) {
+		if known[doc] == nil {
+			known[doc] = map[[32]byte]bool{}
+		}
+		known[doc][k] = true
+	}
 	for _, o := range others {
-		known[[32]byte(o.Sign)] = true
+		for _, d := range c.docs {
+			mark(d.id, [32]byte(o.Sign))
+		}
+		for doc, k := range peers[[32]byte(o.Sign)] {
+			mark(doc, k)
+		}
 	}
 	n := 0
 	var unsure []envelope.DocID
 	for _, d := range c.sortedDocsLocked() {
-		target, ok, maybe := unlinkTarget(d, [32]byte(dev), known)
+		targets := [][32]byte{[32]byte(dev)}
+		if k, ok := lost[d.id]; ok {
+			targets = append(targets, k)
+		}
+		found, maybe := unlinkTargets(d, targets, known[d.id])
 		if maybe {
 			unsure = append(unsure, d.id)
 		}
-		if !ok || c.hasOpLocked(d, membership.OpRemoveDevice, target[:]) {
-			continue
+		for _, target := range found {
+			if c.hasOpLocked(d, membership.OpRemoveDevice, target[:]) {
+				continue
+			}
+			if err := c.queueOpLocked(ctx, d, pendingOp{Op: uint8(membership.OpRemoveDevice), Sign: bytes.Clone(target[:])}); err != nil {
+				return n, err
+			}
 		}
-		if err := c.queueOpLocked(ctx, d, pendingOp{Op: uint8(membership.OpRemoveDevice), Sign: bytes.Clone(target[:])}); err != nil {
-			return n, err
+		if len(found) > 0 {
+			n++
 		}
-		n++
+	}
+	if err := c.forgetPeer(ctx, dev); err != nil {
+		return n, err
 	}
 	c.log.Info("device unlinked", "documents", n, "unsure", len(unsure))
 	if len(unsure) > 0 {
@@ -162,35 +221,40 @@ func (e *UnlinkUnsureError) Error() string {
 	return fmt.Sprintf("client: in %d documents a device of yours is a member under an id this device cannot match to a device: the removed device may still be one of them. Check each document's members and remove ids you do not recognize: %v", len(e.Docs), e.Docs)
 }
 
-// unlinkTarget returns the member key of device dev in d, for removing
-// it: dev's device key where dev was added as a linked device. Where dev
-// created d, or joined it by invitation, it is a member under its
-// document key, which no other device can derive, and the log binds that
-// key to dev by no signature of dev's device key. So unsure reports a
-// member of this device's person in d that is neither this device nor a
-// device key in its link records, which may be dev's, instead of guessing.
-func unlinkTarget(d *document, dev [32]byte, known map[[32]byte]bool) (target [32]byte, found, unsure bool) {
+// unlinkTargets returns those of keys that are members of d for this
+// device's person: the unlinked device's device key, and its key in d
+// as its offer or reply gave it (see handoff.go). A device that created
+// d, or joined it by invitation, before offers existed is a member under
+// a document key that no other device can derive and that the log binds
+// to it by no signature of its device key. So unsure reports a member of
+// this device's person in d that is neither this device, nor one of
+// keys, nor a key of another linked device (known), instead of guessing.
+func unlinkTargets(d *document, keys [][32]byte, known map[[32]byte]bool) (found [][32]byte, unsure bool) {
 	st := d.log.state
 	self := d.self.member()
 	mine, ok := st.Person(self)
 	if !ok {
-		return dev, false, false
+		return nil, false
 	}
-	if theirs, ok := st.Person(dev); ok && theirs == mine {
-		found = true
+	for _, k := range keys {
+		if theirs, ok := st.Person(k); ok && theirs == mine {
+			if _, member := st.Member(k); member {
+				found = append(found, k)
+			}
+		}
 	}
 	for _, m := range st.Members() {
-		if p, _ := st.Person(m.Sign); p == mine && m.Sign != self && m.Sign != dev && !known[m.Sign] {
+		if p, _ := st.Person(m.Sign); p == mine && m.Sign != self && !slices.Contains(keys, m.Sign) && !known[m.Sign] {
 			unsure = true
 		}
 	}
-	return dev, found, unsure
+	return found, unsure
 }
 
 // LinkedDevices returns the devices this device links its documents to,
 // which it linked itself.
-func (c *Client) LinkedDevices(ctx context.Context) ([]PublicID, error) {
-	var out []PublicID
+func (c *Client) LinkedDevices(ctx context.Context) ([]LinkedDevice, error) {
+	var out []LinkedDevice
 	err := c.store.Scan(ctx, []byte(linkedPrefix), func(_, value []byte) error {
 		var rec linkedRecord
 		if err := msgpack.Unmarshal(value, &rec); err != nil {
@@ -199,7 +263,7 @@ func (c *Client) LinkedDevices(ctx context.Context) ([]PublicID, error) {
 		if len(rec.Sign) != ed25519.PublicKeySize || len(rec.Box) != 32 {
 			return fmt.Errorf("client: linked device record with keys of %d and %d bytes", len(rec.Sign), len(rec.Box))
 		}
-		out = append(out, PublicID{Sign: rec.Sign, Box: [32]byte(rec.Box)})
+		out = append(out, LinkedDevice{PublicID: PublicID{Sign: rec.Sign, Box: [32]byte(rec.Box)}, ByKey: rec.ByKey})
 		return nil
 	})
 	return out, err
@@ -248,25 +312,38 @@ func (c *Client) followLinksLocked(ctx context.Context, d *document) error {
 		if err := c.store.Write(ctx, &b); err != nil {
 			return fmt.Errorf("client: forget removed linked devices of document %s: %w", d.id, err)
 		}
-		linked = slices.DeleteFunc(linked, func(p PublicID) bool { return !trusted[[32]byte(p.Sign)] })
+		linked = slices.DeleteFunc(linked, func(p LinkedDevice) bool { return !trusted[[32]byte(p.Sign)] })
+	}
+	peers, err := c.peerMemberKeys(ctx)
+	if err != nil {
+		return err
 	}
 	for _, dev := range linked {
-		if _, err := c.addDeviceLocked(ctx, d, dev); err != nil {
+		if _, err := c.addDeviceLocked(ctx, d, dev, peers); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// addDeviceLocked queues the addition of dev to d if this device is a
-// member of d, dev never was, and no such change is pending.
-func (c *Client) addDeviceLocked(ctx context.Context, d *document, dev PublicID) (bool, error) {
+// addDeviceLocked brings dev into d if this device is a member of d and
+// dev never was, under none of the keys this device knows of it: it
+// queues an offer (see handoff.go) or, for a device linked by key, the
+// addition of its device key. peers holds the linked devices' keys in
+// each document, as peerMemberKeys returns them.
+func (c *Client) addDeviceLocked(ctx context.Context, d *document, dev LinkedDevice, peers map[[32]byte]map[envelope.DocID][32]byte) (bool, error) {
 	st := d.log.state
 	if _, ok := st.Member(d.self.member()); !ok {
 		return false, nil
 	}
 	if st.WasMember([32]byte(dev.Sign)) || c.hasOpLocked(d, membership.OpAddDevice, dev.Sign) {
 		return false, nil
+	}
+	if k, ok := peers[[32]byte(dev.Sign)][d.id]; ok && (st.WasMember(k) || c.hasOpLocked(d, membership.OpAddDevice, k[:])) {
+		return false, nil
+	}
+	if !dev.ByKey {
+		return c.offerLocked(ctx, d, dev.PublicID)
 	}
 	op := pendingOp{Op: uint8(membership.OpAddDevice), Sign: slices.Clone(dev.Sign), Box: slices.Clone(dev.Box[:])}
 	if err := c.queueOpLocked(ctx, d, op); err != nil {

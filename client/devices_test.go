@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -33,16 +34,21 @@ func TestLinkedDeviceReadsAndWrites(t *testing.T) {
 	}
 	syncAll(t, ctx, therapist, laptop)
 
-	// 1. Link the phone from the laptop: one document changes.
+	// 1. Link the phone from the laptop: the journal is offered to it.
+	//    The laptop sends the offer, the phone replies with its key for
+	//    the journal, the laptop adds that key, and the phone fetches it.
 	n, err := laptop.LinkDevice(ctx, phone.Identity().Public())
 	if err != nil {
 		t.Fatalf("LinkDevice: %v", err)
 	}
 	if n != 1 {
-		t.Errorf("LinkDevice changed %d documents, want 1", n)
+		t.Errorf("LinkDevice offered %d documents, want 1", n)
 	}
-	syncAll(t, ctx, laptop, phone)
+	syncAll(t, ctx, laptop, phone, laptop, phone)
 	mustText(t, phone, doc, "prompt: ")
+	if _, ok := findMemberKey(t, laptop, doc, phone.Identity().Public().Sign); ok {
+		t.Error("the journal names the phone's device key; want only its key for the journal")
+	}
 	role := memberRole(t, therapist, doc, phone)
 	syncAll(t, ctx, therapist)
 	if role = memberRole(t, therapist, doc, phone); role != membership.RoleWriter {
@@ -72,7 +78,7 @@ func TestLinkedDeviceReadsAndWrites(t *testing.T) {
 	if err := therapist.SetText(ctx, second, "mood log"); err != nil {
 		t.Fatal(err)
 	}
-	syncAll(t, ctx, therapist, phone, laptop)
+	syncAll(t, ctx, therapist, phone, laptop, phone, laptop)
 	mustText(t, laptop, second, "mood log")
 	linked, err := phone.LinkedDevices(ctx)
 	if err != nil {
@@ -172,7 +178,7 @@ func TestStrangerCannotClaimDevice(t *testing.T) {
 	if _, err := stranger.LinkDevice(ctx, laptop.Identity().Public()); err != nil {
 		t.Fatal(err)
 	}
-	syncAll(t, ctx, stranger, laptop, laptop, therapist)
+	syncAll(t, ctx, stranger, laptop, stranger, laptop, laptop, therapist)
 	if _, ok := findMember(t, laptop, bait, laptop); !ok {
 		t.Fatal("the laptop did not get the bait journal; the check below would prove nothing")
 	}
@@ -227,9 +233,27 @@ func findMember(t *testing.T, c *client.Client, doc envelope.DocID, of *client.C
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := [32]byte(of.Identity().Public().Sign)
+	// of is a member under its device key, or under its key for doc.
+	want := [][32]byte{[32]byte(of.Identity().Public().Sign)}
+	if id, err := of.MemberID(doc); err == nil {
+		want = append(want, [32]byte(id.Sign))
+	}
 	for _, m := range members {
-		if m.Sign == want {
+		if slices.Contains(want, m.Sign) {
+			return m, true
+		}
+	}
+	return membership.Member{}, false
+}
+
+func findMemberKey(t *testing.T, c *client.Client, doc envelope.DocID, key []byte) (membership.Member, bool) {
+	t.Helper()
+	members, err := c.Members(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range members {
+		if m.Sign == [32]byte(key) {
 			return m, true
 		}
 	}

@@ -258,10 +258,11 @@ func TestInvitedThenSharedByID(t *testing.T) {
 	checkActsUnder(t, ctx, patient, admin, doc, true, "shared twice, answered")
 }
 
-// TestMutualLinkKeepsDocumentKey links a laptop and a phone both ways. In
-// the journal the laptop created under its document key, the laptop's
-// device key must not stay a member beside it, or it would remain after
-// the laptop's document key is removed.
+// TestMutualLinkKeepsDocumentKey links a laptop and a phone both ways,
+// the phone by the laptop's device key, as a recovery client does. In the
+// journal the laptop created under its document key, the laptop's device
+// key must not stay a member beside it, or it would remain after the
+// laptop's document key is removed.
 func TestMutualLinkKeepsDocumentKey(t *testing.T) {
 	h := newHarness(t)
 	ctx := h.ctx
@@ -274,8 +275,8 @@ func TestMutualLinkKeepsDocumentKey(t *testing.T) {
 	if _, err := laptop.LinkDevice(ctx, phone.Identity().Public()); err != nil {
 		t.Fatal(err)
 	}
-	syncAll(t, ctx, laptop, phone)
-	if _, err := phone.LinkDevice(ctx, laptop.Identity().Public()); err != nil {
+	syncAll(t, ctx, laptop, phone, laptop, phone)
+	if _, err := phone.LinkDeviceKey(ctx, laptop.Identity().Public()); err != nil {
 		t.Fatal(err)
 	}
 	// The phone adds the laptop's device key, which it cannot tell from
@@ -298,10 +299,10 @@ func TestMutualLinkKeepsDocumentKey(t *testing.T) {
 
 // TestUnlinkCreatorOfDocument links a laptop and a phone both ways, then
 // unlinks the laptop, as lost, from the phone. The laptop created the
-// journal under its document key, which the phone cannot derive or match
-// to the laptop. So the unlink must return the journal to check instead
-// of reporting success, and removing the member the phone cannot match
-// must cut the laptop off.
+// journal under its document key, which the phone cannot derive; its
+// offer of the journal told the phone that key, so the unlink removes it
+// without asking anyone to check, and the laptop reads nothing written
+// afterwards.
 func TestUnlinkCreatorOfDocument(t *testing.T) {
 	h := newHarness(t)
 	ctx := h.ctx
@@ -317,37 +318,25 @@ func TestUnlinkCreatorOfDocument(t *testing.T) {
 	if _, err := laptop.LinkDevice(ctx, phone.Identity().Public()); err != nil {
 		t.Fatal(err)
 	}
-	syncAll(t, ctx, laptop, phone)
 	if _, err := phone.LinkDevice(ctx, laptop.Identity().Public()); err != nil {
 		t.Fatal(err)
 	}
-	// The laptop is lost before it syncs again, so its device key, which
-	// the phone added, stays a member beside its document key.
-	syncAll(t, ctx, phone)
-
-	_, err = phone.UnlinkDevice(ctx, laptop.Identity().Public().Sign)
-	var unsure *client.UnlinkUnsureError
-	if !errors.As(err, &unsure) || len(unsure.Docs) != 1 || unsure.Docs[0] != doc {
-		t.Fatalf("UnlinkDevice = %v, want an UnlinkUnsureError naming the journal", err)
-	}
-	// The person checks the members: the one neither device recognizes
-	// is the laptop's document key.
-	members, err := phone.Members(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	phoneID, err := phone.MemberID(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range members {
-		if !bytes.Equal(m.Sign[:], phoneID.Sign) && !bytes.Equal(m.Sign[:], laptop.Identity().Public().Sign) {
-			if err := phone.RemoveMember(ctx, doc, m.Sign[:]); err != nil {
-				t.Fatalf("RemoveMember of the unrecognized member: %v", err)
-			}
+	syncAll(t, ctx, laptop, phone, laptop, phone, laptop)
+	mustText(t, phone, doc, "before")
+	for _, c := range []*client.Client{laptop, phone} {
+		if _, ok := findMemberKey(t, laptop, doc, c.Identity().Public().Sign); ok {
+			t.Errorf("the journal names the device key of %s", c.Identity())
 		}
 	}
+
+	n, err := phone.UnlinkDevice(ctx, laptop.Identity().Public().Sign)
+	if err != nil || n != 1 {
+		t.Fatalf("UnlinkDevice = %d, %v; want the journal changed and no error", n, err)
+	}
 	syncAll(t, ctx, phone)
+	if _, ok := findMember(t, phone, doc, laptop); ok {
+		t.Error("the laptop's key for the journal stays a member after the unlink")
+	}
 	if err := phone.SetText(ctx, doc, "after the laptop was lost"); err != nil {
 		t.Fatal(err)
 	}
@@ -360,10 +349,12 @@ func TestUnlinkCreatorOfDocument(t *testing.T) {
 	}
 }
 
-// TestUnlinkReportsUnknownMember unlinks, from a phone linked one way
-// only, the laptop that created a journal. The phone cannot tell the
-// laptop's document key from another device's, so it must return the
-// journal to check instead of reporting success.
+// TestUnlinkReportsUnknownMember unlinks, from a phone that a recovery
+// client linked by key, the laptop that created a journal. No offer told
+// the phone the laptop's key for the journal, so the phone cannot tell
+// it from another device's, and must return the journal to check instead
+// of reporting success. The person then removes the member neither
+// device recognizes, which cuts the laptop off.
 func TestUnlinkReportsUnknownMember(t *testing.T) {
 	h := newHarness(t)
 	ctx := h.ctx
@@ -373,7 +364,10 @@ func TestUnlinkReportsUnknownMember(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := laptop.LinkDevice(ctx, phone.Identity().Public()); err != nil {
+	if err := laptop.SetText(ctx, doc, "before"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := laptop.LinkDeviceKey(ctx, phone.Identity().Public()); err != nil {
 		t.Fatal(err)
 	}
 	syncAll(t, ctx, laptop, phone)
@@ -385,6 +379,29 @@ func TestUnlinkReportsUnknownMember(t *testing.T) {
 	}
 	if len(unsure.Docs) != 1 || unsure.Docs[0] != doc {
 		t.Errorf("documents to check = %v, want the journal %s", unsure.Docs, doc)
+	}
+	members, err := phone.Members(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	phoneID, err := phone.MemberID(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range members {
+		if !bytes.Equal(m.Sign[:], phoneID.Sign) {
+			if err := phone.RemoveMember(ctx, doc, m.Sign[:]); err != nil {
+				t.Fatalf("RemoveMember of the unrecognized member: %v", err)
+			}
+		}
+	}
+	syncAll(t, ctx, phone)
+	if err := phone.SetText(ctx, doc, "after the laptop was lost"); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, phone, laptop)
+	if got, _ := laptop.Text(doc); got != "before" {
+		t.Errorf("the unlinked laptop reads %q, want only what it had", got)
 	}
 }
 
@@ -444,6 +461,8 @@ func TestRemovedMemberAddedBack(t *testing.T) {
 // right. The phone then links the laptop, whose device key joins the
 // journal as a device of the phone's person. The laptop may not remove
 // that key, so it must not try on every sync, and nothing stays pending.
+// The phone links the laptop by key, as a recovery client does; through
+// an offer, the laptop would reply with the key it is a member under.
 func TestDeviceKeyOfAnotherPersonStays(t *testing.T) {
 	h := newHarness(t)
 	ctx := h.ctx
@@ -457,7 +476,7 @@ func TestDeviceKeyOfAnotherPersonStays(t *testing.T) {
 		t.Fatal(err)
 	}
 	syncAll(t, ctx, laptop, phone)
-	if _, err := phone.LinkDevice(ctx, laptop.Identity().Public()); err != nil {
+	if _, err := phone.LinkDeviceKey(ctx, laptop.Identity().Public()); err != nil {
 		t.Fatal(err)
 	}
 	syncAll(t, ctx, phone, laptop, laptop)

@@ -438,12 +438,21 @@ func (s *session) run(ctx context.Context, once bool) error {
 		if err := s.takeInvites(ctx); err != nil {
 			return err
 		}
-		// 4. The relay must know a document before it takes members or
+		// 4. Offers and answers of linked devices (see handoff.go):
+		//    answers become membership changes sent in step 5.
+		if err := s.readInbox(ctx); err != nil {
+			return err
+		}
+		// 5. The relay must know a document before it takes members or
 		//    updates for it.
 		if err := s.syncMembership(ctx); err != nil {
 			return err
 		}
-		// 5. Subscribe before pushing, so deliveries are not missed.
+		// 6. Offers made while following links in step 5 go out now.
+		if err := s.sendHandoffs(ctx); err != nil {
+			return err
+		}
+		// 7. Subscribe before pushing, so deliveries are not missed.
 		if err := s.subscribeAll(ctx); err != nil {
 			return err
 		}

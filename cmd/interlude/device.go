@@ -46,8 +46,8 @@ func runDeviceLink(ctx context.Context, args []string, stdout, stderr io.Writer)
 		if err := c.SyncOnce(ctx); err != nil {
 			fmt.Fprintf(stderr, "the link is saved, but sending it to the relay failed (%v): run 'interlude sync' to retry\n", err)
 		}
-		fmt.Fprintf(stdout, "linked device %s to %s\n", dev.Fingerprint(), documents(n))
-		fmt.Fprintln(stderr, "run 'interlude sync' on the new device to fetch them")
+		fmt.Fprintf(stdout, "linked device %s, %s offered\n", dev.Fingerprint(), documents(n))
+		fmt.Fprintln(stderr, "the new device replies to each offer with its own key for the document: run 'interlude sync' on the new device, then on this one, then on the new device again to fetch them")
 		return nil
 	})
 }
@@ -128,7 +128,7 @@ func findDevice(ctx context.Context, c *client.Client, s string) (client.PublicI
 	want := normalFingerprint(s)
 	for _, d := range devices {
 		if normalFingerprint(d.Fingerprint()) == want {
-			return d, nil
+			return d.PublicID, nil
 		}
 	}
 	return client.PublicID{}, fmt.Errorf("%q is neither a public id nor the fingerprint of a linked device: see 'interlude device list'", s)
@@ -168,7 +168,7 @@ func runDeviceRecovery(ctx context.Context, args []string, stdout, stderr io.Wri
 		return err
 	}
 	return withClient(ctx, p, stderr, func(c *client.Client) error {
-		n, err := c.LinkDevice(ctx, recovery.Public())
+		n, err := c.LinkDeviceKey(ctx, recovery.Public())
 		if err != nil {
 			return err
 		}
@@ -253,7 +253,7 @@ func runDeviceRecover(ctx context.Context, args []string, stdout, stderr io.Writ
 		if err := recovery.SyncOnce(ctx); err != nil {
 			return fmt.Errorf("recovery device: %w", err)
 		}
-		n, err := recovery.LinkDevice(ctx, c.Identity().Public())
+		n, err := recovery.LinkDeviceKey(ctx, c.Identity().Public())
 		if err != nil {
 			return err
 		}
@@ -268,7 +268,7 @@ func runDeviceRecover(ctx context.Context, args []string, stdout, stderr io.Writ
 		}
 		// This device links the recovery device in turn, so that the
 		// phrase also covers documents shared with this device later.
-		if _, err := c.LinkDevice(ctx, recoveryID.Public()); err != nil {
+		if _, err := c.LinkDeviceKey(ctx, recoveryID.Public()); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "this device is linked to %s\n", documents(n))

@@ -52,12 +52,16 @@ func TestDeviceLinkFlow(t *testing.T) {
 	}
 
 	out := run(t, "device", "link", "--profile", laptop, "--relay", relayURL, "--fingerprint", strings.ToLower(fingerprint), phoneID)
-	if !strings.Contains(out, "linked device "+fingerprint+" to 1 document") {
-		t.Errorf("device link printed %q, want one document linked", out)
+	if !strings.Contains(out, "linked device "+fingerprint+", 1 document offered") {
+		t.Errorf("device link printed %q, want one document offered", out)
 	}
 	if got := run(t, "device", "list", "--profile", laptop); !strings.Contains(got, phoneID+" "+fingerprint) {
 		t.Errorf("device list = %q, want the phone", got)
 	}
+	// The phone answers the offer, the laptop adds the phone's key for
+	// the journal, and the phone fetches it.
+	run(t, "sync", "--profile", phone, "--relay", relayURL)
+	run(t, "sync", "--profile", laptop, "--relay", relayURL)
 	run(t, "sync", "--profile", phone, "--relay", relayURL)
 	if got := run(t, "doc", "cat", "--profile", phone, doc); got != "Session plan.\n" {
 		t.Fatalf("doc cat on the phone = %q, want the laptop's text", got)
@@ -250,11 +254,14 @@ func TestMembersLabelsOwnDevices(t *testing.T) {
 	if err := Run(context.Background(), []string{"id", "show", "--profile", phone}, &stdout, &stderr); err != nil {
 		t.Fatal(err)
 	}
-	run(t, "device", "link", "--profile", laptop, "--relay", relayURL, "--fingerprint", fingerprintIn(t, stderr.String()), phoneID)
-	run(t, "sync", "--profile", phone, "--relay", relayURL)
+	phoneFP := fingerprintIn(t, stderr.String())
+	run(t, "device", "link", "--profile", laptop, "--relay", relayURL, "--fingerprint", phoneFP, phoneID)
+	for _, p := range []string{phone, laptop, phone} {
+		run(t, "sync", "--profile", p, "--relay", relayURL)
+	}
 
-	if got := run(t, "doc", "members", "--profile", laptop, doc); !strings.Contains(got, "your linked device\t") || !strings.Contains(got, phoneID) {
-		t.Errorf("doc members on the laptop = %q, want the phone labelled as a linked device", got)
+	if got := run(t, "doc", "members", "--profile", laptop, doc); !strings.Contains(got, "your linked device\t") || !strings.Contains(got, "device "+phoneFP) {
+		t.Errorf("doc members on the laptop = %q, want the phone labelled as a linked device with fingerprint %s", got, phoneFP)
 	}
 	got := run(t, "doc", "members", "--profile", phone, doc)
 	if !strings.Contains(got, "your device, not linked from here\t") {

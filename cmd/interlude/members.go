@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 
 	"interlude/client"
 	"interlude/sync/envelope"
@@ -131,19 +130,21 @@ func runDocMembers(ctx context.Context, args []string, stdout, stderr io.Writer)
 		if err != nil {
 			return err
 		}
-		linked, err := c.LinkedDevices(ctx)
-		if err != nil {
-			return err
-		}
 		for _, m := range mine {
 			if m.String() == self.String() {
 				continue
 			}
-			label := "your device, not linked from here"
-			if slices.ContainsFunc(linked, func(l client.PublicID) bool { return l.String() == m.String() }) {
-				label = "your linked device"
+			dev, ok, err := c.LinkedDeviceOf(ctx, doc, m.Sign)
+			if err != nil {
+				return err
 			}
-			fmt.Fprintf(stdout, "%s\t%s\t%s\n", label, m.Fingerprint(), m)
+			if !ok {
+				fmt.Fprintf(stdout, "your device, not linked from here\t%s\t%s\n", m.Fingerprint(), m)
+				continue
+			}
+			// The device's own fingerprint is the one 'device list'
+			// prints and 'device remove' takes.
+			fmt.Fprintf(stdout, "your linked device\t%s\t%s\tdevice %s\n", m.Fingerprint(), m, dev.Fingerprint())
 		}
 		if code, err := c.MembershipCode(doc); err == nil {
 			fmt.Fprintf(stdout, "membership code\t%s\n", code)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -231,8 +232,15 @@ func TestLinkDeviceFromPage(t *testing.T) {
 	shot := get(t, ctx, "take a screenshot", errs, chromedp.FullScreenshot(100))
 	saveScreenshot(t, "devices-linked.png", shot)
 
-	// 7. The phone reads both journals; its writes show in the page.
-	syncGoDevice(t, phone, "phone")
+	// 7. The phone replies to the page's offers with its key for each
+	//    journal; the page, whose session runs, adds those keys, and a
+	//    later sync brings the journals. The phone then reads both, and
+	//    its writes show in the page.
+	deadline := time.Now().Add(waitLimit)
+	for len(phone.Documents()) < 2 && time.Now().Before(deadline) {
+		syncGoDevice(t, phone, "phone")
+		time.Sleep(50 * time.Millisecond)
+	}
 	for doc, want := range map[envelope.DocID]string{journalID: entry, shared: homework} {
 		got, err := phone.Text(doc)
 		if err != nil {

@@ -110,9 +110,9 @@ func TestRecoveryPhraseFromPage(t *testing.T) {
 	}
 	defer recovery.Close()
 	syncGoDevice(t, recovery, "recovery device")
-	n, err := recovery.LinkDevice(bg, newDevice.Identity().Public())
+	n, err := recovery.LinkDeviceKey(bg, newDevice.Identity().Public())
 	if err != nil {
-		t.Fatalf("recovery LinkDevice: %v", err)
+		t.Fatalf("recovery LinkDeviceKey: %v", err)
 	}
 	if n != 1 {
 		t.Errorf("the recovery device linked the new device to %d documents, want the page's 1 journal", n)

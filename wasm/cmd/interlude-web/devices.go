@@ -95,7 +95,7 @@ func (a *app) linkedDevices([]js.Value) any {
 		}
 		list := make([]any, 0, len(devices))
 		for _, d := range devices {
-			recovery, err := isRecoveryDevice(ctx, store, d)
+			recovery, err := isRecoveryDevice(ctx, store, d.PublicID)
 			if err != nil {
 				return nil, err
 			}
@@ -144,7 +144,7 @@ func findDevice(ctx context.Context, c *client.Client, s string) (client.PublicI
 	var found []client.PublicID
 	for _, d := range devices {
 		if normalizeFingerprint(d.Fingerprint()) == want {
-			found = append(found, d)
+			found = append(found, d.PublicID)
 		}
 	}
 	switch len(found) {

@@ -67,7 +67,7 @@ func (a *app) makeRecoveryPhrase([]js.Value) any {
 		if err := store.Write(ctx, &batch); err != nil {
 			return nil, fmt.Errorf("interlude: record the recovery device: %w", err)
 		}
-		n, err := c.LinkDevice(ctx, dev)
+		n, err := c.LinkDeviceKey(ctx, dev)
 		if err != nil {
 			return nil, err
 		}
@@ -191,7 +191,7 @@ func (a *app) recoverWith(c *client.Client, phrase *keyring.RecoveryPhrase) (any
 	// This device links the recovery device in turn, so that the
 	// phrase also covers documents shared with this device later.
 	linkCtx, cancel := context.WithTimeout(context.Background(), relayTimeout)
-	_, err = c.LinkDevice(linkCtx, recoveryID.Public())
+	_, err = c.LinkDeviceKey(linkCtx, recoveryID.Public())
 	cancel()
 	if err != nil {
 		return nil, err
@@ -223,7 +223,7 @@ func (a *app) linkFromRecovery(recoveryID *client.Identity, relay string, dev cl
 	if err := recovery.SyncOnce(ctx); err != nil {
 		return 0, fmt.Errorf("interlude: sync as the recovery device: %w", err)
 	}
-	n, err := recovery.LinkDevice(ctx, dev)
+	n, err := recovery.LinkDeviceKey(ctx, dev)
 	if err != nil {
 		return 0, err
 	}

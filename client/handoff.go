@@ -1,0 +1,512 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/vmihailenco/msgpack/v5"
+	"golang.org/x/crypto/hkdf"
+	"golang.org/x/crypto/nacl/box"
+
+	"interlude/sync/envelope"
+	"interlude/sync/membership"
+	"interlude/sync/wire"
+)
+
+// Handoffs: a linked device joins under its document keys.
+//
+// When a device adds a linked device to a document, it does not name the
+// linked device's device key there, which the relay would then find in
+// every document of the person. It offers the document instead: a short
+// message, sealed to the linked device, that names the document. The
+// linked device replies with its key pair for that document, which only
+// it can derive, and the offering device adds that key with add_device.
+// The relay's membership logs then hold a different key for the linked
+// device in each document, as they do for a device that created a
+// document or joined it by invitation.
+//
+// Offers and replies travel through the relay's one-time slots, the ones
+// invitations use. Each device has an inbox: slot n of it has an id that
+// HKDF derives from the device's public keys and n, so anyone who knows
+// the device's public id can post there, and the relay, which cannot
+// open the messages, sees only that a slot was used. A sender signs each
+// message with its device key over the slot id and the recipient, and
+// seals it anonymously to the recipient's box key, so the relay learns
+// neither the sender nor the documents, and cannot move a message to
+// another slot or device. A device reads its inbox in order, and a sender
+// writes to the first slot that nobody used.
+//
+// A device replies an offer from any sender: anyone who knows its public
+// id can share a document with it anyway. A reply counts only when it
+// comes from a linked device that an offer was made to. Each side keeps
+// the other's key in each document, so unlinking a lost device removes
+// exactly its keys (see UnlinkDevice).
+//
+// A recovery device never runs to reply, so it is added under its
+// device key, as before (LinkDeviceKey).
+
+const (
+	inboxSlotInfo = "interlude/client/v1 inbox slot\x00"
+	handoffDomain = "interlude/client/v1 handoff message\x00"
+	handoffFormat = 1
+
+	itemOffer uint8 = 1
+	itemReply uint8 = 2
+
+	// maxHandoffItems bounds the items of one message, so one fits a
+	// relay slot (256 KiB) with room to spare: an item is under 120
+	// bytes encoded.
+	maxHandoffItems = 1024
+	// maxInboxPerPass bounds the inbox slots one session pass reads, so
+	// a sender that fills many slots cannot hold the session in its
+	// inbox. The rest are read in the next pass.
+	maxInboxPerPass = 64
+)
+
+// Store keys of handoffs. Peer keys are 32-byte Ed25519 device keys and
+// documents 16-byte ids.
+const (
+	inboxNextKey   = "handoff/in"       // next slot of this device's inbox to read
+	peerSlotPrefix = "handoff/slot/"    // + peer: next slot of its inbox to try
+	queuePrefix    = "handoff/q/"       // + peer + kind + doc: an item to send
+	offerPrefix    = "handoff/offer/"   // + peer + doc: an offer waiting for its reply
+	peerKeyPrefix  = "handoff/peerkey/" // + peer + doc: the peer's member key there
+)
+
+func peerKey(prefix string, peer []byte, rest ...[]byte) []byte {
+	k := append([]byte(prefix), peer...)
+	for _, r := range rest {
+		k = append(k, r...)
+	}
+	return k
+}
+
+// handoffItem is an offer (Sign and Box are the sender's member key in
+// Doc) or a reply (the key the sender asks to be added under).
+type handoffItem struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Kind     uint8
+	Doc      []byte
+	Sign     []byte
+	Box      []byte
+}
+
+// queuedItem is an item waiting to be sent, with the recipient's box key.
+type queuedItem struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	PeerBox  []byte
+	Item     handoffItem
+}
+
+// handoffBody is the part of a message that the sender signs.
+type handoffBody struct {
+	_msgpack  struct{} `msgpack:",as_array"`
+	Sender    []byte
+	SenderBox []byte
+	Items     []handoffItem
+}
+
+// inboxSlot returns the id of slot n of the inbox of the device with
+// public keys to.
+func inboxSlot(to PublicID, n uint64) ([16]byte, error) {
+	var id [16]byte
+	info := binary.BigEndian.AppendUint64([]byte(inboxSlotInfo), n)
+	secret := append(bytes.Clone(to.Sign), to.Box[:]...)
+	if _, err := io.ReadFull(hkdf.New(sha256.New, secret, nil, info), id[:]); err != nil {
+		return id, fmt.Errorf("client: derive inbox slot %d: %w", n, err)
+	}
+	return id, nil
+}
+
+func handoffSigned(slot [16]byte, to []byte, body []byte) []byte {
+	m := append([]byte(handoffDomain), slot[:]...)
+	m = append(m, to...)
+	return append(m, body...)
+}
+
+// sealHandoff signs the items for slot of to's inbox and seals them to to.
+func (id *Identity) sealHandoff(to PublicID, slot [16]byte, items []handoffItem) ([]byte, error) {
+	body, err := msgpack.Marshal(&handoffBody{Sender: id.public.Sign, SenderBox: id.public.Box[:], Items: items})
+	if err != nil {
+		return nil, fmt.Errorf("client: encode handoff message: %w", err)
+	}
+	plain := append([]byte{handoffFormat}, ed25519.Sign(id.signing, handoffSigned(slot, to.Sign, body))...)
+	plain = append(plain, body...)
+	sealed, err := box.SealAnonymous(nil, plain, &to.Box, rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("client: seal handoff message to %s: %w", to.Fingerprint(), err)
+	}
+	return sealed, nil
+}
+
+// errHandoff marks a message in the inbox that does not open or verify.
+var errHandoff = errors.New("client: handoff message does not verify")
+
+// openHandoff opens a message from slot of this device's inbox.
+func (id *Identity) openHandoff(slot [16]byte, sealed []byte) (*handoffBody, error) {
+	plain, ok := box.OpenAnonymous(nil, sealed, &id.public.Box, &id.boxKey)
+	if !ok || len(plain) < 1+ed25519.SignatureSize || plain[0] != handoffFormat {
+		return nil, fmt.Errorf("%w: it is not sealed to this device in a known format", errHandoff)
+	}
+	sig, raw := plain[1:1+ed25519.SignatureSize], plain[1+ed25519.SignatureSize:]
+	var body handoffBody
+	if err := msgpack.Unmarshal(raw, &body); err != nil {
+		return nil, fmt.Errorf("%w: decode: %v", errHandoff, err)
+	}
+	if len(body.Sender) != ed25519.PublicKeySize || len(body.SenderBox) != 32 || len(body.Items) > maxHandoffItems {
+		return nil, fmt.Errorf("%w: sender keys of %d and %d bytes, %d items", errHandoff, len(body.Sender), len(body.SenderBox), len(body.Items))
+	}
+	if !ed25519.Verify(body.Sender, handoffSigned(slot, id.public.Sign, raw), sig) {
+		return nil, fmt.Errorf("%w: the signature does not verify with the sender's key", errHandoff)
+	}
+	return &body, nil
+}
+
+func (c *Client) readCounter(ctx context.Context, key []byte) (uint64, error) {
+	v, err := c.store.Get(ctx, key)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("client: read handoff counter: %w", err)
+	case len(v) != 8:
+		return 0, fmt.Errorf("client: handoff counter of %d bytes, want 8", len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+func (c *Client) exists(ctx context.Context, key []byte) (bool, error) {
+	_, err := c.store.Get(ctx, key)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// offerLocked queues an offer of d to the linked device dev, unless one
+// waits for its reply already. It reports whether it queued one.
+func (c *Client) offerLocked(ctx context.Context, d *document, dev PublicID) (bool, error) {
+	waiting, err := c.exists(ctx, peerKey(offerPrefix, dev.Sign, d.id[:]))
+	if err != nil || waiting {
+		return false, err
+	}
+	q, err := msgpack.Marshal(&queuedItem{PeerBox: dev.Box[:], Item: handoffItem{
+		Kind: itemOffer, Doc: d.id[:], Sign: bytes.Clone(d.self.public.Sign), Box: d.self.public.Box[:],
+	}})
+	if err != nil {
+		return false, fmt.Errorf("client: encode offer: %w", err)
+	}
+	var b Batch
+	b.Put(peerKey(offerPrefix, dev.Sign, d.id[:]), []byte{1})
+	b.Put(peerKey(queuePrefix, dev.Sign, []byte{itemOffer}, d.id[:]), q)
+	if err := c.store.Write(ctx, &b); err != nil {
+		return false, fmt.Errorf("client: save offer of document %s to %s: %w", d.id, dev.Fingerprint(), err)
+	}
+	c.log.Info("document offered to a linked device", "doc", d.id, "linked", dev.Fingerprint())
+	c.signalWake()
+	return true, nil
+}
+
+// peerMemberKeys returns, for each linked device, its member key in each
+// document, as offers and replies reported them.
+func (c *Client) peerMemberKeys(ctx context.Context) (map[[32]byte]map[envelope.DocID][32]byte, error) {
+	out := map[[32]byte]map[envelope.DocID][32]byte{}
+	err := c.store.Scan(ctx, []byte(peerKeyPrefix), func(key, value []byte) error {
+		rest := key[len(peerKeyPrefix):]
+		if len(rest) != 32+16 || len(value) != 32 {
+			return fmt.Errorf("client: member key record of %d bytes under a key of %d", len(value), len(rest))
+		}
+		peer := [32]byte(rest[:32])
+		if out[peer] == nil {
+			out[peer] = map[envelope.DocID][32]byte{}
+		}
+		out[peer][envelope.DocID(rest[32:])] = [32]byte(value)
+		return nil
+	})
+	return out, err
+}
+
+// readInbox reads this device's inbox from the first slot not read yet:
+// it replies offers and turns replies into add_device changes. Messages
+// that do not verify are logged and skipped; the slot is used either way.
+func (s *session) readInbox(ctx context.Context) error {
+	n, err := s.c.readCounter(ctx, []byte(inboxNextKey))
+	if err != nil {
+		return err
+	}
+	for range maxInboxPerPass {
+		slot, err := inboxSlot(s.c.id.public, n)
+		if err != nil {
+			return err
+		}
+		msg, err := s.takeSlot(ctx, slot)
+		if err != nil {
+			return fmt.Errorf("client: read inbox slot %d: %w", n, err)
+		}
+		if len(msg) == 0 {
+			return nil
+		}
+		if body, err := s.c.id.openHandoff(slot, msg); err != nil {
+			s.c.log.Warn("inbox message skipped", "slot", n, "err", err)
+		} else if err := s.c.takeHandoff(ctx, body); err != nil {
+			return err
+		}
+		n++
+		var b Batch
+		b.Put([]byte(inboxNextKey), binary.BigEndian.AppendUint64(nil, n))
+		if err := s.c.store.Write(ctx, &b); err != nil {
+			return fmt.Errorf("client: save inbox position: %w", err)
+		}
+	}
+	return nil
+}
+
+// takeHandoff acts on the items of one message.
+func (c *Client) takeHandoff(ctx context.Context, m *handoffBody) error {
+	sender := PublicID{Sign: m.Sender, Box: [32]byte(m.SenderBox)}
+	linked, err := c.LinkedDevices(ctx)
+	if err != nil {
+		return err
+	}
+	isLinked := false
+	for _, l := range linked {
+		if bytes.Equal(l.Sign, sender.Sign) && l.Box == sender.Box {
+			isLinked = true
+		}
+	}
+	for _, it := range m.Items {
+		if len(it.Doc) != 16 || len(it.Sign) != ed25519.PublicKeySize || len(it.Box) != 32 {
+			c.log.Warn("handoff item skipped: malformed", "from", sender.Fingerprint(), "kind", it.Kind)
+			continue
+		}
+		doc := envelope.DocID(it.Doc)
+		switch it.Kind {
+		case itemOffer:
+			err = c.replyToOffer(ctx, sender, doc, it)
+		case itemReply:
+			if !isLinked {
+				c.log.Warn("reply from a device that is not linked, skipped", "from", sender.Fingerprint(), "doc", doc)
+				continue
+			}
+			err = c.takeReply(ctx, sender, doc, it)
+		default:
+			c.log.Warn("handoff item of an unknown kind skipped", "from", sender.Fingerprint(), "kind", it.Kind)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// replyToOffer queues the reply to an offer of doc: the key this device
+// holds doc under, or else its document key, which it then claims until
+// the document arrives.
+func (c *Client) replyToOffer(ctx context.Context, sender PublicID, doc envelope.DocID, it handoffItem) error {
+	c.mu.Lock()
+	var mine *docKeys
+	if d, ok := c.docs[doc]; ok && !d.removed() {
+		mine = d.self
+	}
+	c.mu.Unlock()
+	var b Batch
+	if mine == nil {
+		k, err := c.id.documentKeys(doc)
+		if err != nil {
+			return err
+		}
+		mine = k
+		if marked, err := c.invitedTo(ctx, doc); err != nil {
+			return err
+		} else if !marked {
+			b.Put(invitedKey(doc), []byte{1})
+		}
+	}
+	q, err := msgpack.Marshal(&queuedItem{PeerBox: sender.Box[:], Item: handoffItem{
+		Kind: itemReply, Doc: doc[:], Sign: bytes.Clone(mine.public.Sign), Box: mine.public.Box[:],
+	}})
+	if err != nil {
+		return fmt.Errorf("client: encode reply: %w", err)
+	}
+	b.Put(peerKey(queuePrefix, sender.Sign, []byte{itemReply}, doc[:]), q)
+	b.Put(peerKey(peerKeyPrefix, sender.Sign, doc[:]), bytes.Clone(it.Sign))
+	if err := c.store.Write(ctx, &b); err != nil {
+		return fmt.Errorf("client: save reply to the offer of document %s: %w", doc, err)
+	}
+	c.log.Info("document offered by another device, replied to", "doc", doc, "from", sender.Fingerprint())
+	return nil
+}
+
+// takeReply adds the key a linked device replied to an offer with.
+func (c *Client) takeReply(ctx context.Context, sender PublicID, doc envelope.DocID, it handoffItem) error {
+	offered, err := c.exists(ctx, peerKey(offerPrefix, sender.Sign, doc[:]))
+	if err != nil {
+		return fmt.Errorf("client: read offer of document %s: %w", doc, err)
+	}
+	if !offered {
+		c.log.Warn("reply to no open offer, skipped", "from", sender.Fingerprint(), "doc", doc)
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var b Batch
+	b.Del(peerKey(offerPrefix, sender.Sign, doc[:]))
+	b.Put(peerKey(peerKeyPrefix, sender.Sign, doc[:]), bytes.Clone(it.Sign))
+	if err := c.store.Write(ctx, &b); err != nil {
+		return fmt.Errorf("client: save reply of document %s: %w", doc, err)
+	}
+	d, ok := c.docs[doc]
+	if !ok || d.removed() {
+		return nil
+	}
+	// A key that was ever a member is not added back: a device removed
+	// from a document stays out of it.
+	if d.log.state.WasMember([32]byte(it.Sign)) || c.hasOpLocked(d, membership.OpAddDevice, it.Sign) {
+		return nil
+	}
+	op := pendingOp{Op: uint8(membership.OpAddDevice), Sign: bytes.Clone(it.Sign), Box: bytes.Clone(it.Box)}
+	c.log.Info("linked device replied to an offer, adding its key", "doc", doc, "linked", sender.Fingerprint())
+	return c.queueOpLocked(ctx, d, op)
+}
+
+// sendHandoffs posts the queued items, one message per recipient.
+func (s *session) sendHandoffs(ctx context.Context) error {
+	type queued struct {
+		key  []byte
+		item queuedItem
+	}
+	byPeer := map[[32]byte][]queued{}
+	var order [][32]byte
+	err := s.c.store.Scan(ctx, []byte(queuePrefix), func(key, value []byte) error {
+		rest := key[len(queuePrefix):]
+		if len(rest) != 32+1+16 {
+			return fmt.Errorf("client: queued handoff item under a key of %d bytes", len(rest))
+		}
+		var q queuedItem
+		if err := msgpack.Unmarshal(value, &q); err != nil || len(q.PeerBox) != 32 {
+			return fmt.Errorf("client: decode queued handoff item: %v", err)
+		}
+		peer := [32]byte(rest[:32])
+		if byPeer[peer] == nil {
+			order = append(order, peer)
+		}
+		byPeer[peer] = append(byPeer[peer], queued{bytes.Clone(key), q})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, peer := range order {
+		all := byPeer[peer]
+		for len(all) > 0 {
+			batch := all[:min(len(all), maxHandoffItems)]
+			all = all[len(batch):]
+			to := PublicID{Sign: bytes.Clone(peer[:]), Box: [32]byte(batch[0].item.PeerBox)}
+			items := make([]handoffItem, len(batch))
+			var done Batch
+			for i, q := range batch {
+				items[i] = q.item.Item
+				done.Del(q.key)
+			}
+			if err := s.post(ctx, to, items, &done); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// post writes items to the first unused slot of to's inbox and then
+// applies done, which deletes them from the queue.
+func (s *session) post(ctx context.Context, to PublicID, items []handoffItem, done *Batch) error {
+	counter := peerKey(peerSlotPrefix, to.Sign)
+	n, err := s.c.readCounter(ctx, counter)
+	if err != nil {
+		return err
+	}
+	for {
+		slot, err := inboxSlot(to, n)
+		if err != nil {
+			return err
+		}
+		// Taking the slot opens it, if its owner has not yet, so the
+		// relay takes a response to it.
+		used, err := s.takeSlot(ctx, slot)
+		if err != nil {
+			return fmt.Errorf("client: open a slot of %s's inbox: %w", to.Fingerprint(), err)
+		}
+		if len(used) == 0 {
+			msg, err := s.c.id.sealHandoff(to, slot, items)
+			if err != nil {
+				return err
+			}
+			_, err = s.call(ctx, &wire.PostInvite{ID: slot[:], Response: msg})
+			var werr *wire.Error
+			switch {
+			case errors.As(err, &werr) && werr.Code == wire.CodeInvitationUsed:
+				// Another sender took the slot first.
+			case err != nil:
+				return fmt.Errorf("client: post to %s's inbox: %w", to.Fingerprint(), err)
+			default:
+				done.Put(counter, binary.BigEndian.AppendUint64(nil, n+1))
+				if err := s.c.store.Write(ctx, done); err != nil {
+					return fmt.Errorf("client: save sent handoff items: %w", err)
+				}
+				s.c.log.Info("handoff message posted", "to", to.Fingerprint(), "items", len(items), "slot", n)
+				return nil
+			}
+		}
+		n++
+	}
+}
+
+// forgetPeer deletes what this device keeps for handoffs with dev: its
+// open offers, queued items, member keys and inbox position.
+func (c *Client) forgetPeer(ctx context.Context, dev []byte) error {
+	var b Batch
+	for _, prefix := range []string{offerPrefix, queuePrefix, peerKeyPrefix} {
+		err := c.store.Scan(ctx, peerKey(prefix, dev), func(key, _ []byte) error {
+			b.Del(bytes.Clone(key))
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("client: read handoff records of an unlinked device: %w", err)
+		}
+	}
+	b.Del(peerKey(peerSlotPrefix, dev))
+	if err := c.store.Write(ctx, &b); err != nil {
+		return fmt.Errorf("client: delete handoff records of an unlinked device: %w", err)
+	}
+	return nil
+}
+
+// LinkedDeviceOf returns the linked device that is a member of doc under
+// key member: its device key, or the key it replied to an offer of doc
+// with or offered doc under.
+func (c *Client) LinkedDeviceOf(ctx context.Context, doc envelope.DocID, member []byte) (LinkedDevice, bool, error) {
+	linked, err := c.LinkedDevices(ctx)
+	if err != nil {
+		return LinkedDevice{}, false, err
+	}
+	for _, l := range linked {
+		if bytes.Equal(l.Sign, member) {
+			return l, true, nil
+		}
+		k, err := c.store.Get(ctx, peerKey(peerKeyPrefix, l.Sign, doc[:]))
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			return LinkedDevice{}, false, fmt.Errorf("client: read the key of a linked device: %w", err)
+		case bytes.Equal(k, member):
+			return l, true, nil
+		}
+	}
+	return LinkedDevice{}, false, nil
+}

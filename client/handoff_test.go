@@ -1,0 +1,160 @@
+package client_test
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"interlude/client"
+	"interlude/sync/envelope"
+)
+
+// TestLinkedDevicesUnlinkable links a laptop and a phone both ways. The
+// laptop holds two journals and the phone one, created before the link.
+// After the offers and replies, each device holds all three, under a key
+// of its own in each, and nothing the relay stores holds either device
+// key, so the relay's records do not show that one person's devices
+// share the three journals.
+func TestLinkedDevicesUnlinkable(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx
+	laptop := newClient(t, h.relay.url(), h.clientLogs)
+	phone := newClient(t, h.relay.url(), h.clientLogs)
+	var docs []envelope.DocID
+	for _, c := range []*client.Client{laptop, laptop, phone} {
+		doc, err := c.CreateDocument(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.SetText(ctx, doc, "written before the link"); err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, doc)
+	}
+	syncAll(t, ctx, laptop, phone)
+	if n, err := laptop.LinkDevice(ctx, phone.Identity().Public()); err != nil || n != 2 {
+		t.Fatalf("the laptop's LinkDevice = %d, %v; want 2 journals offered", n, err)
+	}
+	if n, err := phone.LinkDevice(ctx, laptop.Identity().Public()); err != nil || n != 1 {
+		t.Fatalf("the phone's LinkDevice = %d, %v; want 1 journal offered", n, err)
+	}
+	syncAll(t, ctx, laptop, phone, laptop, phone, laptop)
+
+	for _, doc := range docs {
+		for _, c := range []*client.Client{laptop, phone} {
+			mustText(t, c, doc, "written before the link")
+			if err := c.SetText(ctx, doc, "written before the link, and by "+c.Identity().String()); err != nil {
+				t.Fatal(err)
+			}
+			syncAll(t, ctx, c)
+			id, err := c.MemberID(doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Equal(id.Sign, c.Identity().Public().Sign) {
+				t.Errorf("%s is a member of document %s under its device key", c.Identity(), doc)
+			}
+		}
+	}
+	for _, c := range []*client.Client{laptop, phone} {
+		if st := c.Status(docs[0]); st.Pending != 0 {
+			t.Errorf("%s has %d changes pending after the handoffs", c.Identity(), st.Pending)
+		}
+	}
+
+	h.relay.stop()
+	records := relayRecords(t, h.relay.dir)
+	for _, c := range []*client.Client{laptop, phone} {
+		if bytes.Contains(records, c.Identity().Public().Sign) {
+			t.Errorf("a relay record holds the device key of %s", c.Identity())
+		}
+	}
+	// The control: the scan finds the phone's key in a laptop journal.
+	id, err := phone.MemberID(docs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(records, id.Sign) {
+		t.Error("no relay record holds the phone's member key: the scan cannot find keys")
+	}
+}
+
+// TestLinkReachesRunningDevices links a phone while both devices' sync
+// loops run, with the timed relist turned off: the offer, the reply and
+// the addition must each wake the other side through the relay's notice.
+func TestLinkReachesRunningDevices(t *testing.T) {
+	defer client.SetRelistIntervalForTest(time.Hour)()
+	h := newHarness(t)
+	ctx := h.ctx
+	laptop := newClient(t, h.relay.url(), h.clientLogs)
+	phone := newClient(t, h.relay.url(), h.clientLogs)
+	doc, err := laptop.CreateDocument(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := laptop.SetText(ctx, doc, "sleep diary"); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	for _, c := range []*client.Client{laptop, phone} {
+		go c.Run(runCtx)
+	}
+	waitFor(t, "the laptop registers its journal", func() bool { return laptop.Status(doc).Pending == 0 })
+	if _, err := laptop.LinkDevice(ctx, phone.Identity().Public()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the running phone reads the journal", func() bool {
+		got, err := phone.Text(doc)
+		return err == nil && got == "sleep diary"
+	})
+}
+
+// TestLinkedDeviceKeepsItsKey links, from a laptop, a phone that is a
+// member of the laptop's journal in its own right: the phone replies the
+// offer with the key it holds the journal under, and the laptop adds
+// nothing.
+func TestLinkedDeviceKeepsItsKey(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx
+	laptop := newClient(t, h.relay.url(), h.clientLogs)
+	phone := newClient(t, h.relay.url(), h.clientLogs)
+	doc, err := laptop.CreateDocument(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link, err := laptop.Invite(ctx, doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, laptop)
+	if _, err := phone.AcceptInvite(ctx, link); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, laptop, phone)
+	before, err := laptop.Members(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := laptop.LinkDevice(ctx, phone.Identity().Public()); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, laptop, phone, laptop, phone)
+	after, err := laptop.Members(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(before) || len(after) != 2 {
+		t.Errorf("the journal has %d members after the link, %d before; want 2 both times", len(after), len(before))
+	}
+	if st := laptop.Status(doc); st.Pending != 0 {
+		t.Errorf("the laptop has %d changes pending, want none", st.Pending)
+	}
+	// The laptop learned the phone's key, so unlinking finds it.
+	if n, err := laptop.UnlinkDevice(ctx, phone.Identity().Public().Sign); err != nil || n != 0 {
+		// The phone joined by invitation, as another person: the laptop
+		// may not remove it, and must say nothing is unsure.
+		t.Errorf("UnlinkDevice = %d, %v; want 0 documents, no error", n, err)
+	}
+}
