@@ -52,6 +52,9 @@ type linkedRecord struct {
 	// (LinkDeviceKey), not through offers (see handoff.go). Records of
 	// the version before offers lack it, and take offers from now on.
 	ByKey bool
+	// Root is the root of a recovery device's document keys (see
+	// recovery.go); secret. Empty for other devices.
+	Root []byte
 }
 
 // LinkedDevice is a device this device links its documents to.
@@ -59,6 +62,10 @@ type LinkedDevice struct {
 	PublicID
 	// ByKey is set for a device added under its device key.
 	ByKey bool
+	// Recovery is set for a recovery device linked with
+	// LinkRecoveryDevice.
+	Recovery bool
+	root     []byte // secret: see linkedRecord.Root
 }
 
 // LinkDevice makes the device with public keys dev another device of this
@@ -71,7 +78,7 @@ type LinkedDevice struct {
 // device shows before linking it: a public id altered on its way here
 // would link a stranger's device to every document.
 func (c *Client) LinkDevice(ctx context.Context, dev PublicID) (int, error) {
-	return c.link(ctx, dev, false)
+	return c.link(ctx, dev, linkedRecord{})
 }
 
 // LinkDeviceKey links dev like LinkDevice, but adds dev to each document
@@ -80,10 +87,12 @@ func (c *Client) LinkDevice(ctx context.Context, dev PublicID) (int, error) {
 // and for a recovery client, which links a new device and stops. The
 // relay then finds dev's key in every document of the person.
 func (c *Client) LinkDeviceKey(ctx context.Context, dev PublicID) (int, error) {
-	return c.link(ctx, dev, true)
+	return c.link(ctx, dev, linkedRecord{ByKey: true})
 }
 
-func (c *Client) link(ctx context.Context, dev PublicID, byKey bool) (int, error) {
+// link saves rec, with dev's keys, as a linked device and brings dev
+// into every document of this device.
+func (c *Client) link(ctx context.Context, dev PublicID, rec linkedRecord) (int, error) {
 	if len(dev.Sign) != ed25519.PublicKeySize {
 		return 0, fmt.Errorf("client: invalid public id: signing key of %d bytes, want %d", len(dev.Sign), ed25519.PublicKeySize)
 	}
@@ -96,16 +105,17 @@ func (c *Client) link(ctx context.Context, dev PublicID, byKey bool) (int, error
 		return 0, ErrClosed
 	}
 
-	rec, err := msgpack.Marshal(&linkedRecord{Sign: dev.Sign, Box: dev.Box[:], ByKey: byKey})
+	rec.Sign, rec.Box = dev.Sign, dev.Box[:]
+	value, err := msgpack.Marshal(&rec)
 	if err != nil {
 		return 0, fmt.Errorf("client: encode linked device: %w", err)
 	}
 	var b Batch
-	b.Put(linkedKey(dev.Sign), rec)
+	b.Put(linkedKey(dev.Sign), value)
 	if err := c.store.Write(ctx, &b); err != nil {
 		return 0, fmt.Errorf("client: save linked device %s: %w", dev.Fingerprint(), err)
 	}
-	c.log.Info("device linked", "linked", dev.Fingerprint(), "by_key", byKey)
+	c.log.Info("device linked", "linked", dev.Fingerprint(), "by_key", rec.ByKey, "recovery", rec.Root != nil)
 
 	peers, err := c.peerMemberKeys(ctx)
 	if err != nil {
@@ -113,7 +123,7 @@ func (c *Client) link(ctx context.Context, dev PublicID, byKey bool) (int, error
 	}
 	n := 0
 	for _, d := range c.sortedDocsLocked() {
-		added, err := c.addDeviceLocked(ctx, d, LinkedDevice{PublicID: dev, ByKey: byKey}, peers)
+		added, err := c.addDeviceLocked(ctx, d, LinkedDevice{PublicID: dev, ByKey: rec.ByKey, Recovery: rec.Root != nil, root: rec.Root}, peers)
 		if err != nil {
 			return n, err
 		}
@@ -142,16 +152,23 @@ func (c *Client) UnlinkDevice(ctx context.Context, dev ed25519.PublicKey) (int, 
 		return 0, ErrClosed
 	}
 
+	all, err := c.LinkedDevices(ctx)
+	if err != nil {
+		return 0, err
+	}
 	var b Batch
 	b.Del(linkedKey(dev))
 	if err := c.store.Write(ctx, &b); err != nil {
 		return 0, fmt.Errorf("client: delete linked device: %w", err)
 	}
-
-	others, err := c.LinkedDevices(ctx)
-	if err != nil {
-		return 0, err
-	}
+	var root []byte
+	others := slices.DeleteFunc(all, func(l LinkedDevice) bool {
+		if bytes.Equal(l.Sign, dev) {
+			root = l.root
+			return true
+		}
+		return false
+	})
 	peers, err := c.peerMemberKeys(ctx)
 	if err != nil {
 		return 0, err
@@ -172,6 +189,15 @@ func (c *Client) UnlinkDevice(ctx context.Context, dev ed25519.PublicKey) (int, 
 		for doc, k := range peers[[32]byte(o.Sign)] {
 			mark(doc, k)
 		}
+		if o.root != nil {
+			for _, d := range c.docs {
+				k, err := deriveDocKeys(o.root, d.id)
+				if err != nil {
+					return 0, err
+				}
+				mark(d.id, k.member())
+			}
+		}
 	}
 	n := 0
 	var unsure []envelope.DocID
@@ -179,6 +205,13 @@ func (c *Client) UnlinkDevice(ctx context.Context, dev ed25519.PublicKey) (int, 
 		targets := [][32]byte{[32]byte(dev)}
 		if k, ok := lost[d.id]; ok {
 			targets = append(targets, k)
+		}
+		if root != nil {
+			k, err := deriveDocKeys(root, d.id)
+			if err != nil {
+				return n, err
+			}
+			targets = append(targets, k.member())
 		}
 		found, maybe := unlinkTargets(d, targets, known[d.id])
 		if maybe {
@@ -263,7 +296,10 @@ func (c *Client) LinkedDevices(ctx context.Context) ([]LinkedDevice, error) {
 		if len(rec.Sign) != ed25519.PublicKeySize || len(rec.Box) != 32 {
 			return fmt.Errorf("client: linked device record with keys of %d and %d bytes", len(rec.Sign), len(rec.Box))
 		}
-		out = append(out, LinkedDevice{PublicID: PublicID{Sign: rec.Sign, Box: [32]byte(rec.Box)}, ByKey: rec.ByKey})
+		if rec.Root != nil && len(rec.Root) != 32 {
+			return fmt.Errorf("client: linked recovery device with a root of %d bytes, want 32", len(rec.Root))
+		}
+		out = append(out, LinkedDevice{PublicID: PublicID{Sign: rec.Sign, Box: [32]byte(rec.Box)}, ByKey: rec.ByKey, Recovery: rec.Root != nil, root: rec.Root})
 		return nil
 	})
 	return out, err
@@ -341,6 +377,9 @@ func (c *Client) addDeviceLocked(ctx context.Context, d *document, dev LinkedDev
 	}
 	if k, ok := peers[[32]byte(dev.Sign)][d.id]; ok && (st.WasMember(k) || c.hasOpLocked(d, membership.OpAddDevice, k[:])) {
 		return false, nil
+	}
+	if dev.root != nil {
+		return c.addRecoveryLocked(ctx, d, dev)
 	}
 	if !dev.ByKey {
 		return c.offerLocked(ctx, d, dev.PublicID)

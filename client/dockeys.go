@@ -55,6 +55,19 @@ func (k *docKeys) member() authorKey { return authorKey(k.public.Sign) }
 func (id *Identity) documentKeys(doc envelope.DocID) (*docKeys, error) {
 	secret := append(id.signing.Seed(), id.boxKey[:]...)
 	defer clear(secret)
+	if id.recovery {
+		root, err := recoveryRoot(secret)
+		if err != nil {
+			return nil, err
+		}
+		defer clear(root)
+		return deriveDocKeys(root, doc)
+	}
+	return deriveDocKeys(secret, doc)
+}
+
+// deriveDocKeys derives the key pairs for document doc from secret.
+func deriveDocKeys(secret []byte, doc envelope.DocID) (*docKeys, error) {
 	var out [ed25519.SeedSize + 32]byte
 	defer clear(out[:])
 	r := hkdf.New(sha256.New, secret, nil, append([]byte(docKeyInfo), doc[:]...))

@@ -58,6 +58,14 @@ func SecretsForTest(c *Client) [][]byte {
 			}
 		}
 	}
+	// The roots of recovery devices' document keys.
+	if linked, err := c.LinkedDevices(context.Background()); err == nil {
+		for _, l := range linked {
+			if l.root != nil {
+				secrets = append(secrets, l.root)
+			}
+		}
+	}
 	for i, s := range secrets {
 		secrets[i] = append([]byte(nil), s...)
 	}

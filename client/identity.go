@@ -32,6 +32,10 @@ type Identity struct {
 	signing ed25519.PrivateKey
 	boxKey  [32]byte // X25519 private key
 	public  PublicID
+	// recovery is set for the identity a recovery phrase derives, whose
+	// document keys derive from a root that the linking device keeps
+	// (see recovery.go).
+	recovery bool
 }
 
 // PublicID is a device's pair of public keys, Ed25519 and X25519, which a

@@ -1,10 +1,15 @@
 package client_test
 
 import (
+	"bytes"
+	"errors"
+	"log/slog"
 	"testing"
 
 	"interlude/client"
 	"interlude/client/keyring"
+	"interlude/client/wstransport"
+	"interlude/sync/envelope"
 )
 
 // TestRecoveryIdentityMatchesPhrase checks that the identity a phrase
@@ -37,5 +42,132 @@ func TestRecoveryIdentityMatchesPhrase(t *testing.T) {
 	}
 	if id2.PublicID() != id.PublicID() {
 		t.Errorf("the typed phrase gives %s, want %s", id2, id)
+	}
+}
+
+// TestRecoveryHandsOverUnlinkable makes a recovery phrase on a laptop
+// that holds one journal and creates a second one afterwards. A new
+// device then recovers both with the phrase alone. Neither the recovery
+// device's nor the new device's device key reaches the relay's records:
+// both are members under keys of their own for each journal. Then the
+// new device unlinks the recovery phrase, which removes its keys from
+// both journals and starts a new key epoch.
+func TestRecoveryHandsOverUnlinkable(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx
+	laptop := newClient(t, h.relay.url(), h.clientLogs)
+	fresh := newClient(t, h.relay.url(), h.clientLogs)
+	first, err := laptop.CreateDocument(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := laptop.SetText(ctx, first, "mood log"); err != nil {
+		t.Fatal(err)
+	}
+	phrase, err := keyring.NewRecoveryPhrase()
+	if err != nil {
+		t.Fatal(err)
+	}
+	recoveryID, err := client.RecoveryIdentity(phrase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ordinary, err := client.NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := laptop.LinkRecoveryDevice(ctx, ordinary); err == nil {
+		t.Error("LinkRecoveryDevice takes an identity that no recovery phrase derived")
+	}
+	if n, err := laptop.LinkRecoveryDevice(ctx, recoveryID); err != nil || n != 1 {
+		t.Fatalf("LinkRecoveryDevice = %d, %v; want 1 journal", n, err)
+	}
+	second, err := laptop.CreateDocument(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := laptop.SetText(ctx, second, "thought record"); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, laptop)
+
+	// The laptop is lost. The new device recovers with the phrase.
+	recovery, err := client.Open(ctx, client.Config{
+		Store:    client.NewMemoryStore(),
+		Identity: recoveryID,
+		Dialer:   wstransport.Dialer{},
+		RelayURL: h.relay.url(),
+		Logger:   slog.New(slog.NewJSONHandler(h.clientLogs, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer recovery.Close()
+	n, err := recovery.HandOver(ctx, fresh)
+	if err != nil || n != 2 {
+		t.Fatalf("HandOver = %d, %v; want both journals offered", n, err)
+	}
+	mustText(t, fresh, first, "mood log")
+	mustText(t, fresh, second, "thought record")
+	for _, c := range []*client.Client{recovery, fresh} {
+		for _, doc := range []envelope.DocID{first, second} {
+			id, err := c.MemberID(doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Equal(id.Sign, c.Identity().Public().Sign) {
+				t.Errorf("%s is a member of %s under its device key", c.Identity(), doc)
+			}
+		}
+	}
+	recoveryKeys := client.EpochKeysForTest(recovery, first)
+	if err := recovery.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The new device makes its own phrase later; first it removes the
+	// one the laptop made, which it links so it can find its keys.
+	if _, err := fresh.LinkRecoveryDevice(ctx, recoveryID); err != nil {
+		t.Fatal(err)
+	}
+	// The lost laptop's keys stay unknown to the new device, so the
+	// unlink names both journals to check, and removes the phrase's keys.
+	n, err = fresh.UnlinkDevice(ctx, recoveryID.Public().Sign)
+	var unsure *client.UnlinkUnsureError
+	if !errors.As(err, &unsure) || len(unsure.Docs) != 2 {
+		t.Errorf("UnlinkDevice of the recovery phrase: err = %v, want both journals named for the laptop's unknown keys", err)
+	}
+	if n != 2 {
+		t.Fatalf("UnlinkDevice of the recovery phrase changed %d journals, want 2", n)
+	}
+	syncAll(t, ctx, fresh)
+	if err := fresh.SetText(ctx, first, "mood log, after the recovery"); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, fresh)
+	if len(recoveryKeys) == 0 {
+		t.Fatal("the recovery device held no key of the journal; the check below would prove nothing")
+	}
+	now := client.EpochKeysForTest(fresh, first)
+	if len(now) <= len(recoveryKeys) {
+		t.Fatalf("the journal has %d key epochs after the unlink, the recovery device held %d: want a new one", len(now), len(recoveryKeys))
+	}
+	for _, old := range recoveryKeys {
+		if bytes.Equal(now[len(now)-1], old) {
+			t.Error("the journal's newest key is one the recovery device held")
+		}
+	}
+
+	h.relay.stop()
+	records := relayRecords(t, h.relay.dir)
+	devices := map[string][]byte{
+		"laptop":          laptop.Identity().Public().Sign,
+		"recovery device": recoveryID.Public().Sign,
+		"new device":      fresh.Identity().Public().Sign,
+	}
+	for name, key := range devices {
+		if bytes.Contains(records, key) {
+			t.Errorf("a relay record holds the device key of the %s", name)
+		}
 	}
 }

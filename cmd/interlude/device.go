@@ -168,7 +168,7 @@ func runDeviceRecovery(ctx context.Context, args []string, stdout, stderr io.Wri
 		return err
 	}
 	return withClient(ctx, p, stderr, func(c *client.Client) error {
-		n, err := c.LinkDeviceKey(ctx, recovery.Public())
+		n, err := c.LinkRecoveryDevice(ctx, recovery)
 		if err != nil {
 			return err
 		}
@@ -248,27 +248,18 @@ func runDeviceRecover(ctx context.Context, args []string, stdout, stderr io.Writ
 			return err
 		}
 		defer recovery.Close()
-		// The first sync fetches every document the recovery device is a
-		// member of, the second sends the links.
-		if err := recovery.SyncOnce(ctx); err != nil {
-			return fmt.Errorf("recovery device: %w", err)
-		}
-		n, err := recovery.LinkDeviceKey(ctx, c.Identity().Public())
+		// The recovery device fetches its documents, offers each to this
+		// device, and adds the key this device replies with.
+		n, err := recovery.HandOver(ctx, c)
 		if err != nil {
-			return err
+			return fmt.Errorf("recovery device: %w", err)
 		}
 		if n == 0 {
 			return errors.New("the recovery phrase is a member of no document on this relay: check the relay URL, and that 'interlude device recovery' was synced on the device that made it")
 		}
-		if err := recovery.SyncOnce(ctx); err != nil {
-			return fmt.Errorf("recovery device: send the links: %w", err)
-		}
-		if err := c.SyncOnce(ctx); err != nil {
-			return err
-		}
 		// This device links the recovery device in turn, so that the
 		// phrase also covers documents shared with this device later.
-		if _, err := c.LinkDeviceKey(ctx, recoveryID.Public()); err != nil {
+		if _, err := c.LinkRecoveryDevice(ctx, recoveryID); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "this device is linked to %s\n", documents(n))

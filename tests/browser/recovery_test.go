@@ -3,6 +3,7 @@
 package browser
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -109,16 +110,20 @@ func TestRecoveryPhraseFromPage(t *testing.T) {
 		t.Fatalf("open the recovery client: %v", err)
 	}
 	defer recovery.Close()
-	syncGoDevice(t, recovery, "recovery device")
-	n, err := recovery.LinkDeviceKey(bg, newDevice.Identity().Public())
+	handCtx, cancel := context.WithTimeout(bg, waitLimit)
+	defer cancel()
+	n, err := recovery.HandOver(handCtx, newDevice)
 	if err != nil {
-		t.Fatalf("recovery LinkDeviceKey: %v", err)
+		t.Fatalf("recovery HandOver: %v", err)
 	}
 	if n != 1 {
-		t.Errorf("the recovery device linked the new device to %d documents, want the page's 1 journal", n)
+		t.Errorf("the recovery device offered the new device %d documents, want the page's 1 journal", n)
 	}
-	syncGoDevice(t, recovery, "recovery device")
-	syncGoDevice(t, newDevice, "new device")
+	// The recovery device is a member under a key of its own for the
+	// journal, not its device key.
+	if id, err := recovery.MemberID(journalID); err != nil || bytes.Equal(id.Sign, recoveryID.Public().Sign) {
+		t.Errorf("the recovery device is a member of the journal under %v (err %v), want a key for the journal", id, err)
+	}
 	if got, err := newDevice.Text(journalID); err != nil || got != entry {
 		t.Errorf("new device reads %q, %v; want the page's journal %q", got, err, entry)
 	}

@@ -67,7 +67,7 @@ func (a *app) makeRecoveryPhrase([]js.Value) any {
 		if err := store.Write(ctx, &batch); err != nil {
 			return nil, fmt.Errorf("interlude: record the recovery device: %w", err)
 		}
-		n, err := c.LinkDeviceKey(ctx, dev)
+		n, err := c.LinkRecoveryDevice(ctx, recovery)
 		if err != nil {
 			return nil, err
 		}
@@ -179,7 +179,7 @@ func (a *app) recoverWith(c *client.Client, phrase *keyring.RecoveryPhrase) (any
 		return nil, errNoRelay
 	}
 
-	n, err := a.linkFromRecovery(recoveryID, relay, c.Identity().Public())
+	n, err := a.linkFromRecovery(recoveryID, relay, c)
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +191,7 @@ func (a *app) recoverWith(c *client.Client, phrase *keyring.RecoveryPhrase) (any
 	// This device links the recovery device in turn, so that the
 	// phrase also covers documents shared with this device later.
 	linkCtx, cancel := context.WithTimeout(context.Background(), relayTimeout)
-	_, err = c.LinkDeviceKey(linkCtx, recoveryID.Public())
+	_, err = c.LinkRecoveryDevice(linkCtx, recoveryID)
 	cancel()
 	if err != nil {
 		return nil, err
@@ -201,9 +201,9 @@ func (a *app) recoverWith(c *client.Client, phrase *keyring.RecoveryPhrase) (any
 }
 
 // linkFromRecovery runs a client as the recovery device on a store in
-// memory, links dev to every document it is a member of, and sends the
-// links to the relay. It returns the number of documents linked.
-func (a *app) linkFromRecovery(recoveryID *client.Identity, relay string, dev client.PublicID) (int, error) {
+// memory and hands every document it is a member of over to c's device
+// (client.HandOver). It returns the number of documents offered.
+func (a *app) linkFromRecovery(recoveryID *client.Identity, relay string, c *client.Client) (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), relayTimeout)
 	defer cancel()
 	recovery, err := client.Open(ctx, client.Config{
@@ -218,20 +218,12 @@ func (a *app) linkFromRecovery(recoveryID *client.Identity, relay string, dev cl
 	}
 	defer recovery.Close()
 
-	// The first sync fetches every document the recovery device is a
-	// member of, and the second sends the links.
-	if err := recovery.SyncOnce(ctx); err != nil {
-		return 0, fmt.Errorf("interlude: sync as the recovery device: %w", err)
-	}
-	n, err := recovery.LinkDeviceKey(ctx, dev)
+	n, err := recovery.HandOver(ctx, c)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("interlude: hand the documents over as the recovery device: %w", err)
 	}
 	if n == 0 {
 		return 0, errNoRecoveryDocuments
-	}
-	if err := recovery.SyncOnce(ctx); err != nil {
-		return 0, fmt.Errorf("interlude: send this device's links as the recovery device: %w", err)
 	}
 	return n, nil
 }
