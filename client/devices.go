@@ -112,6 +112,14 @@ func (c *Client) link(ctx context.Context, dev PublicID, rec linkedRecord) (int,
 	}
 	var b Batch
 	b.Put(linkedKey(dev.Sign), value)
+	// Linking again sends every offer again, in case the relay lost one.
+	err = c.store.Scan(ctx, peerKey(offerPrefix, dev.Sign), func(key, _ []byte) error {
+		b.Del(bytes.Clone(key))
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("client: read open offers to %s: %w", dev.Fingerprint(), err)
+	}
 	if err := c.store.Write(ctx, &b); err != nil {
 		return 0, fmt.Errorf("client: save linked device %s: %w", dev.Fingerprint(), err)
 	}
@@ -182,12 +190,16 @@ func (c *Client) UnlinkDevice(ctx context.Context, dev ed25519.PublicKey) (int, 
 		}
 		known[doc][k] = true
 	}
+	// Every other device's key this device learned from an offer or a
+	// reply is known, also that of a device that linked this one.
+	for _, keys := range peers {
+		for doc, k := range keys {
+			mark(doc, k)
+		}
+	}
 	for _, o := range others {
 		for _, d := range c.docs {
 			mark(d.id, [32]byte(o.Sign))
-		}
-		for doc, k := range peers[[32]byte(o.Sign)] {
-			mark(doc, k)
 		}
 		if o.root != nil {
 			for _, d := range c.docs {
@@ -217,8 +229,18 @@ func (c *Client) UnlinkDevice(ctx context.Context, dev ed25519.PublicKey) (int, 
 		if maybe {
 			unsure = append(unsure, d.id)
 		}
+		// An addition of dev that is queued and not sent yet is
+		// dropped, or it would bring dev back after the removal.
+		for _, op := range slices.Clone(d.log.ops) {
+			if membership.Op(op.Op) == membership.OpAddDevice && len(op.Sign) == ed25519.PublicKeySize && slices.Contains(targets, [32]byte(op.Sign)) {
+				if err := c.dropOpLocked(ctx, d, op.N); err != nil {
+					return n, err
+				}
+				found = append(found, [32]byte{})
+			}
+		}
 		for _, target := range found {
-			if c.hasOpLocked(d, membership.OpRemoveDevice, target[:]) {
+			if target == ([32]byte{}) || c.hasOpLocked(d, membership.OpRemoveDevice, target[:]) {
 				continue
 			}
 			if err := c.queueOpLocked(ctx, d, pendingOp{Op: uint8(membership.OpRemoveDevice), Sign: bytes.Clone(target[:])}); err != nil {
@@ -333,26 +355,62 @@ func (c *Client) followLinksLocked(ctx context.Context, d *document) error {
 	if err != nil {
 		return err
 	}
-	trusted := map[[32]byte]bool{d.self.member(): true}
-	for _, dev := range linked {
-		trusted[[32]byte(dev.Sign)] = true
-	}
-	var b Batch
-	for _, e := range d.log.entries {
-		if e.Op == membership.OpRemoveDevice && trusted[e.Author] && trusted[e.Subject.Sign] && e.Subject.Sign != d.self.member() {
-			b.Del(linkedKey(e.Subject.Sign[:]))
-			delete(trusted, e.Subject.Sign)
-		}
-	}
-	if len(b.Ops) > 0 {
-		if err := c.store.Write(ctx, &b); err != nil {
-			return fmt.Errorf("client: forget removed linked devices of document %s: %w", d.id, err)
-		}
-		linked = slices.DeleteFunc(linked, func(p LinkedDevice) bool { return !trusted[[32]byte(p.Sign)] })
-	}
 	peers, err := c.peerMemberKeys(ctx)
 	if err != nil {
 		return err
+	}
+	// owner maps each key in d that belongs to a linked device, as far
+	// as this device can tell, to that device's key: its device key, its key from
+	// an offer or a reply, and a recovery device's derived key.
+	owner := map[[32]byte][32]byte{}
+	for _, dev := range linked {
+		sign := [32]byte(dev.Sign)
+		owner[sign] = sign
+		if k, ok := peers[sign][d.id]; ok {
+			owner[k] = sign
+		}
+		if dev.root != nil {
+			k, err := deriveDocKeys(dev.root, d.id)
+			if err != nil {
+				return err
+			}
+			owner[k.member()] = sign
+		}
+	}
+	var gone [][32]byte
+	for _, e := range d.log.entries {
+		if e.Op != membership.OpRemoveDevice || e.Subject.Sign == d.self.member() {
+			continue
+		}
+		_, byLinked := owner[e.Author]
+		subject, ok := owner[e.Subject.Sign]
+		if ok && (e.Author == d.self.member() || byLinked) && !slices.Contains(gone, subject) {
+			gone = append(gone, subject)
+		}
+	}
+	if len(gone) > 0 {
+		var b Batch
+		for _, sign := range gone {
+			b.Del(linkedKey(sign[:]))
+		}
+		if err := c.store.Write(ctx, &b); err != nil {
+			return fmt.Errorf("client: forget removed linked devices of document %s: %w", d.id, err)
+		}
+		for _, sign := range gone {
+			if err := c.forgetPeer(ctx, sign[:]); err != nil {
+				return err
+			}
+		}
+		linked = slices.DeleteFunc(linked, func(p LinkedDevice) bool {
+			if !slices.Contains(gone, [32]byte(p.Sign)) {
+				return false
+			}
+			c.log.Info("linked device removed by another device of this person, forgotten", "doc", d.id, "linked", p.Fingerprint())
+			return true
+		})
+		if peers, err = c.peerMemberKeys(ctx); err != nil {
+			return err
+		}
 	}
 	for _, dev := range linked {
 		if _, err := c.addDeviceLocked(ctx, d, dev, peers); err != nil {
@@ -363,7 +421,7 @@ func (c *Client) followLinksLocked(ctx context.Context, d *document) error {
 }
 
 // addDeviceLocked brings dev into d if this device is a member of d and
-// dev never was, under none of the keys this device knows of it: it
+// dev never was, under none of the keys this device has recorded for it: it
 // queues an offer (see handoff.go) or, for a device linked by key, the
 // addition of its device key. peers holds the linked devices' keys in
 // each document, as peerMemberKeys returns them.

@@ -26,9 +26,7 @@ func TestLinkedDeviceReadsAndWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := therapist.Share(ctx, doc, laptop.Identity().Public()); err != nil {
-		t.Fatal(err)
-	}
+	share(t, ctx, therapist, doc, laptop)
 	if err := therapist.SetText(ctx, doc, "prompt: "); err != nil {
 		t.Fatal(err)
 	}
@@ -72,9 +70,7 @@ func TestLinkedDeviceReadsAndWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := therapist.Share(ctx, second, phone.Identity().Public()); err != nil {
-		t.Fatal(err)
-	}
+	share(t, ctx, therapist, second, phone)
 	if err := therapist.SetText(ctx, second, "mood log"); err != nil {
 		t.Fatal(err)
 	}
@@ -164,9 +160,7 @@ func TestStrangerCannotClaimDevice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := therapist.Share(ctx, private, laptop.Identity().Public()); err != nil {
-		t.Fatal(err)
-	}
+	share(t, ctx, therapist, private, laptop)
 	syncAll(t, ctx, therapist, laptop)
 
 	bait, err := stranger.CreateDocument(ctx)
@@ -203,18 +197,17 @@ func TestLinkRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []*client.Client{laptop, other} {
-		if err := therapist.Share(ctx, doc, c.Identity().Public()); err != nil {
-			t.Fatal(err)
-		}
+		share(t, ctx, therapist, doc, c)
 	}
 	syncAll(t, ctx, therapist, laptop, other)
 
 	if _, err := laptop.LinkDevice(ctx, laptop.Identity().Public()); err == nil {
 		t.Error("a device links itself without error")
 	}
-	// Another person's device, already a member, is not added again.
-	if n, err := laptop.LinkDevice(ctx, other.Identity().Public()); err != nil || n != 0 {
-		t.Errorf("linking a current member changed %d documents, err %v; want 0, nil", n, err)
+	// Another person's device, a member under its key for the journal,
+	// is offered the journal: the laptop cannot tell that key.
+	if n, err := laptop.LinkDevice(ctx, other.Identity().Public()); err != nil || n != 1 {
+		t.Errorf("linking a member under its document key offered %d documents, err %v; want 1, nil", n, err)
 	}
 	// Unlinking another person's device changes no document: only an
 	// admin removes other people.

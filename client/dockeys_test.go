@@ -223,8 +223,8 @@ func TestRemoveNonMemberRejected(t *testing.T) {
 }
 
 // TestInvitedThenSharedByID responds to an invitation whose maker never
-// takes the response, while another admin shares the document with the
-// invitee's device id. The document must arrive under the device keys,
+// takes the response, while another admin adds the invitee's device key
+// (AddMemberByKey). The document must arrive under the device keys,
 // which the log names, and the invitation's mark must go.
 func TestInvitedThenSharedByID(t *testing.T) {
 	h := newHarness(t)
@@ -236,9 +236,7 @@ func TestInvitedThenSharedByID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := inviter.AddMember(ctx, doc, admin.Identity().Public(), membership.RoleAdmin); err != nil {
-		t.Fatal(err)
-	}
+	addMember(t, ctx, inviter, doc, admin, membership.RoleAdmin)
 	if err := inviter.SetText(ctx, doc, "shared twice"); err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +248,7 @@ func TestInvitedThenSharedByID(t *testing.T) {
 	if _, err := patient.AcceptInvite(ctx, link); err != nil {
 		t.Fatal(err)
 	}
-	if err := admin.Share(ctx, doc, patient.Identity().Public()); err != nil {
+	if err := admin.AddMemberByKey(ctx, doc, patient.Identity().Public(), membership.RoleWriter); err != nil {
 		t.Fatal(err)
 	}
 	syncAll(t, ctx, admin, patient)
@@ -472,9 +470,7 @@ func TestDeviceKeyOfAnotherPersonStays(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := laptop.Share(ctx, doc, phone.Identity().Public()); err != nil {
-		t.Fatal(err)
-	}
+	share(t, ctx, laptop, doc, phone)
 	syncAll(t, ctx, laptop, phone)
 	if _, err := phone.LinkDeviceKey(ctx, laptop.Identity().Public()); err != nil {
 		t.Fatal(err)
@@ -597,7 +593,7 @@ func TestRemovedMemberAddedBackUnderOtherKey(t *testing.T) {
 	if err := therapist.SetText(ctx, doc, "first"); err != nil {
 		t.Fatal(err)
 	}
-	if err := therapist.Share(ctx, doc, patient.Identity().Public()); err != nil {
+	if err := therapist.AddMemberByKey(ctx, doc, patient.Identity().Public(), membership.RoleWriter); err != nil {
 		t.Fatal(err)
 	}
 	syncAll(t, ctx, therapist, patient)
@@ -656,9 +652,7 @@ func TestRemovedInviteeSharedBackByID(t *testing.T) {
 		t.Fatal("the patient does not report its removal")
 	}
 
-	if err := therapist.Share(ctx, doc, patient.Identity().Public()); err != nil {
-		t.Fatal(err)
-	}
+	share(t, ctx, therapist, doc, patient)
 	if err := therapist.SetText(ctx, doc, "shared again"); err != nil {
 		t.Fatal(err)
 	}

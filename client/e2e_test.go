@@ -19,6 +19,7 @@ import (
 	"interlude/crdt"
 	"interlude/relay"
 	"interlude/sync/envelope"
+	"interlude/sync/membership"
 )
 
 // lockedBuffer collects log output from several goroutines.
@@ -152,14 +153,15 @@ func TestJournalConvergesAcrossRelayRestart(t *testing.T) {
 	if err := patient.SetText(ctx, doc, first); err != nil {
 		t.Fatal(err)
 	}
+	// The share is an offer: the therapist replies with its key for the
+	// journal, the patient adds it, and the therapist fetches the journal.
 	if err := patient.Share(ctx, doc, therapist.Identity().Public()); err != nil {
 		t.Fatal(err)
 	}
-	if err := patient.SyncOnce(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := therapist.SyncOnce(ctx); err != nil {
-		t.Fatal(err)
+	for _, c := range []*client.Client{patient, therapist, patient, therapist} {
+		if err := c.SyncOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if got := text(t, therapist, doc); got != first {
 		t.Fatalf("therapist text = %q, want %q", got, first)
@@ -266,7 +268,8 @@ func TestManyDeliveriesSurviveReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := writer.Share(ctx, doc, readerID.Public()); err != nil {
+	// The reader has not run yet, so it is added by its device key.
+	if err := writer.AddMemberByKey(ctx, doc, readerID.Public(), membership.RoleWriter); err != nil {
 		t.Fatal(err)
 	}
 	want := ""

@@ -20,37 +20,40 @@ import (
 	"interlude/sync/wire"
 )
 
-// Handoffs: a linked device joins under its document keys.
+// Handoffs: a device joins a document under its own key for it.
 //
-// When a device adds a linked device to a document, it does not name the
-// linked device's device key there, which the relay would then find in
-// every document of the person. It offers the document instead: a short
-// message, sealed to the linked device, that names the document. The
-// linked device replies with its key pair for that document, which only
-// it can derive, and the offering device adds that key with add_device.
-// The relay's membership logs then hold a different key for the linked
-// device in each document, as they do for a device that created a
-// document or joined it by invitation.
+// When a device adds a linked device to a document, or shares a document
+// with a device's public id, it does not name that device's device key
+// there, which the relay would then find in every document it is added
+// to. It offers the document instead: a short message, sealed to the
+// device, that names the document. The device replies with its key pair
+// for that document, which only it can derive, and the offering device
+// adds that key: with add_device for a linked device, else as a member
+// with the role it chose. The relay's membership logs then hold a
+// different key for the device in each document, as they do for a device
+// that created a document or joined it by invitation.
 //
 // Offers and replies travel through the relay's one-time slots, the ones
 // invitations use. Each device has an inbox: slot n of it has an id that
-// HKDF derives from the device's public keys and n, so anyone who knows
-// the device's public id can post there, and the relay, which cannot
-// open the messages, sees only that a slot was used. A sender signs each
+// HKDF derives from the device's public keys and n, so anyone with the
+// device's public id can post there, and the relay, which cannot open
+// the messages, sees only that a slot was used. A sender signs each
 // message with its device key over the slot id and the recipient, and
 // seals it anonymously to the recipient's box key, so the relay learns
 // neither the sender nor the documents, and cannot move a message to
 // another slot or device. A device reads its inbox in order, and a sender
 // writes to the first slot that nobody used.
 //
-// A device replies an offer from any sender: anyone who knows its public
-// id can share a document with it anyway. A reply counts only when it
-// comes from a linked device that an offer was made to. Each side keeps
-// the other's key in each document, so unlinking a lost device removes
-// exactly its keys (see UnlinkDevice).
+// A device replies to offers from any sender, since anyone with its
+// public id may share a document with it. A reply counts only to an open
+// offer and only from the key the offer was sealed to. Linked devices
+// keep each other's key in each document, so unlinking a lost device
+// removes exactly its keys (see UnlinkDevice). See replyToOffer for what
+// a device that was not linked gets, and maxOfferMarks for the bound on
+// what offers make a device claim.
 //
-// A recovery device never runs to reply, so it is added under its
-// device key, as before (LinkDeviceKey).
+// A recovery device never runs to reply; its keys derive from a root the
+// linking device keeps (see recovery.go).
 
 const (
 	inboxSlotInfo = "interlude/client/v1 inbox slot\x00"
@@ -68,13 +71,22 @@ const (
 	// a sender that fills many slots cannot hold the session in its
 	// inbox. The rest are read in the next pass.
 	maxInboxPerPass = 64
+	// maxSlotTries bounds the used slots of another device's inbox that
+	// one post skips in a pass, for the same reason; the post resumes
+	// there in the next pass.
+	maxSlotTries = 64
+	// maxOfferMarks bounds the documents this device claims because
+	// devices it did not link offered them, so offers of made-up
+	// documents cannot push its claims past the relay's limit. Real use
+	// stays far below it.
+	maxOfferMarks = 1024
 )
 
 // Store keys of handoffs. Peer keys are 32-byte Ed25519 device keys and
 // documents 16-byte ids.
 const (
-	inboxNextKey   = "handoff/in"       // next slot of this device's inbox to read
-	peerSlotPrefix = "handoff/slot/"    // + peer: next slot of its inbox to try
+	inboxNextKey   = "handoff/in/"      // + relay host: next slot of this device's inbox to read
+	peerSlotPrefix = "handoff/slot/"    // + peer + relay host: next slot of its inbox to try
 	queuePrefix    = "handoff/q/"       // + peer + kind + doc: an item to send
 	offerPrefix    = "handoff/offer/"   // + peer + doc: an offer waiting for its reply
 	peerKeyPrefix  = "handoff/peerkey/" // + peer + doc: the peer's member key there
@@ -89,7 +101,7 @@ func peerKey(prefix string, peer []byte, rest ...[]byte) []byte {
 }
 
 // handoffItem is an offer (Sign and Box are the sender's member key in
-// Doc) or a reply (the key the sender asks to be added under).
+// Doc) or a reply (the key the sender is to be added under).
 type handoffItem struct {
 	_msgpack struct{} `msgpack:",as_array"`
 	Kind     uint8
@@ -190,12 +202,33 @@ func (c *Client) exists(ctx context.Context, key []byte) (bool, error) {
 	return err == nil, err
 }
 
+// offerRecord is an offer waiting for its reply.
+type offerRecord struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	// Role is the role to add the reply's key with, or 0 for a linked
+	// device, added with add_device.
+	Role uint8
+	// Box is the X25519 key the offer was sealed to.
+	Box []byte
+}
+
 // offerLocked queues an offer of d to the linked device dev, unless one
 // waits for its reply already. It reports whether it queued one.
 func (c *Client) offerLocked(ctx context.Context, d *document, dev PublicID) (bool, error) {
-	waiting, err := c.exists(ctx, peerKey(offerPrefix, dev.Sign, d.id[:]))
-	if err != nil || waiting {
+	return c.offerToLocked(ctx, d, dev, 0)
+}
+
+// offerToLocked queues an offer of d to the device dev, to join with
+// role, or as a linked device for role 0. An offer that waits for its
+// reply is replaced only to change its role.
+func (c *Client) offerToLocked(ctx context.Context, d *document, dev PublicID, role membership.Role) (bool, error) {
+	old, waiting, err := c.openOffer(ctx, dev.Sign, d.id)
+	if err != nil || (waiting && membership.Role(old.Role) == role && bytes.Equal(old.Box, dev.Box[:])) {
 		return false, err
+	}
+	rec, err := msgpack.Marshal(&offerRecord{Role: uint8(role), Box: dev.Box[:]})
+	if err != nil {
+		return false, fmt.Errorf("client: encode offer: %w", err)
 	}
 	q, err := msgpack.Marshal(&queuedItem{PeerBox: dev.Box[:], Item: handoffItem{
 		Kind: itemOffer, Doc: d.id[:], Sign: bytes.Clone(d.self.public.Sign), Box: d.self.public.Box[:],
@@ -204,18 +237,35 @@ func (c *Client) offerLocked(ctx context.Context, d *document, dev PublicID) (bo
 		return false, fmt.Errorf("client: encode offer: %w", err)
 	}
 	var b Batch
-	b.Put(peerKey(offerPrefix, dev.Sign, d.id[:]), []byte{1})
+	b.Put(peerKey(offerPrefix, dev.Sign, d.id[:]), rec)
 	b.Put(peerKey(queuePrefix, dev.Sign, []byte{itemOffer}, d.id[:]), q)
 	if err := c.store.Write(ctx, &b); err != nil {
 		return false, fmt.Errorf("client: save offer of document %s to %s: %w", d.id, dev.Fingerprint(), err)
 	}
-	c.log.Info("document offered to a linked device", "doc", d.id, "linked", dev.Fingerprint())
+	c.log.Info("document offered", "doc", d.id, "to", dev.Fingerprint(), "role", role)
 	c.signalWake()
 	return true, nil
 }
 
+// openOffer returns the offer of doc to the device with signing key dev
+// that waits for its reply, if there is one.
+func (c *Client) openOffer(ctx context.Context, dev []byte, doc envelope.DocID) (offerRecord, bool, error) {
+	var rec offerRecord
+	v, err := c.store.Get(ctx, peerKey(offerPrefix, dev, doc[:]))
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return rec, false, nil
+	case err != nil:
+		return rec, false, fmt.Errorf("client: read offer of document %s: %w", doc, err)
+	}
+	if err := msgpack.Unmarshal(v, &rec); err != nil {
+		return rec, false, fmt.Errorf("client: decode offer of document %s: %w", doc, err)
+	}
+	return rec, true, nil
+}
+
 // peerMemberKeys returns, for each linked device, its member key in each
-// document, as offers and replies reported them.
+// document, as its offers and replies reported them.
 func (c *Client) peerMemberKeys(ctx context.Context) (map[[32]byte]map[envelope.DocID][32]byte, error) {
 	out := map[[32]byte]map[envelope.DocID][32]byte{}
 	err := c.store.Scan(ctx, []byte(peerKeyPrefix), func(key, value []byte) error {
@@ -234,10 +284,13 @@ func (c *Client) peerMemberKeys(ctx context.Context) (map[[32]byte]map[envelope.
 }
 
 // readInbox reads this device's inbox from the first slot not read yet:
-// it replies offers and turns replies into add_device changes. Messages
-// that do not verify are logged and skipped; the slot is used either way.
+// it replies to offers and turns replies into membership changes.
+// Messages that do not verify are logged and skipped; the slot is used
+// either way. Positions are kept per relay host, since another relay
+// holds other slots.
 func (s *session) readInbox(ctx context.Context) error {
-	n, err := s.c.readCounter(ctx, []byte(inboxNextKey))
+	counter := []byte(inboxNextKey + s.host)
+	n, err := s.c.readCounter(ctx, counter)
 	if err != nil {
 		return err
 	}
@@ -260,7 +313,7 @@ func (s *session) readInbox(ctx context.Context) error {
 		}
 		n++
 		var b Batch
-		b.Put([]byte(inboxNextKey), binary.BigEndian.AppendUint64(nil, n))
+		b.Put(counter, binary.BigEndian.AppendUint64(nil, n))
 		if err := s.c.store.Write(ctx, &b); err != nil {
 			return fmt.Errorf("client: save inbox position: %w", err)
 		}
@@ -289,13 +342,9 @@ func (c *Client) takeHandoff(ctx context.Context, m *handoffBody) error {
 		doc := envelope.DocID(it.Doc)
 		switch it.Kind {
 		case itemOffer:
-			err = c.replyToOffer(ctx, sender, doc, it)
+			err = c.replyToOffer(ctx, sender, isLinked, doc, it)
 		case itemReply:
-			if !isLinked {
-				c.log.Warn("reply from a device that is not linked, skipped", "from", sender.Fingerprint(), "doc", doc)
-				continue
-			}
-			err = c.takeReply(ctx, sender, doc, it)
+			err = c.takeReply(ctx, sender, isLinked, doc, it)
 		default:
 			c.log.Warn("handoff item of an unknown kind skipped", "from", sender.Fingerprint(), "kind", it.Kind)
 		}
@@ -306,52 +355,121 @@ func (c *Client) takeHandoff(ctx context.Context, m *handoffBody) error {
 	return nil
 }
 
-// replyToOffer queues the reply to an offer of doc: the key this device
-// holds doc under, or else its document key, which it then claims until
-// the document arrives.
-func (c *Client) replyToOffer(ctx context.Context, sender PublicID, doc envelope.DocID, it handoffItem) error {
+// replyToOffer queues the reply to an offer of doc. To a linked device
+// it replies with the key this device holds doc under, if it does. A
+// document it does not hold it replies to with its document key, which
+// it then claims until the document arrives.
+//
+// An offer from a device it did not link, of a document it is a member
+// of, gets a fresh key that opens nothing. Its real key would tell the
+// sender, or a relay that offers documents from their logs to a known
+// public id, that this device is a member, and a missing reply would
+// tell the same. An offer of a document it was removed from gets its
+// device key.
+func (c *Client) replyToOffer(ctx context.Context, sender PublicID, linked bool, doc envelope.DocID, it handoffItem) error {
 	c.mu.Lock()
-	var mine *docKeys
-	if d, ok := c.docs[doc]; ok && !d.removed() {
-		mine = d.self
+	d, known := c.docs[doc]
+	var held *docKeys
+	removed := false
+	if known {
+		held, removed = d.self, d.removed()
 	}
 	c.mu.Unlock()
+
 	var b Batch
-	if mine == nil {
-		k, err := c.id.documentKeys(doc)
+	var reply *docKeys
+	var err error
+	switch {
+	case linked && known:
+		reply = held
+	case known && !removed:
+		if reply, err = randomDocKeys(); err != nil {
+			return err
+		}
+	case known:
+		// A member that removed this device shares the document again.
+		// Its document key was a member and is never added back, so it
+		// comes back under its device key, as before offers existed.
+		reply = c.id.deviceKeys()
+	default:
+		marked, err := c.invitedTo(ctx, doc)
 		if err != nil {
 			return err
 		}
-		mine = k
-		if marked, err := c.invitedTo(ctx, doc); err != nil {
+		if !marked && !linked {
+			n, err := c.countOfferMarks(ctx)
+			if err != nil {
+				return err
+			}
+			if n >= maxOfferMarks {
+				c.log.Warn("offer from a device that is not linked skipped: too many documents offered and not yet received", "doc", doc, "from", sender.Fingerprint(), "marks", n)
+				return nil
+			}
+		}
+		if reply, err = c.id.documentKeys(doc); err != nil {
 			return err
-		} else if !marked {
+		}
+		if !marked {
 			b.Put(invitedKey(doc), []byte{1})
 		}
 	}
 	q, err := msgpack.Marshal(&queuedItem{PeerBox: sender.Box[:], Item: handoffItem{
-		Kind: itemReply, Doc: doc[:], Sign: bytes.Clone(mine.public.Sign), Box: mine.public.Box[:],
+		Kind: itemReply, Doc: doc[:], Sign: bytes.Clone(reply.public.Sign), Box: reply.public.Box[:],
 	}})
 	if err != nil {
 		return fmt.Errorf("client: encode reply: %w", err)
 	}
 	b.Put(peerKey(queuePrefix, sender.Sign, []byte{itemReply}, doc[:]), q)
-	b.Put(peerKey(peerKeyPrefix, sender.Sign, doc[:]), bytes.Clone(it.Sign))
+	if linked {
+		// Only a linked device's key is kept, for unlinking it later.
+		b.Put(peerKey(peerKeyPrefix, sender.Sign, doc[:]), bytes.Clone(it.Sign))
+	}
 	if err := c.store.Write(ctx, &b); err != nil {
 		return fmt.Errorf("client: save reply to the offer of document %s: %w", doc, err)
 	}
-	c.log.Info("document offered by another device, replied to", "doc", doc, "from", sender.Fingerprint())
+	c.log.Info("document offered by another device, replied to", "doc", doc, "from", sender.Fingerprint(), "linked", linked)
 	return nil
 }
 
-// takeReply adds the key a linked device replied to an offer with.
-func (c *Client) takeReply(ctx context.Context, sender PublicID, doc envelope.DocID, it handoffItem) error {
-	offered, err := c.exists(ctx, peerKey(offerPrefix, sender.Sign, doc[:]))
-	if err != nil {
-		return fmt.Errorf("client: read offer of document %s: %w", doc, err)
+// randomDocKeys returns key pairs that no document derives.
+func randomDocKeys() (*docKeys, error) {
+	var secret [32]byte
+	if _, err := io.ReadFull(rand.Reader, secret[:]); err != nil {
+		return nil, fmt.Errorf("client: read random key: %w", err)
 	}
-	if !offered {
+	defer clear(secret[:])
+	return deriveDocKeys(secret[:], envelope.DocID{})
+}
+
+// countOfferMarks counts the documents this device claims until they
+// arrive: invitations it accepted and offers it replied to.
+func (c *Client) countOfferMarks(ctx context.Context) (int, error) {
+	n := 0
+	err := c.store.Scan(ctx, []byte(invitedPrefix), func(_, _ []byte) error {
+		n++
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("client: count invitation marks: %w", err)
+	}
+	return n, nil
+}
+
+// takeReply adds the key a device replied to an offer with: as a
+// device of this device's person for a linked device, else as a member
+// with the offer's role. A reply counts only from the device the offer
+// was sealed to.
+func (c *Client) takeReply(ctx context.Context, sender PublicID, linked bool, doc envelope.DocID, it handoffItem) error {
+	offer, open, err := c.openOffer(ctx, sender.Sign, doc)
+	if err != nil {
+		return err
+	}
+	if !open || !bytes.Equal(offer.Box, sender.Box[:]) {
 		c.log.Warn("reply to no open offer, skipped", "from", sender.Fingerprint(), "doc", doc)
+		return nil
+	}
+	if offer.Role == 0 && !linked {
+		c.log.Warn("reply from a device that is no longer linked, skipped", "from", sender.Fingerprint(), "doc", doc)
 		return nil
 	}
 	c.mu.Lock()
@@ -368,11 +486,19 @@ func (c *Client) takeReply(ctx context.Context, sender PublicID, doc envelope.Do
 	}
 	// A key that was ever a member is not added back: a device removed
 	// from a document stays out of it.
-	if d.log.state.WasMember([32]byte(it.Sign)) || c.hasOpLocked(d, membership.OpAddDevice, it.Sign) {
+	key := [32]byte(it.Sign)
+	if d.log.state.WasMember(key) || c.hasOpLocked(d, membership.OpAddDevice, it.Sign) || c.hasOpLocked(d, membership.OpAdd, it.Sign) {
 		return nil
 	}
 	op := pendingOp{Op: uint8(membership.OpAddDevice), Sign: bytes.Clone(it.Sign), Box: bytes.Clone(it.Box)}
-	c.log.Info("linked device replied to an offer, adding its key", "doc", doc, "linked", sender.Fingerprint())
+	if offer.Role != 0 {
+		if m, ok := d.log.state.Member(d.self.member()); !ok || m.Role != membership.RoleAdmin {
+			c.log.Warn("reply to an offer made as admin, skipped: this device is no longer an admin", "doc", doc, "from", sender.Fingerprint())
+			return nil
+		}
+		op = pendingOp{Op: uint8(membership.OpAdd), Sign: bytes.Clone(it.Sign), Box: bytes.Clone(it.Box), Role: offer.Role}
+	}
+	c.log.Info("offer replied to, adding the key", "doc", doc, "from", sender.Fingerprint(), "role", offer.Role)
 	return c.queueOpLocked(ctx, d, op)
 }
 
@@ -424,14 +550,16 @@ func (s *session) sendHandoffs(ctx context.Context) error {
 }
 
 // post writes items to the first unused slot of to's inbox and then
-// applies done, which deletes them from the queue.
+// applies done, which deletes them from the queue. After maxSlotTries
+// used slots it saves how far it got and leaves the items queued for the
+// next pass.
 func (s *session) post(ctx context.Context, to PublicID, items []handoffItem, done *Batch) error {
-	counter := peerKey(peerSlotPrefix, to.Sign)
+	counter := peerKey(peerSlotPrefix, to.Sign, []byte(s.host))
 	n, err := s.c.readCounter(ctx, counter)
 	if err != nil {
 		return err
 	}
-	for {
+	for range maxSlotTries {
 		slot, err := inboxSlot(to, n)
 		if err != nil {
 			return err
@@ -447,7 +575,7 @@ func (s *session) post(ctx context.Context, to PublicID, items []handoffItem, do
 			if err != nil {
 				return err
 			}
-			_, err = s.call(ctx, &wire.PostInvite{ID: slot[:], Response: msg})
+			reply, err := s.call(ctx, &wire.PostInvite{ID: slot[:], Response: msg})
 			var werr *wire.Error
 			switch {
 			case errors.As(err, &werr) && werr.Code == wire.CodeInvitationUsed:
@@ -455,6 +583,9 @@ func (s *session) post(ctx context.Context, to PublicID, items []handoffItem, do
 			case err != nil:
 				return fmt.Errorf("client: post to %s's inbox: %w", to.Fingerprint(), err)
 			default:
+				if _, ok := reply.(*wire.OK); !ok {
+					return fmt.Errorf("client: relay responded to PostInvite with message type %d, want OK", reply.Type())
+				}
 				done.Put(counter, binary.BigEndian.AppendUint64(nil, n+1))
 				if err := s.c.store.Write(ctx, done); err != nil {
 					return fmt.Errorf("client: save sent handoff items: %w", err)
@@ -465,13 +596,20 @@ func (s *session) post(ctx context.Context, to PublicID, items []handoffItem, do
 		}
 		n++
 	}
+	var b Batch
+	b.Put(counter, binary.BigEndian.AppendUint64(nil, n))
+	if err := s.c.store.Write(ctx, &b); err != nil {
+		return fmt.Errorf("client: save inbox position of %s: %w", to.Fingerprint(), err)
+	}
+	s.c.log.Warn("inbox of another device has many used slots, the post waits for the next pass", "to", to.Fingerprint(), "slot", n)
+	return nil
 }
 
 // forgetPeer deletes what this device keeps for handoffs with dev: its
-// open offers, queued items, member keys and inbox position.
+// open offers, queued items, member keys and inbox positions.
 func (c *Client) forgetPeer(ctx context.Context, dev []byte) error {
 	var b Batch
-	for _, prefix := range []string{offerPrefix, queuePrefix, peerKeyPrefix} {
+	for _, prefix := range []string{offerPrefix, queuePrefix, peerKeyPrefix, peerSlotPrefix} {
 		err := c.store.Scan(ctx, peerKey(prefix, dev), func(key, _ []byte) error {
 			b.Del(bytes.Clone(key))
 			return nil
@@ -480,7 +618,6 @@ func (c *Client) forgetPeer(ctx context.Context, dev []byte) error {
 			return fmt.Errorf("client: read handoff records of an unlinked device: %w", err)
 		}
 	}
-	b.Del(peerKey(peerSlotPrefix, dev))
 	if err := c.store.Write(ctx, &b); err != nil {
 		return fmt.Errorf("client: delete handoff records of an unlinked device: %w", err)
 	}

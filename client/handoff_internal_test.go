@@ -5,6 +5,10 @@ import (
 	"context"
 	"errors"
 	"testing"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"interlude/sync/envelope"
 )
 
 // TestHandoffMessageChecks seals a message to one device's inbox slot
@@ -78,15 +82,7 @@ func TestHandoffMessageChecks(t *testing.T) {
 // The same reply from the linked device adds its key.
 func TestReplyFromStrangerIgnored(t *testing.T) {
 	ctx := context.Background()
-	id, err := NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := Open(ctx, Config{Store: NewMemoryStore(), Identity: id})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := openMemoryClient(t)
 	doc, err := c.CreateDocument(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -139,4 +135,171 @@ func TestReplyFromStrangerIgnored(t *testing.T) {
 	if got := pending(); got != before+1 {
 		t.Errorf("a repeated reply queued %d changes, want 1 in all", got-before)
 	}
+}
+
+// TestOfferReplyHidesMembership offers a client a document it is a member
+// of, once from a device it did not link and once from one it linked.
+// Only the linked device gets the key the client is a member under; the
+// other gets a key that is neither that one nor the client's document or
+// device key, so an offer cannot test whether the client is a member.
+func TestOfferReplyHidesMembership(t *testing.T) {
+	ctx := context.Background()
+	c := openMemoryClient(t)
+	id := c.id
+	doc, err := c.CreateDocument(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := c.MemberID(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger, err := NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	laptop, err := NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.LinkDevice(ctx, laptop.public); err != nil {
+		t.Fatal(err)
+	}
+	offer := handoffItem{Kind: itemOffer, Doc: doc[:], Sign: bytes.Repeat([]byte{1}, 32), Box: bytes.Repeat([]byte{2}, 32)}
+	replied := func(to *Identity) []byte {
+		t.Helper()
+		if err := c.takeHandoff(ctx, &handoffBody{Sender: to.public.Sign, SenderBox: to.public.Box[:], Items: []handoffItem{offer}}); err != nil {
+			t.Fatal(err)
+		}
+		v, err := c.store.Get(ctx, peerKey(queuePrefix, to.public.Sign, []byte{itemReply}, doc[:]))
+		if err != nil {
+			t.Fatalf("no reply queued to %s: %v", to, err)
+		}
+		var q queuedItem
+		if err := msgpack.Unmarshal(v, &q); err != nil {
+			t.Fatal(err)
+		}
+		return q.Item.Sign
+	}
+	if got := replied(laptop); !bytes.Equal(got, self.Sign) {
+		t.Errorf("the reply to the linked laptop names key %x, want the member key %x", got[:6], self.Sign[:6])
+	}
+	got := replied(stranger)
+	for name, key := range map[string][]byte{"member key": self.Sign, "device key": id.public.Sign} {
+		if bytes.Equal(got, key) {
+			t.Errorf("the reply to a device that is not linked names the client's %s", name)
+		}
+	}
+	if _, ok, _ := c.LinkedDeviceOf(ctx, doc, got); ok {
+		t.Error("the stranger's offer recorded a linked device")
+	}
+}
+
+// TestStrangerOffersBounded has a device that is not linked offer a
+// client more made-up documents than maxOfferMarks: the client claims at
+// most that many, so offers cannot push its claims past the relay's
+// limit, and it still replies to and claims an offer from a linked device.
+func TestStrangerOffersBounded(t *testing.T) {
+	ctx := context.Background()
+	c := openMemoryClient(t)
+	stranger, err := NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := make([]handoffItem, maxOfferMarks+10)
+	for i := range items {
+		doc := envelope.DocID{byte(i >> 8), byte(i), 0xAA}
+		items[i] = handoffItem{Kind: itemOffer, Doc: bytes.Clone(doc[:]), Sign: bytes.Repeat([]byte{1}, 32), Box: bytes.Repeat([]byte{2}, 32)}
+	}
+	if err := c.takeHandoff(ctx, &handoffBody{Sender: stranger.public.Sign, SenderBox: stranger.public.Box[:], Items: items}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.countOfferMarks(ctx); err != nil || n != maxOfferMarks {
+		t.Errorf("claims after %d offers from a stranger = %d, %v; want %d", len(items), n, err, maxOfferMarks)
+	}
+	laptop, err := NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.LinkDevice(ctx, laptop.public); err != nil {
+		t.Fatal(err)
+	}
+	mine := envelope.DocID{0xBB}
+	offer := handoffItem{Kind: itemOffer, Doc: mine[:], Sign: bytes.Repeat([]byte{1}, 32), Box: bytes.Repeat([]byte{2}, 32)}
+	if err := c.takeHandoff(ctx, &handoffBody{Sender: laptop.public.Sign, SenderBox: laptop.public.Box[:], Items: []handoffItem{offer}}); err != nil {
+		t.Fatal(err)
+	}
+	if marked, err := c.invitedTo(ctx, mine); err != nil || !marked {
+		t.Errorf("a linked device's offer beyond the bound is not claimed: %v, %v", marked, err)
+	}
+}
+
+// TestLinkAgainOffersAgain links a device twice: the second link offers
+// every document again, in case the relay lost the first offer.
+func TestLinkAgainOffersAgain(t *testing.T) {
+	ctx := context.Background()
+	c := openMemoryClient(t)
+	if _, err := c.CreateDocument(ctx); err != nil {
+		t.Fatal(err)
+	}
+	phone, err := NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if n, err := c.LinkDevice(ctx, phone.public); err != nil || n != 1 {
+			t.Errorf("link %d offered %d documents, %v; want 1", i+1, n, err)
+		}
+	}
+}
+
+// TestUnlinkDropsQueuedAddition takes a linked phone's reply, which
+// queues the addition of its key, and unlinks the phone before the
+// addition is sent: the addition is dropped and nothing stays pending.
+func TestUnlinkDropsQueuedAddition(t *testing.T) {
+	ctx := context.Background()
+	c := openMemoryClient(t)
+	doc, err := c.CreateDocument(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	phone, err := NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.LinkDevice(ctx, phone.public); err != nil {
+		t.Fatal(err)
+	}
+	key, err := phone.documentKeys(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := c.Status(doc).Pending
+	reply := handoffItem{Kind: itemReply, Doc: doc[:], Sign: key.public.Sign, Box: key.public.Box[:]}
+	if err := c.takeHandoff(ctx, &handoffBody{Sender: phone.public.Sign, SenderBox: phone.public.Box[:], Items: []handoffItem{reply}}); err != nil {
+		t.Fatal(err)
+	}
+	if st := c.Status(doc); st.Pending != before+1 {
+		t.Fatalf("%d changes pending after the reply, want %d and the addition", st.Pending, before)
+	}
+	if _, err := c.UnlinkDevice(ctx, phone.public.Sign); err != nil {
+		t.Fatalf("UnlinkDevice: %v", err)
+	}
+	if st := c.Status(doc); st.Pending != before {
+		t.Errorf("%d changes pending after the unlink, want %d: the phone's addition must go", st.Pending, before)
+	}
+}
+
+func openMemoryClient(t *testing.T) *Client {
+	t.Helper()
+	id, err := NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Open(context.Background(), Config{Store: NewMemoryStore(), Identity: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }

@@ -140,6 +140,10 @@ func TestLinkedDeviceKeepsItsKey(t *testing.T) {
 	if _, err := laptop.LinkDevice(ctx, phone.Identity().Public()); err != nil {
 		t.Fatal(err)
 	}
+	// The phone links the laptop too, so it replies with its real key.
+	if _, err := phone.LinkDevice(ctx, laptop.Identity().Public()); err != nil {
+		t.Fatal(err)
+	}
 	syncAll(t, ctx, laptop, phone, laptop, phone)
 	after, err := laptop.Members(doc)
 	if err != nil {
@@ -156,5 +160,69 @@ func TestLinkedDeviceKeepsItsKey(t *testing.T) {
 		// The phone joined by invitation, as another person: the laptop
 		// may not remove it, and must say nothing is unsure.
 		t.Errorf("UnlinkDevice = %d, %v; want 0 documents, no error", n, err)
+	}
+}
+
+// TestUnlinkFollowedByOtherDevices links a laptop, a phone and a tablet
+// each to each. The tablet unlinks the lost phone: the laptop sees the
+// removal in the journal's log, forgets the phone, and does not offer
+// it a journal created afterwards.
+func TestUnlinkFollowedByOtherDevices(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx
+	laptop := newClient(t, h.relay.url(), h.clientLogs)
+	phone := newClient(t, h.relay.url(), h.clientLogs)
+	tablet := newClient(t, h.relay.url(), h.clientLogs)
+	devices := []*client.Client{laptop, phone, tablet}
+	doc, err := laptop.CreateDocument(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range devices {
+		for _, b := range devices {
+			if a != b {
+				if _, err := a.LinkDevice(ctx, b.Identity().Public()); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	for range 3 {
+		syncAll(t, ctx, devices...)
+	}
+	for _, c := range devices {
+		if _, err := c.Text(doc); err != nil {
+			t.Fatalf("%s lacks the journal after linking: %v", c.Identity(), err)
+		}
+	}
+
+	n, err := tablet.UnlinkDevice(ctx, phone.Identity().Public().Sign)
+	if err != nil || n != 1 {
+		t.Fatalf("the tablet's UnlinkDevice = %d, %v; want the journal changed, no error", n, err)
+	}
+	syncAll(t, ctx, tablet, laptop)
+	linked, err := laptop.LinkedDevices(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range linked {
+		if l.String() == phone.Identity().PublicID() {
+			t.Error("the laptop still links the phone after the tablet unlinked it")
+		}
+	}
+
+	later, err := laptop.CreateDocument(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := laptop.SetText(ctx, later, "written after the phone was lost"); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		syncAll(t, ctx, laptop, tablet, phone)
+	}
+	mustText(t, tablet, later, "written after the phone was lost")
+	if _, err := phone.Text(later); err == nil {
+		t.Error("the unlinked phone holds a journal created after its unlink")
 	}
 }

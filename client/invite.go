@@ -280,7 +280,10 @@ func (c *Client) redeem(ctx context.Context, key []byte, rec inviteRecord, raw [
 			return err
 		}
 		to := PublicID{Sign: ed25519.PublicKey(slices.Clone(resp.Invitee.Sign[:])), Box: resp.Invitee.Box}
-		if err := c.Share(ctx, doc, to); err != nil {
+		// The response names the invitee's key for the document, so it is
+		// added at once, without an offer.
+		op := pendingOp{Op: uint8(membership.OpAdd), Sign: slices.Clone(to.Sign), Box: slices.Clone(to.Box[:]), Role: uint8(membership.RoleWriter)}
+		if err := c.queueOp(ctx, doc, op); err != nil {
 			return fmt.Errorf("client: add invitee to document %s: %w", doc, err)
 		}
 		c.log.Info("invitation redeemed", "doc", doc, "invitee", to.Fingerprint())

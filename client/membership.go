@@ -307,16 +307,49 @@ func (c *Client) queueOpLocked(ctx context.Context, d *document, op pendingOp) e
 	return nil
 }
 
-// Share adds the person with public id to as a writer of doc. The change
-// is saved on this device and sent to the relay on the next sync. Only an
-// admin may share.
+// Share offers doc to the device with public id to, to join as a writer
+// (see AddMember). Only an admin may share.
 func (c *Client) Share(ctx context.Context, doc envelope.DocID, to PublicID) error {
 	return c.AddMember(ctx, doc, to, membership.RoleWriter)
 }
 
-// AddMember adds the person with public id to to doc with role. The
-// change is sent to the relay on the next sync.
+// AddMember offers doc to the device with public id to, to join with
+// role. The offer goes out on the next sync. That device replies with its
+// own key for doc once it syncs, and the next sync here adds that key, so
+// the relay's log never names the device key (see handoff.go). Only an
+// admin may add members.
 func (c *Client) AddMember(ctx context.Context, doc envelope.DocID, to PublicID, role membership.Role) error {
+	if len(to.Sign) != ed25519.PublicKeySize {
+		return fmt.Errorf("client: invalid public id: signing key of %d bytes", len(to.Sign))
+	}
+	if role != membership.RoleReader && role != membership.RoleWriter && role != membership.RoleAdmin {
+		return fmt.Errorf("client: invalid role %d: want reader, writer or admin", role)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return ErrClosed
+	}
+	d, ok := c.docs[doc]
+	if !ok {
+		return fmt.Errorf("%w %s", ErrUnknownDocument, doc)
+	}
+	if bytes.Equal(to.Sign, c.id.public.Sign) {
+		return fmt.Errorf("client: %s is this device: share with another device's public id", to.Fingerprint())
+	}
+	if m, ok := d.log.state.Member(d.self.member()); !ok || m.Role != membership.RoleAdmin {
+		return fmt.Errorf("%w %s: ask an admin to make this change", ErrNotAdmin, doc)
+	}
+	_, err := c.offerToLocked(ctx, d, to, role)
+	return err
+}
+
+// AddMemberByKey adds the device with public id to to doc with role
+// under its device key, on the next sync, without an offer. It is for a
+// device that cannot reply to offers, such as one that stays offline
+// until the change is sent; the relay can then match that key across
+// every document shared this way.
+func (c *Client) AddMemberByKey(ctx context.Context, doc envelope.DocID, to PublicID, role membership.Role) error {
 	if len(to.Sign) != ed25519.PublicKeySize {
 		return fmt.Errorf("client: invalid public id: signing key of %d bytes", len(to.Sign))
 	}

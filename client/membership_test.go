@@ -55,9 +55,7 @@ func TestRemovalRotatesKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, m := range []*client.Client{removed, stays} {
-		if err := admin.Share(ctx, doc, m.Identity().Public()); err != nil {
-			t.Fatal(err)
-		}
+		share(t, ctx, admin, doc, m)
 	}
 	if err := admin.SetText(ctx, doc, "before "); err != nil {
 		t.Fatal(err)
@@ -67,7 +65,7 @@ func TestRemovalRotatesKey(t *testing.T) {
 	before := len(stayProxy.deliveredEnvelopes())
 
 	// 1. Remove, then write.
-	if err := admin.RemoveMember(ctx, doc, removed.Identity().Public().Sign); err != nil {
+	if err := admin.RemoveMember(ctx, doc, memberKey(t, removed, doc)); err != nil {
 		t.Fatal(err)
 	}
 	syncAll(t, ctx, admin)
@@ -125,9 +123,7 @@ func TestRemovalRotatesKey(t *testing.T) {
 	// 4. A member added after the rotation reads the whole history by
 	//    walking back from the new key to the old one.
 	late := newClient(t, h.relay.url(), h.clientLogs)
-	if err := admin.Share(ctx, doc, late.Identity().Public()); err != nil {
-		t.Fatal(err)
-	}
+	share(t, ctx, admin, doc, late)
 	syncAll(t, ctx, admin, late)
 	mustText(t, late, doc, "before after")
 	if n := len(client.EpochKeysForTest(late, doc)); n != 2 {
@@ -247,9 +243,7 @@ func TestForkedMembershipLogDetected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := alice.AddMember(ctx, doc, bob.Identity().Public(), membership.RoleAdmin); err != nil {
-		t.Fatal(err)
-	}
+	addMember(t, ctx, alice, doc, bob, membership.RoleAdmin)
 	syncAll(t, ctx, alice, bob)
 
 	// 1. Fork: a copy of the relay's data serves bob from now on.
@@ -264,11 +258,12 @@ func TestForkedMembershipLogDetected(t *testing.T) {
 	bobProxy.relayAddr = fork.addr
 	bobProxy.mu.Unlock()
 
-	// 2. Each admin adds someone else at the same index.
-	if err := alice.Share(ctx, doc, carol.Identity().Public()); err != nil {
+	// 2. Each admin adds someone else at the same index, by device key,
+	//    since carol and dave reach only the relay that is not forked.
+	if err := alice.AddMemberByKey(ctx, doc, carol.Identity().Public(), membership.RoleWriter); err != nil {
 		t.Fatal(err)
 	}
-	if err := bob.Share(ctx, doc, dave.Identity().Public()); err != nil {
+	if err := bob.AddMemberByKey(ctx, doc, dave.Identity().Public(), membership.RoleWriter); err != nil {
 		t.Fatal(err)
 	}
 	syncAll(t, ctx, alice, bob)
@@ -420,9 +415,7 @@ func TestReaderCannotEdit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := admin.AddMember(ctx, doc, reader.Identity().Public(), membership.RoleReader); err != nil {
-		t.Fatal(err)
-	}
+	addMember(t, ctx, admin, doc, reader, membership.RoleReader)
 	syncAll(t, ctx, admin, reader)
 	if err := reader.SetText(ctx, doc, "not allowed"); err == nil {
 		t.Fatal("reader's SetText succeeded, want an error")
@@ -431,7 +424,7 @@ func TestReaderCannotEdit(t *testing.T) {
 		t.Fatalf("reader's Share = %v, want ErrNotAdmin", err)
 	}
 
-	if err := admin.ChangeRole(ctx, doc, reader.Identity().Public().Sign, membership.RoleWriter); err != nil {
+	if err := admin.ChangeRole(ctx, doc, memberKey(t, reader, doc), membership.RoleWriter); err != nil {
 		t.Fatal(err)
 	}
 	syncAll(t, ctx, admin, reader)
@@ -440,4 +433,31 @@ func TestReaderCannotEdit(t *testing.T) {
 	}
 	syncAll(t, ctx, reader, admin)
 	mustText(t, admin, doc, "allowed now")
+}
+
+// addMember has from offer doc to to with role, and syncs from, to and
+// from again: the offer, the reply, and the addition reach the relay. to
+// fetches doc on its next sync.
+func addMember(t *testing.T, ctx context.Context, from *client.Client, doc envelope.DocID, to *client.Client, role membership.Role) {
+	t.Helper()
+	if err := from.AddMember(ctx, doc, to.Identity().Public(), role); err != nil {
+		t.Fatalf("AddMember of %s: %v", to.Identity(), err)
+	}
+	syncAll(t, ctx, from, to, from)
+}
+
+// share is addMember with the writer role, as Share gives.
+func share(t *testing.T, ctx context.Context, from *client.Client, doc envelope.DocID, to *client.Client) {
+	t.Helper()
+	addMember(t, ctx, from, doc, to, membership.RoleWriter)
+}
+
+// memberKey returns the key c is a member of doc under.
+func memberKey(t *testing.T, c *client.Client, doc envelope.DocID) []byte {
+	t.Helper()
+	id, err := c.MemberID(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id.Sign
 }

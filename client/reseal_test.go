@@ -26,9 +26,7 @@ func TestSentEnvelopeNotSealedAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, m := range []*client.Client{removed, writer} {
-		if err := admin.Share(ctx, doc, m.Identity().Public()); err != nil {
-			t.Fatal(err)
-		}
+		share(t, ctx, admin, doc, m)
 	}
 	syncAll(t, ctx, admin, removed, writer)
 
@@ -52,7 +50,7 @@ func TestSentEnvelopeNotSealedAgain(t *testing.T) {
 	proxy.set(nil, nil)
 
 	// 2. A removal starts epoch 2 before the writer syncs again.
-	if err := admin.RemoveMember(ctx, doc, removed.Identity().Public().Sign); err != nil {
+	if err := admin.RemoveMember(ctx, doc, memberKey(t, removed, doc)); err != nil {
 		t.Fatal(err)
 	}
 	syncAll(t, ctx, admin)
@@ -65,7 +63,7 @@ func TestSentEnvelopeNotSealedAgain(t *testing.T) {
 	if n := client.OutboxLenForTest(writer, doc); n != 0 {
 		t.Errorf("the writer's outbox holds %d envelopes after the retry, want 0", n)
 	}
-	author := [32]byte(writer.Identity().Public().Sign)
+	author := [32]byte(memberKey(t, writer, doc))
 	found := false
 	for _, raw := range adminProxy.deliveredEnvelopes() {
 		env, err := envelope.Unmarshal(raw)

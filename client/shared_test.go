@@ -8,9 +8,10 @@ import (
 	"interlude/client"
 )
 
-// TestSharedNoticeBringsDocument runs a client with the timed relist taken
-// out of play and shares a journal with it: the journal arrives through
-// the relay's Shared notice alone.
+// TestSharedNoticeBringsDocument runs two clients with the timed relist
+// taken out of play and has one share a journal with the other: the
+// offer, the reply, the addition and the journal each arrive through the
+// relay's Shared notice alone.
 func TestSharedNoticeBringsDocument(t *testing.T) {
 	defer client.SetRelistIntervalForTest(time.Hour)()
 	h := newHarness(t)
@@ -36,7 +37,12 @@ func TestSharedNoticeBringsDocument(t *testing.T) {
 	if err := therapist.Share(h.ctx, doc, patient.Identity().Public()); err != nil {
 		t.Fatal(err)
 	}
-	syncAll(t, h.ctx, therapist)
+	therapistDone := make(chan error, 1)
+	go func() { therapistDone <- therapist.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-therapistDone
+	})
 	waitFor(t, "the shared journal reached the running client", func() bool {
 		got, err := patient.Text(doc)
 		return err == nil && got == "week 3"

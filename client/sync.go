@@ -438,8 +438,8 @@ func (s *session) run(ctx context.Context, once bool) error {
 		if err := s.takeInvites(ctx); err != nil {
 			return err
 		}
-		// 4. Offers and answers of linked devices (see handoff.go):
-		//    answers become membership changes sent in step 5.
+		// 4. Offers and replies from other devices (see handoff.go):
+		//    replies become membership changes sent in step 5.
 		if err := s.readInbox(ctx); err != nil {
 			return err
 		}
@@ -448,15 +448,16 @@ func (s *session) run(ctx context.Context, once bool) error {
 		if err := s.syncMembership(ctx); err != nil {
 			return err
 		}
-		// 6. Offers made while following links in step 5 go out now.
-		if err := s.sendHandoffs(ctx); err != nil {
-			return err
-		}
-		// 7. Subscribe before pushing, so deliveries are not missed.
+		// 6. Subscribe before pushing, so deliveries are not missed.
 		if err := s.subscribeAll(ctx); err != nil {
 			return err
 		}
 		if err := s.pushOutbox(ctx); err != nil {
+			return err
+		}
+		// 7. Offers made in step 5, and replies to those read in step
+		//    4, go out after this device's own writes.
+		if err := s.sendHandoffs(ctx); err != nil {
 			return err
 		}
 		if once {

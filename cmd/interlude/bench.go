@@ -130,11 +130,14 @@ func benchTrace(ctx context.Context, tr *trace.Trace, batch int, timeout time.Du
 	if err := a.Share(ctx, doc, b.Identity().Public()); err != nil {
 		return nil, err
 	}
-	if err := a.SyncOnce(ctx); err != nil {
-		return nil, err
+	// The offer, B's reply with its key, the addition, and B's fetch.
+	for _, c := range []*client.Client{a, b, a, b} {
+		if err := c.SyncOnce(ctx); err != nil {
+			return nil, err
+		}
 	}
-	if err := b.SyncOnce(ctx); err != nil {
-		return nil, err
+	if _, err := b.Text(doc); err != nil {
+		return nil, fmt.Errorf("the reader did not receive the shared document: %w", err)
 	}
 	wireBytes.Store(0)
 

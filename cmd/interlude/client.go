@@ -322,7 +322,7 @@ func runDocList(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 func runDocShare(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, p := newClientFlags("doc share", stderr, false)
-	setUsage(fs, "DOC PUBLIC-ID", "Share document DOC with the device whose public id is PUBLIC-ID, as\n'interlude id show' prints it on that device. Run 'interlude sync'\nafterwards to send it.")
+	setUsage(fs, "DOC PUBLIC-ID", "Offer document DOC to the device whose public id is PUBLIC-ID, as\n'interlude id show' prints it on that device. That device replies with\nits own key for DOC: run 'interlude sync' here, then on that device,\nthen here again to add it.")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -341,7 +341,8 @@ func runDocShare(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		if err := c.Share(ctx, doc, to); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "shared %s with %s; run 'interlude sync' to send it\n", doc, to.Fingerprint())
+		fmt.Fprintf(stdout, "offered %s to %s\n", doc, to.Fingerprint())
+		fmt.Fprintln(stderr, "that device replies with its own key for the document: run 'interlude sync' here, then on that device, then here again to add it")
 		return nil
 	})
 }

@@ -56,7 +56,13 @@ func TestSecondDeviceFlow(t *testing.T) {
 
 	doc := strings.TrimSpace(run(t, "doc", "new", "--profile", patient))
 	run(t, "doc", "write", "--profile", patient, doc, "Slept", "well.")
-	run(t, "doc", "share", "--profile", patient, doc, therapistID)
+	if out := run(t, "doc", "share", "--profile", patient, doc, therapistID); !strings.Contains(out, "offered "+doc) {
+		t.Errorf("doc share printed %q, want the offer of %s", out, doc)
+	}
+	// The share is an offer: the therapist's device replies with its key
+	// for the journal, and the patient's device adds that key.
+	run(t, "sync", "--profile", patient, "--relay", relayURL)
+	run(t, "sync", "--profile", therapist, "--relay", relayURL)
 	run(t, "sync", "--profile", patient, "--relay", relayURL)
 
 	synced := run(t, "sync", "--profile", therapist, "--relay", relayURL)

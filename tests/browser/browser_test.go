@@ -411,11 +411,7 @@ func TestJournalSyncsAfterOffline(t *testing.T) {
 	if err != nil {
 		t.Fatalf("journal id from the page: %v", err)
 	}
-	syncCtx, cancel := context.WithTimeout(context.Background(), waitLimit)
-	defer cancel()
-	if err := therapist.SyncOnce(syncCtx); err != nil {
-		t.Fatalf("therapist SyncOnce: %v", err)
-	}
+	syncUntilHolds(t, therapist, "therapist", doc)
 	got, err := therapist.Text(doc)
 	if err != nil {
 		t.Fatalf("therapist Text(%s): %v (documents on the therapist's device: %v)", doc, err, therapist.Documents())

@@ -183,11 +183,11 @@ func TestEncryptDeviceFromPage(t *testing.T) {
 	get(t, ctx, "share the journal with a native client", errs, chromedp.Evaluate[map[string]any](
 		fmt.Sprintf(`interlude.share(%q, %q)`, journalID, native.Identity().PublicID()), chromedp.EvalAwaitPromise))
 	do(t, ctx, "wait for the share to sync", errs, waitSynced(journalID))
-	syncGoDevice(t, native, "native client")
 	doc, err := envelope.ParseDocID(journalID)
 	if err != nil {
 		t.Fatalf("ParseDocID(%q): %v", journalID, err)
 	}
+	syncUntilHolds(t, native, "native client", doc)
 	text, err := native.Text(doc)
 	if err != nil {
 		t.Fatalf("native client Text(journal): %v", err)

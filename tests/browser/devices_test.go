@@ -49,6 +49,24 @@ func syncGoDevice(t *testing.T, c *client.Client, name string) {
 	}
 }
 
+// syncUntilHolds syncs c until it holds doc. A share is an offer: c
+// replies with its key for doc, the page's running session adds that
+// key, and a later sync brings doc. waitLimit only guards against a hang.
+func syncUntilHolds(t *testing.T, c *client.Client, name string, doc envelope.DocID) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for {
+		syncGoDevice(t, c, name)
+		if _, err := c.Text(doc); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s does not hold document %s after syncing until the deadline", name, doc)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // isMember reports whether dev is a current member of doc in c's copy of
 // the membership log.
 func isMember(t *testing.T, c *client.Client, doc envelope.DocID, dev *client.Client) bool {
@@ -153,7 +171,17 @@ func TestLinkDeviceFromPage(t *testing.T) {
 	if err := therapist.Share(bg, shared, browserDevice); err != nil {
 		t.Fatalf("therapist Share: %v", err)
 	}
-	syncGoDevice(t, therapist, "therapist")
+	// The share is an offer: the page replies with its key for the
+	// journal, and a later sync of the therapist adds that key.
+	shareDeadline := time.Now().Add(waitLimit)
+	pageText := fmt.Sprintf(`(() => { try { return interlude.text(%q) ?? ""; } catch { return ""; } })()`, shared)
+	for get(t, ctx, "read the shared journal in the page", errs, chromedp.Evaluate[string](pageText)) != homework {
+		if time.Now().After(shareDeadline) {
+			t.Fatal("the page did not receive the shared journal before the deadline")
+		}
+		syncGoDevice(t, therapist, "therapist")
+		time.Sleep(50 * time.Millisecond)
+	}
 	do(t, ctx, "wait for the shared journal in the page", errs,
 		chromedp.Poll[chromedp.Void](fmt.Sprintf(`interlude.text(%q) === %q`, shared, homework), chromedp.WithPollingTimeout(0)),
 		waitSynced(journal, shared.String()),

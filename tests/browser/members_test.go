@@ -46,12 +46,16 @@ func TestRemoveMemberFromPage(t *testing.T) {
 		chromedp.Poll[chromedp.Void](fmt.Sprintf(`document.getElementById("share-state").textContent.includes(%q)`, client.Identity().Public().Fingerprint()), chromedp.WithPollingTimeout(0)),
 		waitSynced(journal),
 	)
-	syncGoDevice(t, client, "client")
+	syncUntilHolds(t, client, "client", doc)
 	if got, err := client.Text(doc); err != nil || got != "before " {
 		t.Fatalf("the client reads %q, %v; want the shared journal", got, err)
 	}
-
-	item := fmt.Sprintf(`#members-list li[data-public-id=%q]`, clientID)
+	// The client joined under its own key for the journal.
+	memberID, err := client.MemberID(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	item := fmt.Sprintf(`#members-list li[data-public-id=%q]`, memberID.String())
 	do(t, ctx, "list the members", errs,
 		chromedp.WaitVisible(css(item)),
 		chromedp.WaitVisible(css(`#members-list li:nth-child(2)`)),
