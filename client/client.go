@@ -83,6 +83,10 @@ type Client struct {
 	sessions  int
 	closed    bool
 	listeners []func(envelope.DocID)
+	// handOverFrom holds the device keys of recovery clients that hand
+	// documents over to this one now (see HandOver), whose offers count
+	// as a linked device's.
+	handOverFrom map[[32]byte]bool
 }
 
 // document is the in-memory state of one document. Its fields are guarded

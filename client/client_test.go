@@ -13,7 +13,7 @@ import (
 	"interlude/crdt"
 )
 
-func openStore(t *testing.T, dir string) *badgerstore.Store {
+func openStore(t testing.TB, dir string) *badgerstore.Store {
 	t.Helper()
 	s, err := badgerstore.Open(dir)
 	if err != nil {

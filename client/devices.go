@@ -57,6 +57,30 @@ type linkedRecord struct {
 	Root []byte
 }
 
+// decodeLinked decodes a linkedRecord of this version or an older one,
+// which has fewer fields: msgpack decodes an array into a struct only
+// when the field counts match.
+func decodeLinked(b []byte) (linkedRecord, error) {
+	var rec linkedRecord
+	var fields []msgpack.RawMessage
+	if err := msgpack.Unmarshal(b, &fields); err != nil {
+		return rec, fmt.Errorf("client: decode linked device: %w", err)
+	}
+	targets := []any{&rec.Sign, &rec.Box, &rec.ByKey, &rec.Root}
+	if len(fields) < 2 || len(fields) > len(targets) {
+		return rec, fmt.Errorf("client: decode linked device: record of %d fields, want 2 to %d", len(fields), len(targets))
+	}
+	for i, f := range fields {
+		if len(f) == 0 {
+			continue // nil, as an empty Root is stored
+		}
+		if err := msgpack.Unmarshal(f, targets[i]); err != nil {
+			return rec, fmt.Errorf("client: decode linked device: field %d: %w", i+1, err)
+		}
+	}
+	return rec, nil
+}
+
 // LinkedDevice is a device this device links its documents to.
 type LinkedDevice struct {
 	PublicID
@@ -159,15 +183,27 @@ func (c *Client) UnlinkDevice(ctx context.Context, dev ed25519.PublicKey) (int, 
 	if c.closed {
 		return 0, ErrClosed
 	}
+	n, unsure, err := c.unlinkLocked(ctx, dev)
+	c.log.Info("device unlinked", "documents", n, "unsure", len(unsure))
+	if err == nil && len(unsure) > 0 {
+		err = &UnlinkUnsureError{Docs: unsure}
+	}
+	return n, err
+}
 
+// unlinkLocked does UnlinkDevice's work: it deletes the link to dev,
+// queues the removal of dev's keys from every document where they are
+// members of this device's person, and drops queued additions of them.
+// It returns the number of documents changed and those to check.
+func (c *Client) unlinkLocked(ctx context.Context, dev ed25519.PublicKey) (int, []envelope.DocID, error) {
 	all, err := c.LinkedDevices(ctx)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	var b Batch
 	b.Del(linkedKey(dev))
 	if err := c.store.Write(ctx, &b); err != nil {
-		return 0, fmt.Errorf("client: delete linked device: %w", err)
+		return 0, nil, fmt.Errorf("client: delete linked device: %w", err)
 	}
 	var root []byte
 	others := slices.DeleteFunc(all, func(l LinkedDevice) bool {
@@ -179,7 +215,7 @@ func (c *Client) UnlinkDevice(ctx context.Context, dev ed25519.PublicKey) (int, 
 	})
 	peers, err := c.peerMemberKeys(ctx)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	lost := peers[[32]byte(dev)]
 	delete(peers, [32]byte(dev))
@@ -205,7 +241,7 @@ func (c *Client) UnlinkDevice(ctx context.Context, dev ed25519.PublicKey) (int, 
 			for _, d := range c.docs {
 				k, err := deriveDocKeys(o.root, d.id)
 				if err != nil {
-					return 0, err
+					return 0, nil, err
 				}
 				mark(d.id, k.member())
 			}
@@ -221,7 +257,7 @@ func (c *Client) UnlinkDevice(ctx context.Context, dev ed25519.PublicKey) (int, 
 		if root != nil {
 			k, err := deriveDocKeys(root, d.id)
 			if err != nil {
-				return n, err
+				return n, nil, err
 			}
 			targets = append(targets, k.member())
 		}
@@ -234,7 +270,7 @@ func (c *Client) UnlinkDevice(ctx context.Context, dev ed25519.PublicKey) (int, 
 		for _, op := range slices.Clone(d.log.ops) {
 			if membership.Op(op.Op) == membership.OpAddDevice && len(op.Sign) == ed25519.PublicKeySize && slices.Contains(targets, [32]byte(op.Sign)) {
 				if err := c.dropOpLocked(ctx, d, op.N); err != nil {
-					return n, err
+					return n, nil, err
 				}
 				found = append(found, [32]byte{})
 			}
@@ -244,7 +280,7 @@ func (c *Client) UnlinkDevice(ctx context.Context, dev ed25519.PublicKey) (int, 
 				continue
 			}
 			if err := c.queueOpLocked(ctx, d, pendingOp{Op: uint8(membership.OpRemoveDevice), Sign: bytes.Clone(target[:])}); err != nil {
-				return n, err
+				return n, nil, err
 			}
 		}
 		if len(found) > 0 {
@@ -252,13 +288,9 @@ func (c *Client) UnlinkDevice(ctx context.Context, dev ed25519.PublicKey) (int, 
 		}
 	}
 	if err := c.forgetPeer(ctx, dev); err != nil {
-		return n, err
+		return n, nil, err
 	}
-	c.log.Info("device unlinked", "documents", n, "unsure", len(unsure))
-	if len(unsure) > 0 {
-		return n, &UnlinkUnsureError{Docs: unsure}
-	}
-	return n, nil
+	return n, unsure, nil
 }
 
 // UnlinkUnsureError is returned by UnlinkDevice, with the removals it
@@ -311,9 +343,9 @@ func unlinkTargets(d *document, keys [][32]byte, known map[[32]byte]bool) (found
 func (c *Client) LinkedDevices(ctx context.Context) ([]LinkedDevice, error) {
 	var out []LinkedDevice
 	err := c.store.Scan(ctx, []byte(linkedPrefix), func(_, value []byte) error {
-		var rec linkedRecord
-		if err := msgpack.Unmarshal(value, &rec); err != nil {
-			return fmt.Errorf("client: decode linked device: %w", err)
+		rec, err := decodeLinked(value)
+		if err != nil {
+			return err
 		}
 		if len(rec.Sign) != ed25519.PublicKeySize || len(rec.Box) != 32 {
 			return fmt.Errorf("client: linked device record with keys of %d and %d bytes", len(rec.Sign), len(rec.Box))
@@ -389,25 +421,20 @@ func (c *Client) followLinksLocked(ctx context.Context, d *document) error {
 		}
 	}
 	if len(gone) > 0 {
-		var b Batch
-		for _, sign := range gone {
-			b.Del(linkedKey(sign[:]))
-		}
-		if err := c.store.Write(ctx, &b); err != nil {
-			return fmt.Errorf("client: forget removed linked devices of document %s: %w", d.id, err)
-		}
-		for _, sign := range gone {
-			if err := c.forgetPeer(ctx, sign[:]); err != nil {
+		// The person removed the device, as lost, from another device:
+		// this device unlinks it too, which removes its keys from the
+		// other documents here and drops additions of it not yet sent.
+		for _, l := range linked {
+			if !slices.Contains(gone, [32]byte(l.Sign)) {
+				continue
+			}
+			n, _, err := c.unlinkLocked(ctx, l.Sign)
+			if err != nil {
 				return err
 			}
+			c.log.Info("linked device removed by another device of this person, unlinked here too", "doc", d.id, "linked", l.Fingerprint(), "documents", n)
 		}
-		linked = slices.DeleteFunc(linked, func(p LinkedDevice) bool {
-			if !slices.Contains(gone, [32]byte(p.Sign)) {
-				return false
-			}
-			c.log.Info("linked device removed by another device of this person, forgotten", "doc", d.id, "linked", p.Fingerprint())
-			return true
-		})
+		linked = slices.DeleteFunc(linked, func(p LinkedDevice) bool { return slices.Contains(gone, [32]byte(p.Sign)) })
 		if peers, err = c.peerMemberKeys(ctx); err != nil {
 			return err
 		}

@@ -43,14 +43,14 @@ func (b *lockedBuffer) Bytes() []byte {
 // testRelay is a relay on a fixed loopback address that can be stopped and
 // started again on the same data folder.
 type testRelay struct {
-	t    *testing.T
+	t    testing.TB
 	dir  string
 	addr string
 	logs *lockedBuffer
 	srv  *relay.Server
 }
 
-func startRelay(t *testing.T, logs *lockedBuffer) *testRelay {
+func startRelay(t testing.TB, logs *lockedBuffer) *testRelay {
 	r := &testRelay{t: t, dir: filepath.Join(t.TempDir(), "relay"), addr: "127.0.0.1:0", logs: logs}
 	r.start()
 	t.Cleanup(r.stop)

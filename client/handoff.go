@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 	"golang.org/x/crypto/hkdf"
@@ -76,20 +77,21 @@ const (
 	// there in the next pass.
 	maxSlotTries = 64
 	// maxOfferMarks bounds the documents this device claims because
-	// devices it did not link offered them, so offers of made-up
-	// documents cannot push its claims past the relay's limit. Real use
-	// stays far below it.
+	// devices it did not link offered them and that have not arrived, so
+	// offers of made-up documents cannot push its claims past the relay's
+	// limit. Real use stays far below it.
 	maxOfferMarks = 1024
 )
 
 // Store keys of handoffs. Peer keys are 32-byte Ed25519 device keys and
 // documents 16-byte ids.
 const (
-	inboxNextKey   = "handoff/in/"      // + relay host: next slot of this device's inbox to read
-	peerSlotPrefix = "handoff/slot/"    // + peer + relay host: next slot of its inbox to try
-	queuePrefix    = "handoff/q/"       // + peer + kind + doc: an item to send
-	offerPrefix    = "handoff/offer/"   // + peer + doc: an offer waiting for its reply
-	peerKeyPrefix  = "handoff/peerkey/" // + peer + doc: the peer's member key there
+	inboxNextKey    = "handoff/in/"      // + relay host: next slot of this device's inbox to read
+	peerSlotPrefix  = "handoff/slot/"    // + peer + relay host: next slot of its inbox to try
+	queuePrefix     = "handoff/q/"       // + peer + kind + doc: an item to send
+	offerPrefix     = "handoff/offer/"   // + peer + doc: an offer waiting for its reply
+	peerKeyPrefix   = "handoff/peerkey/" // + peer + doc: the peer's member key there
+	offeredByPrefix = "handoff/from/"    // + peer: its box key, for a device that offered a recovery device documents
 )
 
 func peerKey(prefix string, peer []byte, rest ...[]byte) []byte {
@@ -108,6 +110,42 @@ type handoffItem struct {
 	Doc      []byte
 	Sign     []byte
 	Box      []byte
+	// Proof, in an offer, is a signature by Sign over offerProof, which
+	// shows that the sender holds that member key (see replyToOffer).
+	// Items of the first version of offers lack it.
+	Proof []byte
+}
+
+// DecodeMsgpack decodes an item with or without Proof, since msgpack
+// decodes an array into a struct only when the field counts match.
+func (it *handoffItem) DecodeMsgpack(dec *msgpack.Decoder) error {
+	n, err := dec.DecodeArrayLen()
+	if err != nil {
+		return err
+	}
+	if n != 4 && n != 5 {
+		return fmt.Errorf("handoff item of %d fields, want 4 or 5", n)
+	}
+	if it.Kind, err = dec.DecodeUint8(); err != nil {
+		return err
+	}
+	for _, f := range []*[]byte{&it.Doc, &it.Sign, &it.Box, &it.Proof}[:n-1] {
+		if *f, err = dec.DecodeBytes(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+const offerProofDomain = "interlude/client/v1 offer proof\x00"
+
+// offerProof returns what the member key of an offer signs: the
+// document and both devices' keys, so a proof made for one offer proves
+// nothing in another.
+func offerProof(doc envelope.DocID, from, to []byte) []byte {
+	m := append([]byte(offerProofDomain), doc[:]...)
+	m = append(m, from...)
+	return append(m, to...)
 }
 
 // queuedItem is an item waiting to be sent, with the recipient's box key.
@@ -230,8 +268,9 @@ func (c *Client) offerToLocked(ctx context.Context, d *document, dev PublicID, r
 	if err != nil {
 		return false, fmt.Errorf("client: encode offer: %w", err)
 	}
+	proof := ed25519.Sign(d.self.signing, offerProof(d.id, c.id.public.Sign, dev.Sign))
 	q, err := msgpack.Marshal(&queuedItem{PeerBox: dev.Box[:], Item: handoffItem{
-		Kind: itemOffer, Doc: d.id[:], Sign: bytes.Clone(d.self.public.Sign), Box: d.self.public.Box[:],
+		Kind: itemOffer, Doc: d.id[:], Sign: bytes.Clone(d.self.public.Sign), Box: d.self.public.Box[:], Proof: proof,
 	}})
 	if err != nil {
 		return false, fmt.Errorf("client: encode offer: %w", err)
@@ -258,10 +297,77 @@ func (c *Client) openOffer(ctx context.Context, dev []byte, doc envelope.DocID) 
 	case err != nil:
 		return rec, false, fmt.Errorf("client: read offer of document %s: %w", doc, err)
 	}
+	if len(v) == 1 {
+		// The first version of offers stored one byte. Such an offer
+		// names no box key, so no reply matches it, and the next pass
+		// makes it again in this form.
+		return rec, true, nil
+	}
 	if err := msgpack.Unmarshal(v, &rec); err != nil {
 		return rec, false, fmt.Errorf("client: decode offer of document %s: %w", doc, err)
 	}
 	return rec, true, nil
+}
+
+// knownMemberLocked reports whether the device with signing key dev is
+// a current member of d under its device key or under the key its reply
+// to an offer of d named.
+func (c *Client) knownMemberLocked(ctx context.Context, d *document, dev []byte) bool {
+	if _, ok := d.log.state.Member([32]byte(dev)); ok {
+		return true
+	}
+	k, err := c.store.Get(ctx, peerKey(peerKeyPrefix, dev, d.id[:]))
+	if err != nil || len(k) != 32 {
+		return false
+	}
+	_, ok := d.log.state.Member([32]byte(k))
+	return ok
+}
+
+// OfferedBy returns the devices that offered documents to the recovery
+// device this device recovered with (see HandOver): the person's devices
+// at the time, among them the lost ones, which UnlinkDevice removes by
+// their device keys.
+func (c *Client) OfferedBy(ctx context.Context) ([]PublicID, error) {
+	var out []PublicID
+	err := c.store.Scan(ctx, []byte(offeredByPrefix), func(key, value []byte) error {
+		sign := key[len(offeredByPrefix):]
+		if len(sign) != ed25519.PublicKeySize || len(value) != 32 {
+			return fmt.Errorf("client: record of a device that offered documents with keys of %d and %d bytes", len(sign), len(value))
+		}
+		out = append(out, PublicID{Sign: bytes.Clone(sign), Box: [32]byte(value)})
+		return nil
+	})
+	return out, err
+}
+
+// Offer is an offer of a document that waits for the reply of the device
+// it was made to.
+type Offer struct {
+	To PublicID
+	// Role is the role the device joins with, or 0 for a linked device.
+	Role membership.Role
+}
+
+// Offers returns the offers of doc that wait for a reply.
+func (c *Client) Offers(ctx context.Context, doc envelope.DocID) ([]Offer, error) {
+	var out []Offer
+	err := c.store.Scan(ctx, []byte(offerPrefix), func(key, value []byte) error {
+		rest := key[len(offerPrefix):]
+		if len(rest) != 32+16 || envelope.DocID(rest[32:]) != doc {
+			return nil
+		}
+		var rec offerRecord
+		if len(value) == 1 {
+			return nil // of the first version: made again on the next pass
+		}
+		if err := msgpack.Unmarshal(value, &rec); err != nil || len(rec.Box) != 32 {
+			return fmt.Errorf("client: decode offer of document %s: invalid record", doc)
+		}
+		out = append(out, Offer{To: PublicID{Sign: bytes.Clone(rest[:32]), Box: [32]byte(rec.Box)}, Role: membership.Role(rec.Role)})
+		return nil
+	})
+	return out, err
 }
 
 // peerMemberKeys returns, for each linked device, its member key in each
@@ -328,7 +434,9 @@ func (c *Client) takeHandoff(ctx context.Context, m *handoffBody) error {
 	if err != nil {
 		return err
 	}
-	isLinked := false
+	c.mu.Lock()
+	isLinked := c.handOverFrom[[32]byte(sender.Sign)]
+	c.mu.Unlock()
 	for _, l := range linked {
 		if bytes.Equal(l.Sign, sender.Sign) && l.Box == sender.Box {
 			isLinked = true
@@ -360,19 +468,29 @@ func (c *Client) takeHandoff(ctx context.Context, m *handoffBody) error {
 // document it does not hold it replies to with its document key, which
 // it then claims until the document arrives.
 //
-// An offer from a device it did not link, of a document it is a member
-// of, gets a fresh key that opens nothing. Its real key would tell the
-// sender, or a relay that offers documents from their logs to a known
-// public id, that this device is a member, and a missing reply would
-// tell the same. An offer of a document it was removed from gets its
-// device key.
+// An offer of a document it holds, or was removed from, gets a fresh key
+// that opens nothing, unless it comes from a linked device or the sender
+// proves with its member key that it is an admin of the document. Its
+// real key would tell any other sender, or a relay that offers documents
+// from their logs to a known public id, that this device is a member,
+// and a missing reply would tell the same. An admin that removed this
+// device and offers the document again gets its device key, if that key
+// was never a member.
 func (c *Client) replyToOffer(ctx context.Context, sender PublicID, linked bool, doc envelope.DocID, it handoffItem) error {
+	// A sender proves it is an admin of doc, as this device's copy of
+	// the log has it, by signing with its member key. Such a sender sees
+	// this device's key in its log already.
+	proven := len(it.Proof) == ed25519.SignatureSize &&
+		ed25519.Verify(ed25519.PublicKey(it.Sign), offerProof(doc, sender.Sign, c.id.public.Sign), it.Proof)
 	c.mu.Lock()
 	d, known := c.docs[doc]
 	var held *docKeys
-	removed := false
+	removed, admin, everMember := false, false, false
 	if known {
 		held, removed = d.self, d.removed()
+		m, ok := d.log.state.Member([32]byte(it.Sign))
+		admin = proven && ok && m.Role == membership.RoleAdmin
+		everMember = d.log.state.WasMember(c.id.deviceKeys().member())
 	}
 	c.mu.Unlock()
 
@@ -380,37 +498,45 @@ func (c *Client) replyToOffer(ctx context.Context, sender PublicID, linked bool,
 	var reply *docKeys
 	var err error
 	switch {
-	case linked && known:
+	case known && !removed && (linked || admin):
 		reply = held
-	case known && !removed:
+	case known && removed && admin && !everMember:
+		// An admin shares the document again with a device it removed.
+		// The device's document key was a member and is never added
+		// back, so it comes back under its device key.
+		reply = c.id.deviceKeys()
+	case known && removed && linked:
+		reply = held
+	case known:
 		if reply, err = randomDocKeys(); err != nil {
 			return err
 		}
-	case known:
-		// A member that removed this device shares the document again.
-		// Its document key was a member and is never added back, so it
-		// comes back under its device key, as before offers existed.
-		reply = c.id.deviceKeys()
 	default:
 		marked, err := c.invitedTo(ctx, doc)
 		if err != nil {
 			return err
 		}
-		if !marked && !linked {
-			n, err := c.countOfferMarks(ctx)
+		if reply, err = c.id.documentKeys(doc); err != nil {
+			return err
+		}
+		switch {
+		case marked:
+		case linked || c.id.recovery:
+			// A recovery client takes every offer of the person's devices.
+			b.Put(invitedKey(doc), []byte{1})
+		default:
+			// At the bound, the oldest mark that an offer from a device
+			// not linked made gives way: offers of made-up documents then
+			// only push each other out, and a real share still gets in.
+			n, oldest, err := c.offerMarks(ctx)
 			if err != nil {
 				return err
 			}
 			if n >= maxOfferMarks {
-				c.log.Warn("offer from a device that is not linked skipped: too many documents offered and not yet received", "doc", doc, "from", sender.Fingerprint(), "marks", n)
-				return nil
+				b.Del(oldest)
+				c.log.Warn("too many documents offered by devices that are not linked and not yet received: the oldest offer gives way", "doc", doc, "from", sender.Fingerprint(), "marks", n)
 			}
-		}
-		if reply, err = c.id.documentKeys(doc); err != nil {
-			return err
-		}
-		if !marked {
-			b.Put(invitedKey(doc), []byte{1})
+			b.Put(invitedKey(doc), binary.BigEndian.AppendUint64([]byte{offerMark}, uint64(time.Now().UnixNano())))
 		}
 	}
 	q, err := msgpack.Marshal(&queuedItem{PeerBox: sender.Box[:], Item: handoffItem{
@@ -420,9 +546,14 @@ func (c *Client) replyToOffer(ctx context.Context, sender PublicID, linked bool,
 		return fmt.Errorf("client: encode reply: %w", err)
 	}
 	b.Put(peerKey(queuePrefix, sender.Sign, []byte{itemReply}, doc[:]), q)
-	if linked {
-		// Only a linked device's key is kept, for unlinking it later.
+	if linked || c.id.recovery {
+		// A linked device's key is kept, for unlinking it later. A
+		// recovery client keeps the key of every device that offered it
+		// a document, to hand over with the documents (see HandOver).
 		b.Put(peerKey(peerKeyPrefix, sender.Sign, doc[:]), bytes.Clone(it.Sign))
+	}
+	if c.id.recovery {
+		b.Put(peerKey(offeredByPrefix, sender.Sign), sender.Box[:])
 	}
 	if err := c.store.Write(ctx, &b); err != nil {
 		return fmt.Errorf("client: save reply to the offer of document %s: %w", doc, err)
@@ -441,18 +572,28 @@ func randomDocKeys() (*docKeys, error) {
 	return deriveDocKeys(secret[:], envelope.DocID{})
 }
 
-// countOfferMarks counts the documents this device claims until they
-// arrive: invitations it accepted and offers it replied to.
-func (c *Client) countOfferMarks(ctx context.Context) (int, error) {
-	n := 0
-	err := c.store.Scan(ctx, []byte(invitedPrefix), func(_, _ []byte) error {
+// offerMark starts the value of an invitation mark that an offer from a
+// device that is not linked made; the time it was made follows.
+const offerMark = 'o'
+
+// offerMarks counts the marks that offers from devices not linked made,
+// and returns the store key of the oldest.
+func (c *Client) offerMarks(ctx context.Context) (n int, oldest []byte, err error) {
+	var oldestAt uint64
+	err = c.store.Scan(ctx, []byte(invitedPrefix), func(key, value []byte) error {
+		if len(value) != 9 || value[0] != offerMark {
+			return nil
+		}
 		n++
+		if at := binary.BigEndian.Uint64(value[1:]); oldest == nil || at < oldestAt {
+			oldest, oldestAt = bytes.Clone(key), at
+		}
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("client: count invitation marks: %w", err)
+		return 0, nil, fmt.Errorf("client: count the documents offered: %w", err)
 	}
-	return n, nil
+	return n, oldest, nil
 }
 
 // takeReply adds the key a device replied to an offer with: as a

@@ -198,7 +198,8 @@ func TestOfferReplyHidesMembership(t *testing.T) {
 // TestStrangerOffersBounded has a device that is not linked offer a
 // client more made-up documents than maxOfferMarks: the client claims at
 // most that many, so offers cannot push its claims past the relay's
-// limit, and it still replies to and claims an offer from a linked device.
+// limit. A therapist's real share after the flood still gets claimed,
+// the oldest made-up one giving way, and so does a linked device's offer.
 func TestStrangerOffersBounded(t *testing.T) {
 	ctx := context.Background()
 	c := openMemoryClient(t)
@@ -214,8 +215,23 @@ func TestStrangerOffersBounded(t *testing.T) {
 	if err := c.takeHandoff(ctx, &handoffBody{Sender: stranger.public.Sign, SenderBox: stranger.public.Box[:], Items: items}); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := c.countOfferMarks(ctx); err != nil || n != maxOfferMarks {
+	if n, _, err := c.offerMarks(ctx); err != nil || n != maxOfferMarks {
 		t.Errorf("claims after %d offers from a stranger = %d, %v; want %d", len(items), n, err, maxOfferMarks)
+	}
+	therapist, err := NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := envelope.DocID{0xCC}
+	share := handoffItem{Kind: itemOffer, Doc: shared[:], Sign: bytes.Repeat([]byte{3}, 32), Box: bytes.Repeat([]byte{4}, 32)}
+	if err := c.takeHandoff(ctx, &handoffBody{Sender: therapist.public.Sign, SenderBox: therapist.public.Box[:], Items: []handoffItem{share}}); err != nil {
+		t.Fatal(err)
+	}
+	if marked, err := c.invitedTo(ctx, shared); err != nil || !marked {
+		t.Errorf("a therapist's share after the flood is not claimed: %v, %v", marked, err)
+	}
+	if n, _, err := c.offerMarks(ctx); err != nil || n != maxOfferMarks {
+		t.Errorf("claims after the share = %d, %v; want still %d", n, err, maxOfferMarks)
 	}
 	laptop, err := NewIdentity()
 	if err != nil {
@@ -302,4 +318,167 @@ func openMemoryClient(t *testing.T) *Client {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// BenchmarkHandoffMessage measures sealing and opening one inbox message
+// that offers 50 documents, as linking a device to 50 journals sends.
+func BenchmarkHandoffMessage(b *testing.B) {
+	sender, err := NewIdentity()
+	if err != nil {
+		b.Fatal(err)
+	}
+	to, err := NewIdentity()
+	if err != nil {
+		b.Fatal(err)
+	}
+	slot, err := inboxSlot(to.public, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	items := make([]handoffItem, 50)
+	for i := range items {
+		items[i] = handoffItem{Kind: itemOffer, Doc: bytes.Repeat([]byte{byte(i)}, 16), Sign: bytes.Repeat([]byte{1}, 32), Box: bytes.Repeat([]byte{2}, 32)}
+	}
+	b.Run("seal", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := sender.sealHandoff(to.public, slot, items); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	msg, err := sender.sealHandoff(to.public, slot, items)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("open", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := to.openHandoff(slot, msg); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(len(msg)), "bytes")
+	})
+}
+
+// TestLinkedRecordsOfOlderVersions decodes link records as the versions
+// before offers (two fields) and before recovery roots (three) stored
+// them: both must load, or every sync of such a device would fail.
+func TestLinkedRecordsOfOlderVersions(t *testing.T) {
+	ctx := context.Background()
+	c := openMemoryClient(t)
+	phone, err := NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tablet, err := NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	type beforeOffers struct {
+		_msgpack struct{} `msgpack:",as_array"`
+		Sign     []byte
+		Box      []byte
+	}
+	type beforeRoots struct {
+		_msgpack struct{} `msgpack:",as_array"`
+		Sign     []byte
+		Box      []byte
+		ByKey    bool
+	}
+	v2, err := msgpack.Marshal(&beforeOffers{Sign: phone.public.Sign, Box: phone.public.Box[:]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v3, err := msgpack.Marshal(&beforeRoots{Sign: tablet.public.Sign, Box: tablet.public.Box[:], ByKey: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b Batch
+	b.Put(linkedKey(phone.public.Sign), v2)
+	b.Put(linkedKey(tablet.public.Sign), v3)
+	if err := c.store.Write(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	linked, err := c.LinkedDevices(ctx)
+	if err != nil {
+		t.Fatalf("LinkedDevices with records of older versions: %v", err)
+	}
+	byKey := map[string]bool{}
+	for _, l := range linked {
+		byKey[l.String()] = l.ByKey
+	}
+	if len(linked) != 2 || byKey[phone.PublicID()] || !byKey[tablet.PublicID()] {
+		t.Errorf("linked devices = %v, want the phone by offers and the tablet by key", linked)
+	}
+	if _, err := decodeLinked([]byte{0x91, 0xc4, 0x00}); err == nil {
+		t.Error("a record of one field decodes")
+	}
+}
+
+// TestOfferRecordOfFirstVersion stores an open offer as the first
+// version of offers did, one byte: a reply to it neither fails nor adds
+// anything, and linking again makes the offer in the current form.
+func TestOfferRecordOfFirstVersion(t *testing.T) {
+	ctx := context.Background()
+	c := openMemoryClient(t)
+	doc, err := c.CreateDocument(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	phone, err := NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.LinkDevice(ctx, phone.public); err != nil {
+		t.Fatal(err)
+	}
+	var b Batch
+	b.Put(peerKey(offerPrefix, phone.public.Sign, doc[:]), []byte{1})
+	if err := c.store.Write(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	before := c.Status(doc).Pending
+	key, err := phone.documentKeys(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply := handoffItem{Kind: itemReply, Doc: doc[:], Sign: key.public.Sign, Box: key.public.Box[:]}
+	if err := c.takeHandoff(ctx, &handoffBody{Sender: phone.public.Sign, SenderBox: phone.public.Box[:], Items: []handoffItem{reply}}); err != nil {
+		t.Fatalf("a reply to an offer of the first version: %v", err)
+	}
+	if got := c.Status(doc).Pending; got != before {
+		t.Errorf("a reply to an offer of the first version queued %d changes", got-before)
+	}
+	if offers, err := c.Offers(ctx, doc); err != nil || len(offers) != 0 {
+		t.Errorf("Offers = %v, %v; want the old offer skipped without error", offers, err)
+	}
+	if n, err := c.LinkDevice(ctx, phone.public); err != nil || n != 1 {
+		t.Errorf("linking again = %d, %v; want the offer made again", n, err)
+	}
+}
+
+// TestHandoffItemWithoutProof decodes an item as the first version of
+// offers encoded it, without Proof, and one with an unknown field count.
+func TestHandoffItemWithoutProof(t *testing.T) {
+	type firstItem struct {
+		_msgpack struct{} `msgpack:",as_array"`
+		Kind     uint8
+		Doc      []byte
+		Sign     []byte
+		Box      []byte
+	}
+	old, err := msgpack.Marshal(&firstItem{Kind: itemOffer, Doc: make([]byte, 16), Sign: bytes.Repeat([]byte{1}, 32), Box: bytes.Repeat([]byte{2}, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var it handoffItem
+	if err := msgpack.Unmarshal(old, &it); err != nil {
+		t.Fatalf("an item without Proof: %v", err)
+	}
+	if it.Kind != itemOffer || len(it.Sign) != 32 || it.Proof != nil {
+		t.Errorf("decoded item = %+v, want the offer without a proof", it)
+	}
+	if err := msgpack.Unmarshal([]byte{0x92, 0x01, 0xc0}, &it); err == nil {
+		t.Error("an item of two fields decodes")
+	}
 }

@@ -3,11 +3,15 @@ package client_test
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"interlude/client"
+	"interlude/client/wstransport"
 	"interlude/sync/envelope"
+	"interlude/sync/membership"
 )
 
 // TestLinkedDevicesUnlinkable links a laptop and a phone both ways. The
@@ -196,6 +200,18 @@ func TestUnlinkFollowedByOtherDevices(t *testing.T) {
 		}
 	}
 
+	// A journal the laptop offers just before the unlink: the phone
+	// replies, and the laptop's addition of the phone's key is queued
+	// when the tablet's unlink reaches it.
+	queued, err := laptop.CreateDocument(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := laptop.SetText(ctx, queued, "offered just before the loss"); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, laptop, phone)
+
 	n, err := tablet.UnlinkDevice(ctx, phone.Identity().Public().Sign)
 	if err != nil || n != 1 {
 		t.Fatalf("the tablet's UnlinkDevice = %d, %v; want the journal changed, no error", n, err)
@@ -224,5 +240,114 @@ func TestUnlinkFollowedByOtherDevices(t *testing.T) {
 	mustText(t, tablet, later, "written after the phone was lost")
 	if _, err := phone.Text(later); err == nil {
 		t.Error("the unlinked phone holds a journal created after its unlink")
+	}
+	if _, err := phone.Text(queued); err == nil {
+		t.Error("the unlinked phone holds the journal whose addition was queued at the unlink")
+	}
+}
+
+// BenchmarkLinkDevice measures linking a new device to a laptop that
+// holds 20 journals, over a relay on loopback: from LinkDevice until the
+// new device holds every journal, through the offers, the replies, the
+// additions and the fetches. Both devices sync in turn, as two running
+// sessions would, and syncs/op counts the SyncOnce calls.
+func BenchmarkLinkDevice(b *testing.B) {
+	const journals = 20
+	ctx := context.Background()
+	logs := &lockedBuffer{}
+	r := startRelay(b, logs)
+	open := func() *client.Client {
+		id, err := client.NewIdentity()
+		if err != nil {
+			b.Fatal(err)
+		}
+		c, err := client.Open(ctx, client.Config{Store: openStore(b, b.TempDir()), Identity: id, Dialer: wstransport.Dialer{}, RelayURL: r.url()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { c.Close() })
+		return c
+	}
+	laptop := open()
+	for i := range journals {
+		doc, err := laptop.CreateDocument(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := laptop.SetText(ctx, doc, fmt.Sprintf("journal %d", i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := laptop.SyncOnce(ctx); err != nil {
+		b.Fatal(err)
+	}
+	syncs, links := 0, 0
+	for b.Loop() {
+		b.StopTimer()
+		phone := open()
+		b.StartTimer()
+		if _, err := laptop.LinkDevice(ctx, phone.Identity().Public()); err != nil {
+			b.Fatal(err)
+		}
+		links++
+		for rounds := 0; len(phone.Documents()) < journals; rounds++ {
+			if rounds == 50 {
+				b.Fatalf("the phone holds %d of %d journals after %d rounds of syncs", len(phone.Documents()), journals, rounds)
+			}
+			for _, c := range []*client.Client{laptop, phone} {
+				if err := c.SyncOnce(ctx); err != nil {
+					b.Fatal(err)
+				}
+				syncs++
+			}
+		}
+	}
+	b.ReportMetric(float64(syncs)/float64(links), "syncs/op")
+}
+
+// TestShareByAnotherAdminAddsNothing has a patient join a journal by
+// invitation, then a second admin share the journal with the patient's
+// public id. The admin's offer proves its membership, so the patient
+// replies with the key it is a member under, and no member is added; a
+// stranger's offer would get a key that opens nothing instead.
+func TestShareByAnotherAdminAddsNothing(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx
+	therapist := newClient(t, h.relay.url(), h.clientLogs)
+	colleague := newClient(t, h.relay.url(), h.clientLogs)
+	patient := newClient(t, h.relay.url(), h.clientLogs)
+	doc, err := therapist.CreateDocument(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addMember(t, ctx, therapist, doc, colleague, membership.RoleAdmin)
+	link, err := therapist.Invite(ctx, doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, therapist, colleague)
+	if _, err := patient.AcceptInvite(ctx, link); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, therapist, patient, colleague)
+	before, err := colleague.Members(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	share(t, ctx, colleague, doc, patient)
+	syncAll(t, ctx, colleague)
+	after, err := colleague.Members(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(before) {
+		t.Errorf("the journal has %d members after the colleague's share, %d before; want no key added", len(after), len(before))
+	}
+	if offers, err := colleague.Offers(ctx, doc); err != nil || len(offers) != 0 {
+		t.Errorf("offers after the patient's reply = %v, %v; want none", offers, err)
+	}
+	// Sharing again is now refused at once: the colleague knows the key.
+	if err := colleague.Share(ctx, doc, patient.Identity().Public()); !errors.Is(err, client.ErrAlreadyMember) {
+		t.Errorf("sharing again = %v, want ErrAlreadyMember", err)
 	}
 }

@@ -95,6 +95,20 @@ func (c *Client) HandOver(ctx context.Context, to *Client) (int, error) {
 	if err := c.settle(ctx); err != nil {
 		return 0, err
 	}
+	// to takes this client's offers as a linked device's, so none is
+	// left out by the bound on offers from other devices.
+	sender := [32]byte(c.id.public.Sign)
+	to.mu.Lock()
+	if to.handOverFrom == nil {
+		to.handOverFrom = map[[32]byte]bool{}
+	}
+	to.handOverFrom[sender] = true
+	to.mu.Unlock()
+	defer func() {
+		to.mu.Lock()
+		delete(to.handOverFrom, sender)
+		to.mu.Unlock()
+	}()
 	n, err := c.LinkDevice(ctx, to.id.public)
 	if err != nil {
 		return 0, err
@@ -109,10 +123,36 @@ func (c *Client) HandOver(ctx context.Context, to *Client) (int, error) {
 			return n, err
 		}
 		if c.handedOver(to) {
-			break
+			return n, c.handOverKeys(ctx, to)
 		}
 	}
-	return n, nil
+	return n, fmt.Errorf("client: %d of %d documents reached the new device: run the recovery again", len(to.Documents()), len(c.Documents()))
+}
+
+// handOverKeys copies to to the devices that offered this recovery
+// client documents, and their keys in each, so that to can remove a lost
+// one exactly with UnlinkDevice.
+func (c *Client) handOverKeys(ctx context.Context, to *Client) error {
+	if !c.id.recovery {
+		return nil
+	}
+	var b Batch
+	for _, prefix := range []string{offeredByPrefix, peerKeyPrefix} {
+		err := c.store.Scan(ctx, []byte(prefix), func(key, value []byte) error {
+			b.Put(bytes.Clone(key), bytes.Clone(value))
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("client: read the keys to hand over: %w", err)
+		}
+	}
+	if len(b.Ops) == 0 {
+		return nil
+	}
+	if err := to.store.Write(ctx, &b); err != nil {
+		return fmt.Errorf("client: save the devices that offered the recovery device documents: %w", err)
+	}
+	return nil
 }
 
 // settle syncs until a sync brings no new document. A recovery client

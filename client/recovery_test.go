@@ -2,7 +2,6 @@ package client_test
 
 import (
 	"bytes"
-	"errors"
 	"log/slog"
 	"testing"
 
@@ -50,8 +49,8 @@ func TestRecoveryIdentityMatchesPhrase(t *testing.T) {
 // device then recovers both with the phrase alone. Neither the recovery
 // device's nor the new device's device key reaches the relay's records:
 // both are members under keys of their own for each journal. Then the
-// new device unlinks the recovery phrase, which removes its keys from
-// both journals and starts a new key epoch.
+// new device removes the lost laptop and the recovery phrase from both
+// journals by their device keys, which starts a new key epoch.
 func TestRecoveryHandsOverUnlinkable(t *testing.T) {
 	h := newHarness(t)
 	ctx := h.ctx
@@ -125,20 +124,29 @@ func TestRecoveryHandsOverUnlinkable(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The new device makes its own phrase later; first it removes the
-	// one the laptop made, which it links so it can find its keys.
+	// The new device learned from the recovery client which devices
+	// offered the journals, and their keys: it removes the lost laptop
+	// exactly.
+	offered, err := fresh.OfferedBy(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(offered) != 1 || offered[0].String() != laptop.Identity().PublicID() {
+		t.Errorf("devices that offered the journals = %v, want the laptop", offered)
+	}
+	// As 'interlude device recover' does, the new device links the
+	// phrase, so it knows the phrase's keys.
 	if _, err := fresh.LinkRecoveryDevice(ctx, recoveryID); err != nil {
 		t.Fatal(err)
 	}
-	// The lost laptop's keys stay unknown to the new device, so the
-	// unlink names both journals to check, and removes the phrase's keys.
-	n, err = fresh.UnlinkDevice(ctx, recoveryID.Public().Sign)
-	var unsure *client.UnlinkUnsureError
-	if !errors.As(err, &unsure) || len(unsure.Docs) != 2 {
-		t.Errorf("UnlinkDevice of the recovery phrase: err = %v, want both journals named for the laptop's unknown keys", err)
+	if n, err := fresh.UnlinkDevice(ctx, laptop.Identity().Public().Sign); err != nil || n != 2 {
+		t.Errorf("UnlinkDevice of the lost laptop = %d, %v; want both journals changed, no error", n, err)
 	}
-	if n != 2 {
-		t.Fatalf("UnlinkDevice of the recovery phrase changed %d journals, want 2", n)
+	syncAll(t, ctx, fresh)
+	// The new device makes its own phrase later, and removes the one the
+	// laptop made.
+	if n, err = fresh.UnlinkDevice(ctx, recoveryID.Public().Sign); err != nil || n != 2 {
+		t.Fatalf("UnlinkDevice of the recovery phrase = %d, %v; want both journals changed, no error", n, err)
 	}
 	syncAll(t, ctx, fresh)
 	if err := fresh.SetText(ctx, first, "mood log, after the recovery"); err != nil {

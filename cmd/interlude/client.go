@@ -342,7 +342,7 @@ func runDocShare(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			return err
 		}
 		fmt.Fprintf(stdout, "offered %s to %s\n", doc, to.Fingerprint())
-		fmt.Fprintln(stderr, "that device replies with its own key for the document: run 'interlude sync' here, then on that device, then here again to add it")
+		fmt.Fprintln(stderr, "check that the device's owner sees the same fingerprint in 'interlude id show'. That device replies with its own key for the document: run 'interlude sync' here, then on that device, then here to add it, then on that device to fetch the document")
 		return nil
 	})
 }
@@ -433,6 +433,15 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 				if inv.Failed != "" && !failedBefore[inv.ID] {
 					fmt.Fprintf(stderr, "%s\tinvitation %s refused: %s; make a new one with 'interlude doc invite'\n", id, inv.ID[:12], inv.Failed)
 				}
+			}
+			// An offer waits until the device it went to syncs and
+			// replies; a later sync here adds that device.
+			offers, err := c.Offers(ctx, id)
+			if err != nil {
+				return err
+			}
+			for _, o := range offers {
+				fmt.Fprintf(stderr, "%s\toffered to %s, waiting for that device to sync and reply\n", id, o.To.Fingerprint())
 			}
 		}
 		return nil

@@ -131,6 +131,17 @@ func findDevice(ctx context.Context, c *client.Client, s string) (client.PublicI
 			return d.PublicID, nil
 		}
 	}
+	// After a recovery, the devices that held the documents are known
+	// by the offers they made to the recovery phrase.
+	offered, err := c.OfferedBy(ctx)
+	if err != nil {
+		return client.PublicID{}, err
+	}
+	for _, d := range offered {
+		if normalFingerprint(d.Fingerprint()) == want {
+			return d, nil
+		}
+	}
 	return client.PublicID{}, fmt.Errorf("%q is neither a public id nor the fingerprint of a linked device: see 'interlude device list'", s)
 }
 
@@ -263,7 +274,14 @@ func runDeviceRecover(ctx context.Context, args []string, stdout, stderr io.Writ
 			return err
 		}
 		fmt.Fprintf(stdout, "this device is linked to %s\n", documents(n))
-		fmt.Fprintln(stderr, "'interlude doc list' lists them. Remove each lost device with 'interlude device remove PUBLIC-ID' ('interlude doc members DOC' lists them), so nothing new opens with their keys")
+		offered, err := c.OfferedBy(ctx)
+		if err != nil {
+			return err
+		}
+		for _, d := range offered {
+			fmt.Fprintf(stdout, "previous device\t%s\t%s\n", d.Fingerprint(), d)
+		}
+		fmt.Fprintln(stderr, "'interlude doc list' lists them. Remove each lost device with 'interlude device remove FINGERPRINT' (the previous devices are listed above), so nothing new opens with their keys")
 		return nil
 	})
 }

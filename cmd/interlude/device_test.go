@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"interlude/client"
 )
 
 // TestDeviceLinkFlow links a therapist's second device: the link needs the
@@ -169,10 +171,26 @@ func TestRecoveryPhraseFlow(t *testing.T) {
 		t.Fatalf("doc cat on the new device = %q, want the laptop's text", got)
 	}
 	run(t, "doc", "write", "--profile", fresh, doc, " Evidence", "for", "and", "against.")
-	run(t, "device", "remove", "--profile", fresh, "--relay", relayURL, laptopID)
-	members := run(t, "doc", "members", "--profile", fresh, doc)
-	if strings.Contains(members, laptopID) {
-		t.Errorf("doc members after removing the laptop = %q, still lists it", members)
+	// The recovery names the laptop as a previous device, and removing
+	// it by fingerprint removes its key for the journal, with nothing left
+	// to check.
+	lost, err := client.ParsePublicID(laptopID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "previous device\t"+lost.Fingerprint()) {
+		t.Errorf("device recover printed %q, want the laptop listed as a previous device", out)
+	}
+	before := run(t, "doc", "members", "--profile", fresh, doc)
+	var stdout, stderr bytes.Buffer
+	if err := Run(context.Background(), []string{"device", "remove", "--profile", fresh, "--relay", relayURL, lost.Fingerprint()}, &stdout, &stderr); err != nil {
+		t.Fatalf("device remove of the laptop by fingerprint: %v", err)
+	}
+	if !strings.Contains(stdout.String(), "from 1 document") || strings.Contains(stderr.String(), "cannot match") {
+		t.Errorf("device remove of the laptop printed %q and %q, want one document and nothing to check", stdout.String(), stderr.String())
+	}
+	if after := run(t, "doc", "members", "--profile", fresh, doc); strings.Count(after, "member\t") != strings.Count(before, "member\t")-1 {
+		t.Errorf("doc members after removing the laptop = %q, before %q: want one member fewer", after, before)
 	}
 	run(t, "sync", "--profile", fresh, "--relay", relayURL)
 	if got := run(t, "doc", "cat", "--profile", fresh, doc); !strings.Contains(got, "Evidence for and against.") {

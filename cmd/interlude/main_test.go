@@ -60,10 +60,31 @@ func TestSecondDeviceFlow(t *testing.T) {
 		t.Errorf("doc share printed %q, want the offer of %s", out, doc)
 	}
 	// The share is an offer: the therapist's device replies with its key
-	// for the journal, and the patient's device adds that key.
-	run(t, "sync", "--profile", patient, "--relay", relayURL)
+	// for the journal, and the patient's device adds that key. Until then
+	// the patient's device shows the offer waiting.
+	var stdout, stderr bytes.Buffer
+	if err := Run(context.Background(), []string{"sync", "--profile", patient, "--relay", relayURL}, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stderr.String(), "offered to") {
+		t.Errorf("sync after a share wrote %q to stderr, want the offer waiting for a reply", stderr.String())
+	}
+	if members := run(t, "doc", "members", "--profile", patient, doc); !strings.Contains(members, "offer\twriter\t") {
+		t.Errorf("doc members after a share = %q, want the offer listed", members)
+	}
 	run(t, "sync", "--profile", therapist, "--relay", relayURL)
 	run(t, "sync", "--profile", patient, "--relay", relayURL)
+	if members := run(t, "doc", "members", "--profile", patient, doc); strings.Contains(members, "offer\t") {
+		t.Errorf("doc members after the reply = %q, want no offer waiting", members)
+	}
+	// Sharing again with a member is refused, instead of adding a key
+	// that opens nothing.
+	stdout.Reset()
+	stderr.Reset()
+	err := Run(context.Background(), []string{"doc", "share", "--profile", patient, doc, therapistID}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "member of document") {
+		t.Errorf("sharing again with a member: err = %v, want it refused as a member already", err)
+	}
 
 	synced := run(t, "sync", "--profile", therapist, "--relay", relayURL)
 	if !strings.Contains(synced, doc) {

@@ -163,6 +163,17 @@ func runDocMembers(ctx context.Context, args []string, stdout, stderr io.Writer)
 				fmt.Fprintf(stdout, "invitation\t%s\topen\n", inv.ID[:12])
 			}
 		}
+		offers, err := c.Offers(ctx, doc)
+		if err != nil {
+			return err
+		}
+		for _, o := range offers {
+			role := "linked device"
+			if o.Role != 0 {
+				role = o.Role.String()
+			}
+			fmt.Fprintf(stdout, "offer\t%s\t%s\twaiting for a reply\t%s\n", role, o.To.Fingerprint(), o.To)
+		}
 		return nil
 	})
 }

@@ -60,6 +60,12 @@ func TestRemoveMemberFromPage(t *testing.T) {
 		chromedp.WaitVisible(css(item)),
 		chromedp.WaitVisible(css(`#members-list li:nth-child(2)`)),
 	)
+	// Sharing again with the client is refused: it has the journal.
+	do(t, ctx, "share with the client again", errs,
+		chromedp.SendKeys(css("#share-id"), clientID),
+		chromedp.Click(css("#share-button")),
+		chromedp.Poll[chromedp.Void](`document.getElementById("share-state").textContent.includes("already has")`, chromedp.WithPollingTimeout(0)),
+	)
 	if you := get(t, ctx, "read this device's entry", errs, chromedp.Evaluate[int](
 		`[...document.querySelectorAll("#members-list li")].filter((li) => li.textContent.includes("this device") && !li.querySelector("button")).length`)); you != 1 {
 		t.Errorf("the member list shows this device %d times without a Remove button, want once", you)

@@ -466,7 +466,11 @@ func (a *app) share(args []js.Value) any {
 		if err != nil {
 			return nil, named("InvalidPublicIDError", err)
 		}
-		if err := c.Share(context.Background(), doc, member); err != nil {
+		err = c.Share(context.Background(), doc, member)
+		switch {
+		case errors.Is(err, client.ErrAlreadyMember):
+			return nil, named("AlreadyMemberError", err)
+		case err != nil:
 			return nil, err
 		}
 		a.refresh(c, doc)

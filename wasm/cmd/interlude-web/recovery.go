@@ -36,7 +36,7 @@ func recoveryKey(sign ed25519.PublicKey) []byte {
 // errNoRecoveryDocuments rejects a phrase that gave this device no
 // document, which a mistyped phrase cannot cause: the checksum catches
 // those.
-var errNoRecoveryDocuments = named("NoRecoveryDocumentsError", errors.New("interlude: the recovery phrase added this device to no document: either the device that made the phrase never synced with this relay, or this device already has every document the phrase opens"))
+var errNoRecoveryDocuments = named("NoRecoveryDocumentsError", errors.New("interlude: the recovery phrase opens no document on this relay: the device that made the phrase may never have synced with it"))
 
 // makeRecoveryPhrase is the JavaScript makeRecoveryPhrase(). It links the
 // device that a new phrase derives and resolves to {words, fingerprint,

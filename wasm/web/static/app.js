@@ -667,10 +667,14 @@
       state.textContent = S.shared(result.fingerprint);
       input.value = "";
     } catch (err) {
-      console.error("interlude: share failed:", err);
+      // A mistyped id and a device that has the journal are the
+      // person's to fix; anything else is logged.
       if (err.name === "InvalidPublicIDError") state.textContent = S.shareInvalid;
-      else if (err.name === "QuotaExceededError") state.textContent = S.quotaFull;
-      else state.textContent = S.shareFailed;
+      else if (err.name === "AlreadyMemberError") state.textContent = S.shareAlreadyMember;
+      else {
+        console.error("interlude: share failed:", err);
+        state.textContent = err.name === "QuotaExceededError" ? S.quotaFull : S.shareFailed;
+      }
     } finally {
       button.disabled = false;
       renderStatus();

@@ -166,6 +166,7 @@ globalThis.interludeStrings = Object.freeze({
   sharing: "Sharing…",
   shared: (f) => `Shared with fingerprint ${f}. Check that your therapist sees the same fingerprint. They can read your journal once you have both been online.`,
   shareInvalid: "That public id is not valid. Check that you copied all of it.",
+  shareAlreadyMember: "That device already has this journal.",
   shareFailed: "Could not share. Try again.",
   shareNotAdmin: "Only the person who started this journal can share it or invite others.",
 
