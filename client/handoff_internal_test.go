@@ -286,13 +286,8 @@ func TestUnlinkDropsQueuedAddition(t *testing.T) {
 	if _, err := c.LinkDevice(ctx, phone.public); err != nil {
 		t.Fatal(err)
 	}
-	key, err := phone.documentKeys(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	before := c.Status(doc).Pending
-	reply := handoffItem{Kind: itemReply, Doc: doc[:], Sign: key.public.Sign, Box: key.public.Box[:]}
-	if err := c.takeHandoff(ctx, &handoffBody{Sender: phone.public.Sign, SenderBox: phone.public.Box[:], Items: []handoffItem{reply}}); err != nil {
+	if err := takeReplyFrom(c, phone, doc); err != nil {
 		t.Fatal(err)
 	}
 	if st := c.Status(doc); st.Pending != before+1 {
@@ -438,12 +433,7 @@ func TestOfferRecordOfFirstVersion(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := c.Status(doc).Pending
-	key, err := phone.documentKeys(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reply := handoffItem{Kind: itemReply, Doc: doc[:], Sign: key.public.Sign, Box: key.public.Box[:]}
-	if err := c.takeHandoff(ctx, &handoffBody{Sender: phone.public.Sign, SenderBox: phone.public.Box[:], Items: []handoffItem{reply}}); err != nil {
+	if err := takeReplyFrom(c, phone, doc); err != nil {
 		t.Fatalf("a reply to an offer of the first version: %v", err)
 	}
 	if got := c.Status(doc).Pending; got != before {
@@ -481,4 +471,15 @@ func TestHandoffItemWithoutProof(t *testing.T) {
 	if err := msgpack.Unmarshal([]byte{0x92, 0x01, 0xc0}, &it); err == nil {
 		t.Error("an item of two fields decodes")
 	}
+}
+
+// takeReplyFrom hands c the reply of device from to an offer of doc,
+// naming from's document key, as its inbox message would.
+func takeReplyFrom(c *Client, from *Identity, doc envelope.DocID) error {
+	key, err := from.documentKeys(doc)
+	if err != nil {
+		return err
+	}
+	reply := handoffItem{Kind: itemReply, Doc: doc[:], Sign: key.public.Sign, Box: key.public.Box[:]}
+	return c.takeHandoff(context.Background(), &handoffBody{Sender: from.public.Sign, SenderBox: from.public.Box[:], Items: []handoffItem{reply}})
 }
