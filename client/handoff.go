@@ -747,10 +747,11 @@ func (s *session) post(ctx context.Context, to PublicID, items []handoffItem, do
 }
 
 // forgetPeer deletes what this device keeps for handoffs with dev: its
-// open offers, queued items, member keys and inbox positions.
+// open offers, queued items, member keys, inbox positions, and its record
+// as a device that offered a recovery device documents.
 func (c *Client) forgetPeer(ctx context.Context, dev []byte) error {
 	var b Batch
-	for _, prefix := range []string{offerPrefix, queuePrefix, peerKeyPrefix, peerSlotPrefix} {
+	for _, prefix := range []string{offerPrefix, queuePrefix, peerKeyPrefix, peerSlotPrefix, offeredByPrefix} {
 		err := c.store.Scan(ctx, peerKey(prefix, dev), func(key, _ []byte) error {
 			b.Del(bytes.Clone(key))
 			return nil

@@ -54,6 +54,11 @@ func TestRecoveryPhraseFromPage(t *testing.T) {
 	if err != nil {
 		t.Fatalf("journal id from the page: %v", err)
 	}
+	pageID := get(t, ctx, "read the page's public id", errs, chromedp.Value(css("#public-id")))
+	pageDevice, err := client.ParsePublicID(pageID)
+	if err != nil {
+		t.Fatalf("the page shows an invalid public id %q: %v", pageID, err)
+	}
 
 	// 2. The page makes a phrase, shows its words with the warning, and
 	//    links the recovery device it derives.
@@ -205,6 +210,48 @@ func TestRecoveryPhraseFromPage(t *testing.T) {
 	)
 	if left := get(t, other, "read the recovery field", otherErrs, chromedp.Value(css("#recover-words"))); left != "" {
 		t.Errorf("recovery field contains %q after a recovery, want it empty", left)
+	}
+
+	// 7. The first page's device, which held the journal before, is
+	//    listed as a previous device, and removing it takes it out.
+	firstKey := get(t, ctx, "read the first page's key for the journal", errs, chromedp.Evaluate[string](
+		fmt.Sprintf(`interlude.members(%q).then((ms) => ms.find((m) => m.you).publicID)`, journal), chromedp.EvalAwaitPromise))
+	isMemberKey := func(key string) bool {
+		t.Helper()
+		syncGoDevice(t, newDevice, "new device")
+		members, err := newDevice.Members(journalID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range members {
+			if id := (client.PublicID{Sign: m.Sign[:], Box: m.Box}); id.String() == key {
+				return true
+			}
+		}
+		return false
+	}
+	if !isMemberKey(firstKey) {
+		t.Fatalf("the first page's key %q is no member before its removal; the check below would prove nothing", firstKey)
+	}
+	previous := fmt.Sprintf(`#linked-list li[data-public-id=%q]`, pageID)
+	do(t, other, "find the previous device", otherErrs, chromedp.WaitVisible(css(previous)))
+	label := get(t, other, "read the previous device's entry", otherErrs, chromedp.Text(css(previous+" span")))
+	if !strings.HasPrefix(label, "Previous device "+pageDevice.Fingerprint()) {
+		t.Errorf("previous device entry = %q, want it named with fingerprint %s", label, pageDevice.Fingerprint())
+	}
+	do(t, other, "remove the previous device", otherErrs,
+		chromedp.Click(css(previous+" button")),
+		chromedp.WaitVisible(css("#unlink-confirm")),
+		chromedp.Click(css("#unlink-confirm-button")),
+		chromedp.Poll[chromedp.Void](fmt.Sprintf(`document.getElementById("unlink-state").textContent.includes(%q)`, "Removed device "+pageDevice.Fingerprint()), chromedp.WithPollingTimeout(0)),
+		chromedp.WaitNotPresent(css(previous)),
+	)
+	// The native device of step 4 is another device of the person that
+	// this browser cannot match, so the page asks to check the journal.
+	// The first page's key for the journal itself is removed.
+	do(t, other, "wait for the removal to sync", otherErrs, waitSynced(journal))
+	if isMemberKey(firstKey) {
+		t.Error("the first page's key for the journal is still a member after its removal")
 	}
 	otherErrs.check(t)
 }

@@ -83,9 +83,11 @@ func (a *app) unlinkDevice(args []js.Value) any {
 }
 
 // linkedDevices is the JavaScript linkedDevices(). It resolves to
-// [{publicID, fingerprint, recovery}]: the devices this device linked and
-// the one that linked it. recovery is true for a recovery phrase made on
-// this device.
+// [{publicID, fingerprint, recovery, previous}]: the devices this device
+// linked and the one that linked it. recovery is true for a recovery
+// phrase made on this device. After a recovery, the devices that held the
+// documents before follow with previous set (client.OfferedBy), so the
+// person can remove the lost ones.
 func (a *app) linkedDevices([]js.Value) any {
 	return a.withClient(false, nil, func(c *client.Client, store client.Store) (any, error) {
 		ctx := context.Background()
@@ -99,7 +101,14 @@ func (a *app) linkedDevices([]js.Value) any {
 			if err != nil {
 				return nil, err
 			}
-			list = append(list, map[string]any{"publicID": d.String(), "fingerprint": d.Fingerprint(), "recovery": recovery})
+			list = append(list, map[string]any{"publicID": d.String(), "fingerprint": d.Fingerprint(), "recovery": recovery, "previous": false})
+		}
+		previous, err := previousDevices(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range previous {
+			list = append(list, map[string]any{"publicID": d.String(), "fingerprint": d.Fingerprint(), "recovery": false, "previous": true})
 		}
 		return list, nil
 	})
@@ -140,11 +149,20 @@ func findDevice(ctx context.Context, c *client.Client, s string) (client.PublicI
 	if err != nil {
 		return client.PublicID{}, err
 	}
+	previous, err := previousDevices(ctx, c)
+	if err != nil {
+		return client.PublicID{}, err
+	}
 	want := normalizeFingerprint(s)
 	var found []client.PublicID
 	for _, d := range devices {
 		if normalizeFingerprint(d.Fingerprint()) == want {
 			found = append(found, d.PublicID)
+		}
+	}
+	for _, d := range previous {
+		if normalizeFingerprint(d.Fingerprint()) == want {
+			found = append(found, d)
 		}
 	}
 	switch len(found) {
@@ -156,6 +174,33 @@ func findDevice(ctx context.Context, c *client.Client, s string) (client.PublicI
 	// Fingerprints are 48 bits, so someone could make a device whose
 	// fingerprint equals a linked one's.
 	return client.PublicID{}, named("UnknownDeviceError", fmt.Errorf("interlude: %d linked devices have fingerprint %q: pass the public id of the one to unlink", len(found), s))
+}
+
+// previousDevices returns the devices that offered the recovery phrase
+// this device recovered with its documents, except linked ones and those
+// this device already removed from every document.
+func previousDevices(ctx context.Context, c *client.Client) ([]client.PublicID, error) {
+	offered, err := c.OfferedBy(ctx)
+	if err != nil {
+		return nil, err
+	}
+	linked, err := c.LinkedDevices(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []client.PublicID
+	for _, d := range offered {
+		isLinked := false
+		for _, l := range linked {
+			if l.String() == d.String() {
+				isLinked = true
+			}
+		}
+		if !isLinked && !isThisDevice(c, d) {
+			out = append(out, d)
+		}
+	}
+	return out, nil
 }
 
 // refreshAll refreshes the view of every document, so that status shows

@@ -818,7 +818,11 @@
     const item = document.createElement("li");
     item.dataset.publicId = device.publicID;
     const name = document.createElement("span");
-    name.textContent = device.recovery ? S.linkedRecovery(device.fingerprint) : S.linkedDevice(device.fingerprint);
+    name.textContent = device.recovery
+      ? S.linkedRecovery(device.fingerprint)
+      : device.previous
+        ? S.linkedPrevious(device.fingerprint)
+        : S.linkedDevice(device.fingerprint);
     const remove = document.createElement("button");
     remove.type = "button";
     remove.className = "secondary";

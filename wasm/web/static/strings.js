@@ -101,6 +101,7 @@ globalThis.interludeStrings = Object.freeze({
   linkedNone: "No other device is linked to this one.",
   linkedDevice: (f) => `Device ${f}`,
   linkedRecovery: (f) => `Recovery phrase ${f}`,
+  linkedPrevious: (f) => `Previous device ${f}, which held your journals before the recovery: remove it if it is lost`,
   removeButton: "Remove",
   removeLabel: (f) => `Remove device ${f}`,
   // NOTE: an update that another member sent before it received the
