@@ -428,11 +428,14 @@ func (c *Client) followLinksLocked(ctx context.Context, d *document) error {
 			if !slices.Contains(gone, [32]byte(l.Sign)) {
 				continue
 			}
-			n, _, err := c.unlinkLocked(ctx, l.Sign)
+			n, unsure, err := c.unlinkLocked(ctx, l.Sign)
 			if err != nil {
 				return err
 			}
 			c.log.Info("linked device removed by another device of this person, unlinked here too", "doc", d.id, "linked", l.Fingerprint(), "documents", n)
+			if len(unsure) > 0 {
+				c.log.Warn("documents with a member of this person that this device cannot match: check their members", "docs", len(unsure), "linked", l.Fingerprint())
+			}
 		}
 		linked = slices.DeleteFunc(linked, func(p LinkedDevice) bool { return slices.Contains(gone, [32]byte(p.Sign)) })
 		if peers, err = c.peerMemberKeys(ctx); err != nil {

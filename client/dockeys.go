@@ -140,15 +140,24 @@ func (c *Client) markInvited(ctx context.Context, doc envelope.DocID) (marked bo
 	if member {
 		return false, fmt.Errorf("client: this device is already a member of document %s: open it instead of accepting the invitation", doc)
 	}
-	if marked, err = c.invitedTo(ctx, doc); err != nil || marked {
-		return marked, err
+	value, err := c.store.Get(ctx, invitedKey(doc))
+	switch {
+	case errors.Is(err, ErrNotFound):
+	case err != nil:
+		return false, fmt.Errorf("client: read invitation mark of document %s: %w", doc, err)
+	case !isOfferMark(value):
+		return true, nil
+	default:
+		// A mark that an offer from a device not linked made can give
+		// way to other offers; the accepted invitation's must not.
+		marked = true
 	}
 	var b Batch
 	b.Put(invitedKey(doc), []byte{1})
 	if err := c.store.Write(ctx, &b); err != nil {
 		return false, fmt.Errorf("client: save invitation to document %s: %w", doc, err)
 	}
-	return false, nil
+	return marked, nil
 }
 
 // invitedTo reports whether this device accepted an invitation to doc

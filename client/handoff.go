@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -63,6 +64,10 @@ const (
 
 	itemOffer uint8 = 1
 	itemReply uint8 = 2
+	// itemProof carries an offer's Proof in Box, beside the offer of the
+	// same document: an item of its own, because versions before proofs
+	// decode only four fields and skip kinds they do not know.
+	itemProof uint8 = 3
 
 	// maxHandoffItems bounds the items of one message, so one fits a
 	// relay slot (256 KiB) with room to spare: an item is under 120
@@ -111,13 +116,14 @@ type handoffItem struct {
 	Sign     []byte
 	Box      []byte
 	// Proof, in an offer, is a signature by Sign over offerProof, which
-	// shows that the sender holds that member key (see replyToOffer).
-	// Items of the first version of offers lack it.
-	Proof []byte
+	// shows that the sender holds that member key (see replyToOffer). It
+	// travels as an itemProof, and is not encoded with the offer.
+	Proof []byte `msgpack:"-"`
 }
 
-// DecodeMsgpack decodes an item with or without Proof, since msgpack
-// decodes an array into a struct only when the field counts match.
+// DecodeMsgpack decodes an item of four fields, or of five as one
+// version sent an offer with its proof, since msgpack decodes an array
+// into a struct only when the field counts match.
 func (it *handoffItem) DecodeMsgpack(dec *msgpack.Decoder) error {
 	n, err := dec.DecodeArrayLen()
 	if err != nil {
@@ -253,15 +259,16 @@ type offerRecord struct {
 // offerLocked queues an offer of d to the linked device dev, unless one
 // waits for its reply already. It reports whether it queued one.
 func (c *Client) offerLocked(ctx context.Context, d *document, dev PublicID) (bool, error) {
-	return c.offerToLocked(ctx, d, dev, 0)
+	return c.offerToLocked(ctx, d, dev, 0, false)
 }
 
 // offerToLocked queues an offer of d to the device dev, to join with
 // role, or as a linked device for role 0. An offer that waits for its
-// reply is replaced only to change its role.
-func (c *Client) offerToLocked(ctx context.Context, d *document, dev PublicID, role membership.Role) (bool, error) {
+// reply is made again only with again set, as for a person who shares
+// once more, or to change its role.
+func (c *Client) offerToLocked(ctx context.Context, d *document, dev PublicID, role membership.Role, again bool) (bool, error) {
 	old, waiting, err := c.openOffer(ctx, dev.Sign, d.id)
-	if err != nil || (waiting && membership.Role(old.Role) == role && bytes.Equal(old.Box, dev.Box[:])) {
+	if err != nil || (!again && waiting && membership.Role(old.Role) == role && bytes.Equal(old.Box, dev.Box[:])) {
 		return false, err
 	}
 	rec, err := msgpack.Marshal(&offerRecord{Role: uint8(role), Box: dev.Box[:]})
@@ -270,7 +277,13 @@ func (c *Client) offerToLocked(ctx context.Context, d *document, dev PublicID, r
 	}
 	proof := ed25519.Sign(d.self.signing, offerProof(d.id, c.id.public.Sign, dev.Sign))
 	q, err := msgpack.Marshal(&queuedItem{PeerBox: dev.Box[:], Item: handoffItem{
-		Kind: itemOffer, Doc: d.id[:], Sign: bytes.Clone(d.self.public.Sign), Box: d.self.public.Box[:], Proof: proof,
+		Kind: itemOffer, Doc: d.id[:], Sign: bytes.Clone(d.self.public.Sign), Box: d.self.public.Box[:],
+	}})
+	if err != nil {
+		return false, fmt.Errorf("client: encode offer: %w", err)
+	}
+	p, err := msgpack.Marshal(&queuedItem{PeerBox: dev.Box[:], Item: handoffItem{
+		Kind: itemProof, Doc: d.id[:], Sign: bytes.Clone(d.self.public.Sign), Box: proof,
 	}})
 	if err != nil {
 		return false, fmt.Errorf("client: encode offer: %w", err)
@@ -278,6 +291,7 @@ func (c *Client) offerToLocked(ctx context.Context, d *document, dev PublicID, r
 	var b Batch
 	b.Put(peerKey(offerPrefix, dev.Sign, d.id[:]), rec)
 	b.Put(peerKey(queuePrefix, dev.Sign, []byte{itemOffer}, d.id[:]), q)
+	b.Put(peerKey(queuePrefix, dev.Sign, []byte{itemProof}, d.id[:]), p)
 	if err := c.store.Write(ctx, &b); err != nil {
 		return false, fmt.Errorf("client: save offer of document %s to %s: %w", d.id, dev.Fingerprint(), err)
 	}
@@ -442,12 +456,25 @@ func (c *Client) takeHandoff(ctx context.Context, m *handoffBody) error {
 			isLinked = true
 		}
 	}
+	// A proof applies to the offer of its document with the same key.
+	proofs := map[envelope.DocID]handoffItem{}
 	for _, it := range m.Items {
+		if it.Kind == itemProof && len(it.Doc) == 16 && len(it.Box) == ed25519.SignatureSize {
+			proofs[envelope.DocID(it.Doc)] = it
+		}
+	}
+	for _, it := range m.Items {
+		if it.Kind == itemProof {
+			continue
+		}
 		if len(it.Doc) != 16 || len(it.Sign) != ed25519.PublicKeySize || len(it.Box) != 32 {
 			c.log.Warn("handoff item skipped: malformed", "from", sender.Fingerprint(), "kind", it.Kind)
 			continue
 		}
 		doc := envelope.DocID(it.Doc)
+		if p, ok := proofs[doc]; ok && it.Kind == itemOffer && it.Proof == nil && bytes.Equal(p.Sign, it.Sign) {
+			it.Proof = p.Box
+		}
 		switch it.Kind {
 		case itemOffer:
 			err = c.replyToOffer(ctx, sender, isLinked, doc, it)
@@ -485,9 +512,10 @@ func (c *Client) replyToOffer(ctx context.Context, sender PublicID, linked bool,
 	c.mu.Lock()
 	d, known := c.docs[doc]
 	var held *docKeys
-	removed, admin, everMember := false, false, false
+	removed, admin, everMember, senderRemoved := false, false, false, false
 	if known {
 		held, removed = d.self, d.removed()
+		senderRemoved = removedKey(d, it.Sign)
 		m, ok := d.log.state.Member([32]byte(it.Sign))
 		admin = proven && ok && m.Role == membership.RoleAdmin
 		everMember = d.log.state.WasMember(c.id.deviceKeys().member())
@@ -498,15 +526,16 @@ func (c *Client) replyToOffer(ctx context.Context, sender PublicID, linked bool,
 	var reply *docKeys
 	var err error
 	switch {
-	case known && !removed && (linked || admin):
+	case known && (linked || (admin && (!removed || everMember))):
+		// A removed device replies with the key it was removed under,
+		// which is never added back.
 		reply = held
-	case known && removed && admin && !everMember:
-		// An admin shares the document again with a device it removed.
-		// The device's document key was a member and is never added
-		// back, so it comes back under its device key.
+	case known && removed && admin:
+		// An admin that is no linked device shares the document again
+		// with a device it removed. The device's document key was a
+		// member and is never added back, so it comes back under its
+		// device key, which never was.
 		reply = c.id.deviceKeys()
-	case known && removed && linked:
-		reply = held
 	case known:
 		if reply, err = randomDocKeys(); err != nil {
 			return err
@@ -519,8 +548,9 @@ func (c *Client) replyToOffer(ctx context.Context, sender PublicID, linked bool,
 		if reply, err = c.id.documentKeys(doc); err != nil {
 			return err
 		}
+		value, _ := c.store.Get(ctx, invitedKey(doc))
 		switch {
-		case marked:
+		case marked && (!isOfferMark(value) || !(linked || c.id.recovery)):
 		case linked || c.id.recovery:
 			// A recovery client takes every offer of the person's devices.
 			b.Put(invitedKey(doc), []byte{1})
@@ -546,7 +576,7 @@ func (c *Client) replyToOffer(ctx context.Context, sender PublicID, linked bool,
 		return fmt.Errorf("client: encode reply: %w", err)
 	}
 	b.Put(peerKey(queuePrefix, sender.Sign, []byte{itemReply}, doc[:]), q)
-	if linked || c.id.recovery {
+	if (linked || c.id.recovery) && !senderRemoved {
 		// A linked device's key is kept, for unlinking it later. A
 		// recovery client keeps the key of every device that offered it
 		// a document, to hand over with the documents (see HandOver).
@@ -560,6 +590,15 @@ func (c *Client) replyToOffer(ctx context.Context, sender PublicID, linked bool,
 	}
 	c.log.Info("document offered by another device, replied to", "doc", doc, "from", sender.Fingerprint(), "linked", linked)
 	return nil
+}
+
+// removedKey reports whether key was a member of d and is no longer.
+// Such a key is not kept for a device: an old removal of it would read
+// as a new one (see followLinksLocked), and it is never added back.
+func removedKey(d *document, key []byte) bool {
+	k := [32]byte(key)
+	_, member := d.log.state.Member(k)
+	return d.log.state.WasMember(k) && !member
 }
 
 // randomDocKeys returns key pairs that no document derives.
@@ -576,12 +615,16 @@ func randomDocKeys() (*docKeys, error) {
 // device that is not linked made; the time it was made follows.
 const offerMark = 'o'
 
+// isOfferMark reports whether an invitation mark's value is one that an
+// offer from a device not linked made, which may give way to others.
+func isOfferMark(value []byte) bool { return len(value) == 9 && value[0] == offerMark }
+
 // offerMarks counts the marks that offers from devices not linked made,
 // and returns the store key of the oldest.
 func (c *Client) offerMarks(ctx context.Context) (n int, oldest []byte, err error) {
 	var oldestAt uint64
 	err = c.store.Scan(ctx, []byte(invitedPrefix), func(key, value []byte) error {
-		if len(value) != 9 || value[0] != offerMark {
+		if !isOfferMark(value) {
 			return nil
 		}
 		n++
@@ -615,13 +658,15 @@ func (c *Client) takeReply(ctx context.Context, sender PublicID, linked bool, do
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	d, ok := c.docs[doc]
 	var b Batch
 	b.Del(peerKey(offerPrefix, sender.Sign, doc[:]))
-	b.Put(peerKey(peerKeyPrefix, sender.Sign, doc[:]), bytes.Clone(it.Sign))
+	if !ok || !removedKey(d, it.Sign) {
+		b.Put(peerKey(peerKeyPrefix, sender.Sign, doc[:]), bytes.Clone(it.Sign))
+	}
 	if err := c.store.Write(ctx, &b); err != nil {
 		return fmt.Errorf("client: save reply of document %s: %w", doc, err)
 	}
-	d, ok := c.docs[doc]
 	if !ok || d.removed() {
 		return nil
 	}
@@ -671,10 +716,17 @@ func (s *session) sendHandoffs(ctx context.Context) error {
 		return err
 	}
 	for _, peer := range order {
+		// An offer and its proof go in one message: sorted by document,
+		// a batch that would end between the two takes the proof too.
 		all := byPeer[peer]
+		slices.SortStableFunc(all, func(a, b queued) int { return bytes.Compare(a.item.Item.Doc, b.item.Item.Doc) })
 		for len(all) > 0 {
-			batch := all[:min(len(all), maxHandoffItems)]
-			all = all[len(batch):]
+			n := min(len(all), maxHandoffItems)
+			if n < len(all) && all[n].item.Item.Kind == itemProof && bytes.Equal(all[n].item.Item.Doc, all[n-1].item.Item.Doc) {
+				n++
+			}
+			batch := all[:n]
+			all = all[n:]
 			to := PublicID{Sign: bytes.Clone(peer[:]), Box: [32]byte(batch[0].item.PeerBox)}
 			items := make([]handoffItem, len(batch))
 			var done Batch

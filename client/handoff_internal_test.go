@@ -471,6 +471,16 @@ func TestHandoffItemWithoutProof(t *testing.T) {
 	if err := msgpack.Unmarshal([]byte{0x92, 0x01, 0xc0}, &it); err == nil {
 		t.Error("an item of two fields decodes")
 	}
+	// An item of this version, its proof aside, decodes as four fields,
+	// which is what versions before proofs take.
+	now, err := msgpack.Marshal(&handoffItem{Kind: itemOffer, Doc: make([]byte, 16), Sign: bytes.Repeat([]byte{1}, 32), Box: bytes.Repeat([]byte{2}, 32), Proof: bytes.Repeat([]byte{3}, 64)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first firstItem
+	if err := msgpack.Unmarshal(now, &first); err != nil {
+		t.Errorf("an item of this version does not decode as four fields: %v", err)
+	}
 }
 
 // takeReplyFrom hands c the reply of device from to an offer of doc,
@@ -482,4 +492,39 @@ func takeReplyFrom(c *Client, from *Identity, doc envelope.DocID) error {
 	}
 	reply := handoffItem{Kind: itemReply, Doc: doc[:], Sign: key.public.Sign, Box: key.public.Box[:]}
 	return c.takeHandoff(context.Background(), &handoffBody{Sender: from.public.Sign, SenderBox: from.public.Box[:], Items: []handoffItem{reply}})
+}
+
+// TestAcceptedInvitationMarkStays has a stranger offer a document before
+// this device accepts an invitation to it, then floods offers: the
+// invitation's mark must not be the one that gives way.
+func TestAcceptedInvitationMarkStays(t *testing.T) {
+	ctx := context.Background()
+	c := openMemoryClient(t)
+	stranger, err := NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := envelope.DocID{0xDD}
+	offer := func(docs ...envelope.DocID) {
+		t.Helper()
+		items := make([]handoffItem, len(docs))
+		for i, d := range docs {
+			items[i] = handoffItem{Kind: itemOffer, Doc: bytes.Clone(d[:]), Sign: bytes.Repeat([]byte{1}, 32), Box: bytes.Repeat([]byte{2}, 32)}
+		}
+		if err := c.takeHandoff(ctx, &handoffBody{Sender: stranger.public.Sign, SenderBox: stranger.public.Box[:], Items: items}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	offer(doc)
+	if _, err := c.markInvited(ctx, doc); err != nil {
+		t.Fatal(err)
+	}
+	flood := make([]envelope.DocID, maxOfferMarks+5)
+	for i := range flood {
+		flood[i] = envelope.DocID{byte(i >> 8), byte(i), 0xEE}
+	}
+	offer(flood...)
+	if marked, err := c.invitedTo(ctx, doc); err != nil || !marked {
+		t.Errorf("the accepted invitation's mark gave way to a flood of offers: %v, %v", marked, err)
+	}
 }

@@ -351,3 +351,64 @@ func TestShareByAnotherAdminAddsNothing(t *testing.T) {
 		t.Errorf("sharing again = %v, want ErrAlreadyMember", err)
 	}
 }
+
+// TestRelinkKeepsRemovalAndLink unlinks a phone from a laptop, then links
+// it again: the phone stays out of the journal it was removed from, the
+// old removal does not undo the new link, and a journal created after
+// the new link reaches the phone.
+func TestRelinkKeepsRemovalAndLink(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx
+	laptop := newClient(t, h.relay.url(), h.clientLogs)
+	phone := newClient(t, h.relay.url(), h.clientLogs)
+	old, err := laptop.CreateDocument(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pair := range [][2]*client.Client{{laptop, phone}, {phone, laptop}} {
+		if _, err := pair[0].LinkDevice(ctx, pair[1].Identity().Public()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	syncAll(t, ctx, laptop, phone, laptop, phone)
+	if _, err := phone.Text(old); err != nil {
+		t.Fatalf("the phone lacks the journal after the first link: %v", err)
+	}
+	if _, err := laptop.UnlinkDevice(ctx, phone.Identity().Public().Sign); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, laptop, phone)
+	if !phone.Status(old).Removed {
+		t.Fatal("the phone is not removed from the journal; the checks below would prove nothing")
+	}
+
+	if _, err := laptop.LinkDevice(ctx, phone.Identity().Public()); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := laptop.CreateDocument(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := laptop.SetText(ctx, old, "written after the phone was removed"); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		syncAll(t, ctx, laptop, phone)
+	}
+	if got, _ := phone.Text(old); got == "written after the phone was removed" {
+		t.Error("the linked again phone reads the journal it was removed from")
+	}
+	if !phone.Status(old).Removed {
+		t.Error("the linked again phone is back in the journal it was removed from")
+	}
+	linked, err := laptop.LinkedDevices(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(linked) != 1 {
+		t.Errorf("the laptop links %d devices after linking the phone again, want the phone", len(linked))
+	}
+	if _, err := phone.Text(fresh); err != nil {
+		t.Errorf("the journal created after the new link did not reach the phone: %v", err)
+	}
+}

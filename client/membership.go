@@ -349,7 +349,7 @@ func (c *Client) AddMember(ctx context.Context, doc envelope.DocID, to PublicID,
 	if m, ok := d.log.state.Member(d.self.member()); !ok || m.Role != membership.RoleAdmin {
 		return fmt.Errorf("%w %s: ask an admin to make this change", ErrNotAdmin, doc)
 	}
-	_, err := c.offerToLocked(ctx, d, to, role)
+	_, err := c.offerToLocked(ctx, d, to, role, true)
 	return err
 }
 
