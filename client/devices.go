@@ -275,6 +275,13 @@ func (c *Client) unlinkLocked(ctx context.Context, dev ed25519.PublicKey) (int, 
 				found = append(found, [32]byte{})
 			}
 		}
+		if len(found) > 0 {
+			var gone Batch
+			gone.Put(peerKey(removedPrefix, dev, d.id[:]), []byte{1})
+			if err := c.store.Write(ctx, &gone); err != nil {
+				return n, nil, fmt.Errorf("client: save the removal of a linked device from document %s: %w", d.id, err)
+			}
+		}
 		for _, target := range found {
 			if target == ([32]byte{}) || c.hasOpLocked(d, membership.OpRemoveDevice, target[:]) {
 				continue
@@ -465,6 +472,11 @@ func (c *Client) addDeviceLocked(ctx context.Context, d *document, dev LinkedDev
 	}
 	if k, ok := peers[[32]byte(dev.Sign)][d.id]; ok && (st.WasMember(k) || c.hasOpLocked(d, membership.OpAddDevice, k[:])) {
 		return false, nil
+	}
+	// A device removed from d is not offered d again, also after it is
+	// linked again.
+	if gone, err := c.exists(ctx, peerKey(removedPrefix, dev.Sign, d.id[:])); err != nil || gone {
+		return false, err
 	}
 	if dev.root != nil {
 		return c.addRecoveryLocked(ctx, d, dev)

@@ -149,8 +149,8 @@ func (c *Client) markInvited(ctx context.Context, doc envelope.DocID) (marked bo
 		return true, nil
 	default:
 		// A mark that an offer from a device not linked made can give
-		// way to other offers; the accepted invitation's must not.
-		marked = true
+		// way to other offers; the accepted invitation's must not. It is
+		// replaced, and removed as a new one if the invitation fails.
 	}
 	var b Batch
 	b.Put(invitedKey(doc), []byte{1})

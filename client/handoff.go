@@ -97,6 +97,9 @@ const (
 	offerPrefix     = "handoff/offer/"   // + peer + doc: an offer waiting for its reply
 	peerKeyPrefix   = "handoff/peerkey/" // + peer + doc: the peer's member key there
 	offeredByPrefix = "handoff/from/"    // + peer: its box key, for a device that offered a recovery device documents
+	// + peer + doc: the device was removed from doc, so it is not offered
+	// doc again. forgetPeer keeps these, for a device linked again.
+	removedPrefix = "handoff/removed/"
 )
 
 func peerKey(prefix string, peer []byte, rest ...[]byte) []byte {
@@ -353,6 +356,37 @@ func (c *Client) OfferedBy(ctx context.Context) ([]PublicID, error) {
 		return nil
 	})
 	return out, err
+}
+
+// PreviousDevices returns those of OfferedBy that are still a member of
+// a document here, under their device key or a key they offered the
+// recovery device: the ones a person may still need to remove.
+func (c *Client) PreviousDevices(ctx context.Context) ([]PublicID, error) {
+	offered, err := c.OfferedBy(ctx)
+	if err != nil {
+		return nil, err
+	}
+	peers, err := c.peerMemberKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []PublicID
+	for _, dev := range offered {
+		sign := [32]byte(dev.Sign)
+		for _, d := range c.docs {
+			_, member := d.log.state.Member(sign)
+			if k, ok := peers[sign][d.id]; ok && !member {
+				_, member = d.log.state.Member(k)
+			}
+			if member {
+				out = append(out, dev)
+				break
+			}
+		}
+	}
+	return out, nil
 }
 
 // Offer is an offer of a document that waits for the reply of the device
@@ -656,12 +690,26 @@ func (c *Client) takeReply(ctx context.Context, sender PublicID, linked bool, do
 		c.log.Warn("reply from a device that is no longer linked, skipped", "from", sender.Fingerprint(), "doc", doc)
 		return nil
 	}
+	if offer.Role == 0 {
+		gone, err := c.exists(ctx, peerKey(removedPrefix, sender.Sign, doc[:]))
+		if err != nil {
+			return fmt.Errorf("client: read removals of a linked device: %w", err)
+		}
+		if gone {
+			c.log.Warn("reply from a linked device that was removed from the document, skipped", "from", sender.Fingerprint(), "doc", doc)
+			return nil
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	d, ok := c.docs[doc]
 	var b Batch
 	b.Del(peerKey(offerPrefix, sender.Sign, doc[:]))
-	if !ok || !removedKey(d, it.Sign) {
+	if ok && removedKey(d, it.Sign) {
+		// The device replied with the key it was removed under: it is
+		// not offered doc again.
+		b.Put(peerKey(removedPrefix, sender.Sign, doc[:]), []byte{1})
+	} else {
 		b.Put(peerKey(peerKeyPrefix, sender.Sign, doc[:]), bytes.Clone(it.Sign))
 	}
 	if err := c.store.Write(ctx, &b); err != nil {
@@ -690,10 +738,6 @@ func (c *Client) takeReply(ctx context.Context, sender PublicID, linked bool, do
 
 // sendHandoffs posts the queued items, one message per recipient.
 func (s *session) sendHandoffs(ctx context.Context) error {
-	type queued struct {
-		key  []byte
-		item queuedItem
-	}
 	byPeer := map[[32]byte][]queued{}
 	var order [][32]byte
 	err := s.c.store.Scan(ctx, []byte(queuePrefix), func(key, value []byte) error {
@@ -716,17 +760,7 @@ func (s *session) sendHandoffs(ctx context.Context) error {
 		return err
 	}
 	for _, peer := range order {
-		// An offer and its proof go in one message: sorted by document,
-		// a batch that would end between the two takes the proof too.
-		all := byPeer[peer]
-		slices.SortStableFunc(all, func(a, b queued) int { return bytes.Compare(a.item.Item.Doc, b.item.Item.Doc) })
-		for len(all) > 0 {
-			n := min(len(all), maxHandoffItems)
-			if n < len(all) && all[n].item.Item.Kind == itemProof && bytes.Equal(all[n].item.Item.Doc, all[n-1].item.Item.Doc) {
-				n++
-			}
-			batch := all[:n]
-			all = all[n:]
+		for _, batch := range messageBatches(byPeer[peer]) {
 			to := PublicID{Sign: bytes.Clone(peer[:]), Box: [32]byte(batch[0].item.PeerBox)}
 			items := make([]handoffItem, len(batch))
 			var done Batch
@@ -740,6 +774,47 @@ func (s *session) sendHandoffs(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// queued is an item waiting in the queue, with its store key.
+type queued struct {
+	key  []byte
+	item queuedItem
+}
+
+// messageBatches splits the items queued for one device into messages
+// of at most maxHandoffItems. Sorted by document, an offer sits right
+// before its proof, and a message that would end between the two ends
+// before the offer, so both arrive together.
+func messageBatches(all []queued) [][]queued {
+	slices.SortStableFunc(all, func(a, b queued) int {
+		if c := bytes.Compare(a.item.Item.Doc, b.item.Item.Doc); c != 0 {
+			return c
+		}
+		return kindOrder(a.item.Item.Kind) - kindOrder(b.item.Item.Kind)
+	})
+	var out [][]queued
+	for len(all) > 0 {
+		n := min(len(all), maxHandoffItems)
+		if n < len(all) && all[n].item.Item.Kind == itemProof && n > 1 {
+			n--
+		}
+		out = append(out, all[:n])
+		all = all[n:]
+	}
+	return out
+}
+
+// kindOrder orders the items of one document in a message: an offer
+// right before its proof, and a reply after both.
+func kindOrder(kind uint8) int {
+	switch kind {
+	case itemOffer:
+		return 0
+	case itemProof:
+		return 1
+	}
+	return 2
 }
 
 // post writes items to the first unused slot of to's inbox and then

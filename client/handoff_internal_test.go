@@ -528,3 +528,41 @@ func TestAcceptedInvitationMarkStays(t *testing.T) {
 		t.Errorf("the accepted invitation's mark gave way to a flood of offers: %v, %v", marked, err)
 	}
 }
+
+// TestMessageBatchesKeepProofs splits more items than one message takes,
+// with the boundary falling between an offer and its proof: every
+// message stays within maxHandoffItems, keeps each offer with its proof,
+// and no item is lost.
+func TestMessageBatchesKeepProofs(t *testing.T) {
+	var all []queued
+	add := func(kind uint8, doc envelope.DocID) {
+		all = append(all, queued{key: []byte{kind, doc[0], doc[1]}, item: queuedItem{Item: handoffItem{Kind: kind, Doc: bytes.Clone(doc[:])}}})
+	}
+	// One reply first, so that offer and proof pairs straddle the
+	// boundary at maxHandoffItems.
+	add(itemReply, envelope.DocID{0, 0})
+	for i := range maxHandoffItems {
+		doc := envelope.DocID{byte(i>>8) + 1, byte(i)}
+		add(itemProof, doc)
+		add(itemOffer, doc)
+	}
+	total := len(all)
+	got := 0
+	for i, batch := range messageBatches(all) {
+		if len(batch) > maxHandoffItems {
+			t.Errorf("message %d has %d items, more than %d", i, len(batch), maxHandoffItems)
+		}
+		for j, q := range batch {
+			got++
+			if q.item.Item.Kind != itemOffer {
+				continue
+			}
+			if j+1 == len(batch) || batch[j+1].item.Item.Kind != itemProof || !bytes.Equal(batch[j+1].item.Item.Doc, q.item.Item.Doc) {
+				t.Fatalf("message %d ends or goes on after an offer without its proof", i)
+			}
+		}
+	}
+	if got != total {
+		t.Errorf("the messages hold %d items, want %d", got, total)
+	}
+}

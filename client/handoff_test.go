@@ -353,10 +353,19 @@ func TestShareByAnotherAdminAddsNothing(t *testing.T) {
 }
 
 // TestRelinkKeepsRemovalAndLink unlinks a phone from a laptop, then links
-// it again: the phone stays out of the journal it was removed from, the
-// old removal does not undo the new link, and a journal created after
+// it again, from the laptop alone and from both devices: the phone stays
+// out of the journal it was removed from, the laptop stops offering it,
+// the old removal does not undo the new link, and a journal created after
 // the new link reaches the phone.
 func TestRelinkKeepsRemovalAndLink(t *testing.T) {
+	for _, bothWays := range []bool{false, true} {
+		t.Run(fmt.Sprintf("both ways %v", bothWays), func(t *testing.T) {
+			relink(t, bothWays)
+		})
+	}
+}
+
+func relink(t *testing.T, bothWays bool) {
 	h := newHarness(t)
 	ctx := h.ctx
 	laptop := newClient(t, h.relay.url(), h.clientLogs)
@@ -365,8 +374,11 @@ func TestRelinkKeepsRemovalAndLink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, pair := range [][2]*client.Client{{laptop, phone}, {phone, laptop}} {
-		if _, err := pair[0].LinkDevice(ctx, pair[1].Identity().Public()); err != nil {
+	if _, err := laptop.LinkDevice(ctx, phone.Identity().Public()); err != nil {
+		t.Fatal(err)
+	}
+	if bothWays {
+		if _, err := phone.LinkDevice(ctx, laptop.Identity().Public()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -400,6 +412,9 @@ func TestRelinkKeepsRemovalAndLink(t *testing.T) {
 	}
 	if !phone.Status(old).Removed {
 		t.Error("the linked again phone is back in the journal it was removed from")
+	}
+	if offers, err := laptop.Offers(ctx, old); err != nil || len(offers) != 0 {
+		t.Errorf("offers of the journal the phone was removed from = %v, %v; want none", offers, err)
 	}
 	linked, err := laptop.LinkedDevices(ctx)
 	if err != nil {

@@ -139,10 +139,16 @@ func TestRecoveryHandsOverUnlinkable(t *testing.T) {
 	if _, err := fresh.LinkRecoveryDevice(ctx, recoveryID); err != nil {
 		t.Fatal(err)
 	}
+	if previous, err := fresh.PreviousDevices(ctx); err != nil || len(previous) != 1 {
+		t.Errorf("previous devices before the removal = %v, %v; want the laptop", previous, err)
+	}
 	if n, err := fresh.UnlinkDevice(ctx, laptop.Identity().Public().Sign); err != nil || n != 2 {
 		t.Errorf("UnlinkDevice of the lost laptop = %d, %v; want both journals changed, no error", n, err)
 	}
 	syncAll(t, ctx, fresh)
+	if previous, err := fresh.PreviousDevices(ctx); err != nil || len(previous) != 0 {
+		t.Errorf("previous devices after the removal = %v, %v; want none", previous, err)
+	}
 	// The new device makes its own phrase later, and removes the one the
 	// laptop made.
 	if n, err = fresh.UnlinkDevice(ctx, recoveryID.Public().Sign); err != nil || n != 2 {

@@ -177,10 +177,10 @@ func findDevice(ctx context.Context, c *client.Client, s string) (client.PublicI
 }
 
 // previousDevices returns the devices that offered the recovery phrase
-// this device recovered with its documents, except linked ones and those
-// this device already removed from every document.
+// this device recovered with its documents and are still a member of one
+// here (client.PreviousDevices), except linked ones.
 func previousDevices(ctx context.Context, c *client.Client) ([]client.PublicID, error) {
-	offered, err := c.OfferedBy(ctx)
+	offered, err := c.PreviousDevices(ctx)
 	if err != nil {
 		return nil, err
 	}
