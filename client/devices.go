@@ -366,11 +366,74 @@ func (c *Client) LinkedDevices(ctx context.Context) ([]LinkedDevice, error) {
 	return out, err
 }
 
+// unlinkRemovedLocked unlinks each linked device that this device or
+// another linked device removed from a document, as the logs here show:
+// the person removed it as lost there. Unlinking removes its keys from
+// the other documents here and drops additions of it not sent yet.
+func (c *Client) unlinkRemovedLocked(ctx context.Context) error {
+	linked, err := c.LinkedDevices(ctx)
+	if err != nil || len(linked) == 0 {
+		return err
+	}
+	peers, err := c.peerMemberKeys(ctx)
+	if err != nil {
+		return err
+	}
+	gone := map[[32]byte]envelope.DocID{}
+	for _, d := range c.sortedDocsLocked() {
+		self := d.self.member()
+		// owner maps each key in d that belongs to a linked device, as
+		// far as this device can tell, to that device's key: its device
+		// key, its key from an offer or a reply, and a recovery device's
+		// derived key.
+		owner := map[[32]byte][32]byte{}
+		for _, dev := range linked {
+			sign := [32]byte(dev.Sign)
+			owner[sign] = sign
+			if k, ok := peers[sign][d.id]; ok {
+				owner[k] = sign
+			}
+			if dev.root != nil {
+				k, err := deriveDocKeys(dev.root, d.id)
+				if err != nil {
+					return err
+				}
+				owner[k.member()] = sign
+			}
+		}
+		for _, e := range d.log.entries {
+			if e.Op != membership.OpRemoveDevice || e.Subject.Sign == self {
+				continue
+			}
+			_, byLinked := owner[e.Author]
+			subject, ok := owner[e.Subject.Sign]
+			if _, seen := gone[subject]; ok && !seen && (e.Author == self || byLinked) {
+				gone[subject] = d.id
+			}
+		}
+	}
+	for _, l := range linked {
+		doc, ok := gone[[32]byte(l.Sign)]
+		if !ok {
+			continue
+		}
+		n, unsure, err := c.unlinkLocked(ctx, l.Sign)
+		if err != nil {
+			return err
+		}
+		c.log.Info("linked device removed by another device of this person, unlinked here too", "doc", doc, "linked", l.Fingerprint(), "documents", n)
+		if len(unsure) > 0 {
+			c.log.Warn("documents with a member of this person that this device cannot match: check their members", "docs", len(unsure), "linked", l.Fingerprint())
+		}
+	}
+	return nil
+}
+
 // followLinksLocked brings d in step with this device's links. It
 // removes this device's device key where it holds d under its document
-// key, deletes the record of a linked device that d's log shows removed by
-// this device or by another linked device, and adds the linked devices
-// that were never members of d.
+// key, and brings in the linked devices that were never members of d.
+// unlinkRemovedLocked runs first, so a device removed elsewhere is no
+// longer linked here.
 func (c *Client) followLinksLocked(ctx context.Context, d *document) error {
 	if _, ok := d.log.state.Member(d.self.member()); !ok {
 		return nil
@@ -397,57 +460,6 @@ func (c *Client) followLinksLocked(ctx context.Context, d *document) error {
 	peers, err := c.peerMemberKeys(ctx)
 	if err != nil {
 		return err
-	}
-	// owner maps each key in d that belongs to a linked device, as far
-	// as this device can tell, to that device's key: its device key, its key from
-	// an offer or a reply, and a recovery device's derived key.
-	owner := map[[32]byte][32]byte{}
-	for _, dev := range linked {
-		sign := [32]byte(dev.Sign)
-		owner[sign] = sign
-		if k, ok := peers[sign][d.id]; ok {
-			owner[k] = sign
-		}
-		if dev.root != nil {
-			k, err := deriveDocKeys(dev.root, d.id)
-			if err != nil {
-				return err
-			}
-			owner[k.member()] = sign
-		}
-	}
-	var gone [][32]byte
-	for _, e := range d.log.entries {
-		if e.Op != membership.OpRemoveDevice || e.Subject.Sign == d.self.member() {
-			continue
-		}
-		_, byLinked := owner[e.Author]
-		subject, ok := owner[e.Subject.Sign]
-		if ok && (e.Author == d.self.member() || byLinked) && !slices.Contains(gone, subject) {
-			gone = append(gone, subject)
-		}
-	}
-	if len(gone) > 0 {
-		// The person removed the device, as lost, from another device:
-		// this device unlinks it too, which removes its keys from the
-		// other documents here and drops additions of it not yet sent.
-		for _, l := range linked {
-			if !slices.Contains(gone, [32]byte(l.Sign)) {
-				continue
-			}
-			n, unsure, err := c.unlinkLocked(ctx, l.Sign)
-			if err != nil {
-				return err
-			}
-			c.log.Info("linked device removed by another device of this person, unlinked here too", "doc", d.id, "linked", l.Fingerprint(), "documents", n)
-			if len(unsure) > 0 {
-				c.log.Warn("documents with a member of this person that this device cannot match: check their members", "docs", len(unsure), "linked", l.Fingerprint())
-			}
-		}
-		linked = slices.DeleteFunc(linked, func(p LinkedDevice) bool { return slices.Contains(gone, [32]byte(p.Sign)) })
-		if peers, err = c.peerMemberKeys(ctx); err != nil {
-			return err
-		}
 	}
 	for _, dev := range linked {
 		if _, err := c.addDeviceLocked(ctx, d, dev, peers); err != nil {

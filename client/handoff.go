@@ -712,28 +712,36 @@ func (c *Client) takeReply(ctx context.Context, sender PublicID, linked bool, do
 	} else {
 		b.Put(peerKey(peerKeyPrefix, sender.Sign, doc[:]), bytes.Clone(it.Sign))
 	}
-	if err := c.store.Write(ctx, &b); err != nil {
-		return fmt.Errorf("client: save reply of document %s: %w", doc, err)
+	save := func() error {
+		if err := c.store.Write(ctx, &b); err != nil {
+			return fmt.Errorf("client: save reply of document %s: %w", doc, err)
+		}
+		return nil
 	}
 	if !ok || d.removed() {
-		return nil
+		return save()
 	}
 	// A key that was ever a member is not added back: a device removed
 	// from a document stays out of it.
 	key := [32]byte(it.Sign)
 	if d.log.state.WasMember(key) || c.hasOpLocked(d, membership.OpAddDevice, it.Sign) || c.hasOpLocked(d, membership.OpAdd, it.Sign) {
-		return nil
+		return save()
 	}
 	op := pendingOp{Op: uint8(membership.OpAddDevice), Sign: bytes.Clone(it.Sign), Box: bytes.Clone(it.Box)}
 	if offer.Role != 0 {
 		if m, ok := d.log.state.Member(d.self.member()); !ok || m.Role != membership.RoleAdmin {
 			c.log.Warn("reply to an offer made as admin, skipped: this device is no longer an admin", "doc", doc, "from", sender.Fingerprint())
-			return nil
+			return save()
 		}
 		op = pendingOp{Op: uint8(membership.OpAdd), Sign: bytes.Clone(it.Sign), Box: bytes.Clone(it.Box), Role: offer.Role}
 	}
 	c.log.Info("offer replied to, adding the key", "doc", doc, "from", sender.Fingerprint(), "role", offer.Role)
-	return c.queueOpLocked(ctx, d, op)
+	// The offer goes in the same write as the addition, so a crash
+	// between the two cannot lose the share.
+	if err := c.queueOpWithLocked(ctx, d, op, &b); err != nil {
+		return fmt.Errorf("client: save reply of document %s: %w", doc, err)
+	}
+	return nil
 }
 
 // sendHandoffs posts the queued items, one message per recipient.

@@ -566,3 +566,59 @@ func TestMessageBatchesKeepProofs(t *testing.T) {
 		t.Errorf("the messages hold %d items, want %d", got, total)
 	}
 }
+
+// failingStore fails every write that saves a membership change, as a
+// full disk or a crash would at that moment.
+type failingStore struct{ Store }
+
+func (s failingStore) Write(ctx context.Context, b *Batch) error {
+	for _, op := range b.Ops {
+		if bytes.Contains(op.Key, []byte("/mop/")) {
+			return errors.New("disk full")
+		}
+	}
+	return s.Store.Write(ctx, b)
+}
+
+// TestReplyKeptWhenChangeFails hands a client a reply to its share while
+// its store fails to save the membership change: the offer must stay
+// open, so the reply still counts when it comes again.
+func TestReplyKeptWhenChangeFails(t *testing.T) {
+	ctx := context.Background()
+	mem := NewMemoryStore()
+	id, err := NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Open(ctx, Config{Store: mem, Identity: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	doc, err := c.CreateDocument(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	patient, err := NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Share(ctx, doc, patient.public); err != nil {
+		t.Fatal(err)
+	}
+	c.store = failingStore{mem}
+	if err := takeReplyFrom(c, patient, doc); err == nil {
+		t.Fatal("the reply was taken although the change could not be saved")
+	}
+	if offers, err := c.Offers(ctx, doc); err != nil || len(offers) != 1 {
+		t.Fatalf("offers after the failed write = %v, %v; want the share still open", offers, err)
+	}
+	c.store = mem
+	before := c.Status(doc).Pending
+	if err := takeReplyFrom(c, patient, doc); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Status(doc).Pending; got != before+1 {
+		t.Errorf("the reply taken again queued %d changes, want the addition", got-before)
+	}
+}

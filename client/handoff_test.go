@@ -427,3 +427,91 @@ func relink(t *testing.T, bothWays bool) {
 		t.Errorf("the journal created after the new link did not reach the phone: %v", err)
 	}
 }
+
+// TestLostDeviceReplyAfterRemoval has a laptop offer six journals to a
+// phone that is lost before it replies. A tablet removes the phone while
+// the laptop is offline, and whoever has the phone lets it reply. When
+// the laptop syncs, it must see the removal before it adds the phone's
+// keys anywhere: the phone receives none of the six.
+func TestLostDeviceReplyAfterRemoval(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx
+	laptop := newClient(t, h.relay.url(), h.clientLogs)
+	phone := newClient(t, h.relay.url(), h.clientLogs)
+	tablet := newClient(t, h.relay.url(), h.clientLogs)
+	devices := []*client.Client{laptop, phone, tablet}
+	first, err := laptop.CreateDocument(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range devices {
+		for _, b := range devices {
+			if a != b {
+				if _, err := a.LinkDevice(ctx, b.Identity().Public()); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	for range 3 {
+		syncAll(t, ctx, devices...)
+	}
+	var later []envelope.DocID
+	for i := range 6 {
+		doc, err := laptop.CreateDocument(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := laptop.SetText(ctx, doc, fmt.Sprintf("journal %d, before the loss", i)); err != nil {
+			t.Fatal(err)
+		}
+		later = append(later, doc)
+	}
+	syncAll(t, ctx, laptop) // the offers go out
+
+	if n, err := tablet.UnlinkDevice(ctx, phone.Identity().Public().Sign); err != nil || n != 1 {
+		t.Fatalf("the tablet's UnlinkDevice = %d, %v; want the first journal changed", n, err)
+	}
+	syncAll(t, ctx, tablet, phone, laptop, phone)
+	for i, doc := range later {
+		if _, err := phone.Text(doc); err == nil {
+			t.Errorf("the lost phone holds journal %d, offered before its removal", i)
+		}
+	}
+	if _, err := phone.Text(first); err != nil {
+		t.Fatalf("the phone lost its copy of the first journal: %v", err)
+	}
+}
+
+// TestWriterRemovesOwnDevice has a therapist share a journal with a
+// client's phone, which brings in the client's linked laptop. The laptop
+// is only a writer, yet it may remove the phone's key, a device of its
+// own person, as it would a lost device it cannot match.
+func TestWriterRemovesOwnDevice(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx
+	therapist := newClient(t, h.relay.url(), h.clientLogs)
+	phone := newClient(t, h.relay.url(), h.clientLogs)
+	laptop := newClient(t, h.relay.url(), h.clientLogs)
+	doc, err := therapist.CreateDocument(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	share(t, ctx, therapist, doc, phone)
+	if _, err := phone.LinkDevice(ctx, laptop.Identity().Public()); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, phone, laptop, phone, laptop)
+	phoneKey := memberKey(t, phone, doc)
+	if err := laptop.RemoveMember(ctx, doc, phoneKey); err != nil {
+		t.Fatalf("the writer laptop removes the phone's key: %v", err)
+	}
+	syncAll(t, ctx, laptop, therapist)
+	if _, ok := findMemberKey(t, therapist, doc, phoneKey); ok {
+		t.Error("the phone's key is still a member after the laptop removed it")
+	}
+	// Another person's key stays out of a writer's reach.
+	if err := laptop.RemoveMember(ctx, doc, memberKey(t, therapist, doc)); !errors.Is(err, client.ErrNotAdmin) {
+		t.Errorf("the writer removing the therapist = %v, want ErrNotAdmin", err)
+	}
+}

@@ -292,15 +292,20 @@ func (c *Client) queueOp(ctx context.Context, doc envelope.DocID, op pendingOp) 
 // queueOpLocked stores op as a change of d for the next sync. The caller
 // has checked that this device may make it.
 func (c *Client) queueOpLocked(ctx context.Context, d *document, op pendingOp) error {
+	return c.queueOpWithLocked(ctx, d, op, &Batch{})
+}
+
+// queueOpWithLocked is queueOpLocked that saves the change in one write
+// with b, so a crash keeps both or neither.
+func (c *Client) queueOpWithLocked(ctx context.Context, d *document, op pendingOp, b *Batch) error {
 	doc := d.id
 	op.N = d.log.nextOp
 	value, err := msgpack.Marshal(&op)
 	if err != nil {
 		return fmt.Errorf("client: encode membership change: %w", err)
 	}
-	var b Batch
 	b.Put(opKey(doc, op.N), value)
-	if err := c.store.Write(ctx, &b); err != nil {
+	if err := c.store.Write(ctx, b); err != nil {
 		return fmt.Errorf("client: save membership change of document %s: %w", doc, err)
 	}
 	d.log.nextOp++
@@ -368,10 +373,31 @@ func (c *Client) AddMemberByKey(ctx context.Context, doc envelope.DocID, to Publ
 // RemoveMember removes the member with signing key member from doc. On
 // the next sync this device starts a new key epoch: every later update is
 // sealed under a key the removed member never receives.
+//
+// A member that is not an admin may remove the keys of its own person,
+// such as a lost device's key that UnlinkDevice could not match: that
+// change is a device removal, which any member may make for its person.
 func (c *Client) RemoveMember(ctx context.Context, doc envelope.DocID, member ed25519.PublicKey) error {
 	if len(member) != ed25519.PublicKeySize {
 		return fmt.Errorf("client: invalid member key of %d bytes, want %d", len(member), ed25519.PublicKeySize)
 	}
+	c.mu.Lock()
+	if d, ok := c.docs[doc]; ok && !c.closed {
+		st := d.log.state
+		self := d.self.member()
+		m, _ := st.Member(self)
+		mine, ok1 := st.Person(self)
+		theirs, ok2 := st.Person([32]byte(member))
+		_, current := st.Member([32]byte(member))
+		if m.Role != membership.RoleAdmin && ok1 && ok2 && mine == theirs && current && [32]byte(member) != self {
+			defer c.mu.Unlock()
+			if c.hasOpLocked(d, membership.OpRemoveDevice, member) {
+				return nil
+			}
+			return c.queueOpLocked(ctx, d, pendingOp{Op: uint8(membership.OpRemoveDevice), Sign: slices.Clone(member)})
+		}
+	}
+	c.mu.Unlock()
 	return c.queueOp(ctx, doc, pendingOp{Op: uint8(membership.OpRemove), Sign: slices.Clone(member)})
 }
 

@@ -50,6 +50,10 @@ func (s *session) syncMembership(ctx context.Context) error {
 		return err
 	}
 
+	// 1. Every log is brought up to date first, so that a device the
+	//    person removed in one document is unlinked before any other
+	//    document adds it (below).
+	var ready []envelope.DocID
 	for _, j := range jobs {
 		if j.register {
 			if err := s.register(ctx, j.id); err != nil {
@@ -85,18 +89,33 @@ func (s *session) syncMembership(ctx context.Context) error {
 			s.mu.Unlock()
 			continue
 		}
-		// With the log current, the person's other devices are added
-		// where they are missing (see devices.go).
-		s.c.mu.Lock()
-		d = s.c.docs[j.id]
-		err = s.c.followLinksLocked(ctx, d)
-		pending := len(d.log.ops) > 0
-		s.c.mu.Unlock()
+		ready = append(ready, j.id)
+	}
+
+	// 2. Devices that a linked device removed anywhere are unlinked here,
+	//    which drops additions of them not sent yet; then the person's
+	//    other devices are brought in where they are missing (see
+	//    devices.go).
+	s.c.mu.Lock()
+	err := s.c.unlinkRemovedLocked(ctx)
+	for _, id := range ready {
 		if err != nil {
-			return err
+			break
 		}
+		err = s.c.followLinksLocked(ctx, s.c.docs[id])
+	}
+	s.c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+
+	// 3. Then the changes go out.
+	for _, id := range ready {
+		s.c.mu.Lock()
+		pending := len(s.c.docs[id].log.ops) > 0
+		s.c.mu.Unlock()
 		if pending {
-			if err := s.sendChanges(ctx, j.id); err != nil {
+			if err := s.sendChanges(ctx, id); err != nil {
 				return err
 			}
 		}

@@ -55,7 +55,7 @@ func runDeviceLink(ctx context.Context, args []string, stdout, stderr io.Writer)
 // runDeviceList prints the linked devices.
 func runDeviceList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, p := newClientFlags("device list", stderr, false)
-	setUsage(fs, "", "Print the devices this device adds to its documents: those it linked and the one that linked it, one per line as public id and fingerprint.")
+	setUsage(fs, "", "Print the devices this device adds to its documents, those it linked, one per line as public id and fingerprint. A device that linked this one is listed only once this device links it too.")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -195,8 +195,8 @@ func runDeviceRecovery(ctx context.Context, args []string, stdout, stderr io.Wri
 			}
 		}
 		fmt.Fprintln(stdout, phrase.Words())
-		fmt.Fprintf(stderr, "recovery device %s linked to %d documents. Write the %d words above on paper and keep them safe: anyone with them can read your documents, and they are shown only this once. If you lose every device and these words, your documents are lost: nobody else holds a key. To stop a phrase working, run 'interlude device remove %s'.\n",
-			recovery.Public().Fingerprint(), n, keyring.RecoveryPhraseWords, recovery.Public().Fingerprint())
+		fmt.Fprintf(stderr, "recovery device %s linked to %s. Write the %d words above on paper and keep them safe: anyone with them can read your documents, and they are shown only this once. If you lose every device and these words, your documents are lost: nobody else holds a key. To stop a phrase working, run 'interlude device remove %s'.\n",
+			recovery.Public().Fingerprint(), documents(n), keyring.RecoveryPhraseWords, recovery.Public().Fingerprint())
 		if backupErr != nil {
 			return fmt.Errorf("the phrase above works, but the relay does not keep a copy: %w", backupErr)
 		}
@@ -281,7 +281,7 @@ func runDeviceRecover(ctx context.Context, args []string, stdout, stderr io.Writ
 		for _, d := range offered {
 			fmt.Fprintf(stdout, "previous device\t%s\t%s\n", d.Fingerprint(), d)
 		}
-		fmt.Fprintln(stderr, "'interlude doc list' lists them. Remove each lost device with 'interlude device remove FINGERPRINT' (the previous devices are listed above), so nothing new opens with their keys")
+		fmt.Fprintln(stderr, "'interlude doc list' lists them. Remove each lost device with 'interlude device remove FINGERPRINT' (the previous devices are listed above), so nothing new opens with their keys. The device that made this phrase kept the root of its keys, so once it is lost, remove the phrase too ('interlude device remove "+recoveryID.Public().Fingerprint()+"') and make a new one with 'interlude device recovery'")
 		return nil
 	})
 }
