@@ -182,18 +182,7 @@ func TestUnlinkFollowedByOtherDevices(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range devices {
-		for _, b := range devices {
-			if a != b {
-				if _, err := a.LinkDevice(ctx, b.Identity().Public()); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-	}
-	for range 3 {
-		syncAll(t, ctx, devices...)
-	}
+	linkEachToEach(t, ctx, devices...)
 	for _, c := range devices {
 		if _, err := c.Text(doc); err != nil {
 			t.Fatalf("%s lacks the journal after linking: %v", c.Identity(), err)
@@ -444,18 +433,7 @@ func TestLostDeviceReplyAfterRemoval(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range devices {
-		for _, b := range devices {
-			if a != b {
-				if _, err := a.LinkDevice(ctx, b.Identity().Public()); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-	}
-	for range 3 {
-		syncAll(t, ctx, devices...)
-	}
+	linkEachToEach(t, ctx, devices...)
 	var later []envelope.DocID
 	for i := range 6 {
 		doc, err := laptop.CreateDocument(ctx)
@@ -513,5 +491,24 @@ func TestWriterRemovesOwnDevice(t *testing.T) {
 	// Another person's key stays out of a writer's reach.
 	if err := laptop.RemoveMember(ctx, doc, memberKey(t, therapist, doc)); !errors.Is(err, client.ErrNotAdmin) {
 		t.Errorf("the writer removing the therapist = %v, want ErrNotAdmin", err)
+	}
+}
+
+// linkEachToEach links every one of devices to every other and syncs
+// them until the offers, replies and additions are through.
+func linkEachToEach(t *testing.T, ctx context.Context, devices ...*client.Client) {
+	t.Helper()
+	for _, a := range devices {
+		for _, b := range devices {
+			if a == b {
+				continue
+			}
+			if _, err := a.LinkDevice(ctx, b.Identity().Public()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for range 3 {
+		syncAll(t, ctx, devices...)
 	}
 }
