@@ -100,6 +100,8 @@ const (
 	// + peer + doc: the device was removed from doc, so it is not offered
 	// doc again. forgetPeer keeps these, for a device linked again.
 	removedPrefix = "handoff/removed/"
+	// + doc + key: an addition of key to doc that a reply asked for.
+	fromReplyPrefix = "handoff/fromreply/"
 )
 
 func peerKey(prefix string, peer []byte, rest ...[]byte) []byte {
@@ -626,6 +628,26 @@ func (c *Client) replyToOffer(ctx context.Context, sender PublicID, linked bool,
 	return nil
 }
 
+// staleReplyLocked reports whether op adds a key that a reply asked for
+// and that has been a member of d since: the log then shows it removed
+// after the reply was taken, and the addition must not bring it back.
+func (c *Client) staleReplyLocked(ctx context.Context, d *document, op pendingOp) (bool, error) {
+	if (membership.Op(op.Op) != membership.OpAdd && membership.Op(op.Op) != membership.OpAddDevice) || len(op.Sign) != ed25519.PublicKeySize {
+		return false, nil
+	}
+	if !d.log.state.WasMember([32]byte(op.Sign)) {
+		return false, nil
+	}
+	v, err := c.store.Get(ctx, append(append([]byte(fromReplyPrefix), d.id[:]...), op.Sign...))
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("client: read the origin of a membership change: %w", err)
+	}
+	return len(v) == 8 && binary.BigEndian.Uint64(v) == op.N, nil
+}
+
 // removedKey reports whether key was a member of d and is no longer.
 // Such a key is not kept for a device: an old removal of it would read
 // as a new one (see followLinksLocked), and it is never added back.
@@ -738,6 +760,10 @@ func (c *Client) takeReply(ctx context.Context, sender PublicID, linked bool, do
 	c.log.Info("offer replied to, adding the key", "doc", doc, "from", sender.Fingerprint(), "role", offer.Role)
 	// The offer goes in the same write as the addition, so a crash
 	// between the two cannot lose the share.
+	// The mark names the change's number, which queueOpWithLocked gives
+	// it, so a later addition of the same key, by invitation, is not
+	// taken for this one.
+	b.Put(append(append([]byte(fromReplyPrefix), doc[:]...), it.Sign...), binary.BigEndian.AppendUint64(nil, d.log.nextOp))
 	if err := c.queueOpWithLocked(ctx, d, op, &b); err != nil {
 		return fmt.Errorf("client: save reply of document %s: %w", doc, err)
 	}
@@ -877,7 +903,9 @@ func (s *session) post(ctx context.Context, to PublicID, items []handoffItem, do
 	if err := s.c.store.Write(ctx, &b); err != nil {
 		return fmt.Errorf("client: save inbox position of %s: %w", to.Fingerprint(), err)
 	}
-	s.c.log.Warn("inbox of another device has many used slots, the post waits for the next pass", "to", to.Fingerprint(), "slot", n)
+	s.c.log.Warn("inbox of another device has many used slots, the post goes on in the next pass", "to", to.Fingerprint(), "slot", n)
+	// The next pass starts at once, not at the next timed relist.
+	s.c.signalWake()
 	return nil
 }
 

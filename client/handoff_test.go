@@ -512,3 +512,43 @@ func linkEachToEach(t *testing.T, ctx context.Context, devices ...*client.Client
 		syncAll(t, ctx, devices...)
 	}
 }
+
+// TestRemovalNotUndoneByStaleReply has two admins share a journal with a
+// patient at the same time. One adds the patient's key and then removes
+// it; the other takes the patient's reply only afterwards, from a copy of
+// the log that does not show the removal yet. Its addition must be
+// dropped, and the patient must not read what is written after the
+// removal.
+func TestRemovalNotUndoneByStaleReply(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx
+	therapist := newClient(t, h.relay.url(), h.clientLogs)
+	colleague := newClient(t, h.relay.url(), h.clientLogs)
+	patient := newClient(t, h.relay.url(), h.clientLogs)
+	doc, err := therapist.CreateDocument(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addMember(t, ctx, therapist, doc, colleague, membership.RoleAdmin)
+	syncAll(t, ctx, colleague)
+	for _, admin := range []*client.Client{therapist, colleague} {
+		if err := admin.Share(ctx, doc, patient.Identity().Public()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	syncAll(t, ctx, therapist, colleague, patient, therapist, patient)
+	key := memberKey(t, patient, doc)
+	if err := therapist.RemoveMember(ctx, doc, key); err != nil {
+		t.Fatal(err)
+	}
+	if err := therapist.SetText(ctx, doc, "written after the removal"); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, therapist, colleague, therapist, patient)
+	if _, ok := findMemberKey(t, therapist, doc, key); ok {
+		t.Error("the removed patient's key is a member again")
+	}
+	if got, _ := patient.Text(doc); got == "written after the removal" {
+		t.Error("the removed patient reads what was written after the removal")
+	}
+}

@@ -445,6 +445,19 @@ func (c *Client) MembershipCode(doc envelope.DocID) (string, error) {
 func (c *Client) buildEntryLocked(ctx context.Context, d *document) (*membership.Entry, error) {
 	for len(d.log.ops) > 0 {
 		op := d.log.ops[0]
+		// An addition a reply asked for was checked against the log as
+		// it was then. A key that has been a member since, and was
+		// removed, stays out: the reply may predate the removal.
+		if stale, err := c.staleReplyLocked(ctx, d, op); err != nil || stale {
+			if err != nil {
+				return nil, err
+			}
+			c.log.Warn("membership change dropped: a reply asked to add a key that was removed since", "doc", d.id, "op", membership.Op(op.Op).String())
+			if err := c.dropOpLocked(ctx, d, op.N); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		e, err := c.entryFor(d, op)
 		if err == nil {
 			return e, nil

@@ -119,14 +119,27 @@ func (c *Client) withSession(ctx context.Context, fn func(s *session) error) err
 
 	work := make(chan error, 1)
 	go func() { work <- fn(s) }()
+	var result error
+	workDone, readDone := false, false
 	select {
-	case err := <-work:
-		return err
-	case err := <-readErr:
-		return err
+	case result = <-work:
+		workDone = true
+	case result = <-readErr:
+		readDone = true
 	case <-ctx.Done():
-		return ctx.Err()
+		result = ctx.Err()
 	}
+	// Both goroutines end before the session does, so none of its work
+	// touches the store after Run returns and Close closes it.
+	cancel()
+	s.close()
+	if !workDone {
+		<-work
+	}
+	if !readDone {
+		<-readErr
+	}
+	return result
 }
 
 type session struct {
