@@ -312,7 +312,7 @@ type UnlinkUnsureError struct {
 }
 
 func (e *UnlinkUnsureError) Error() string {
-	return fmt.Sprintf("client: in %d documents a device of yours is a member under an id this device cannot match to a device: the removed device may still be one of them. Check each document's members and remove ids you do not recognize: %v", len(e.Docs), e.Docs)
+	return fmt.Sprintf("client: in %d documents the removed device may still be a member: under an id this device cannot match to a device of yours, or in its own right, where someone shared the document with it. Check each document's members, remove ids of yours you do not recognize, and ask an admin to remove the device where it was shared with it: %v", len(e.Docs), e.Docs)
 }
 
 // unlinkTargets returns those of keys that are members of d for this
@@ -331,10 +331,15 @@ func unlinkTargets(d *document, keys [][32]byte, known map[[32]byte]bool) (found
 		return nil, false
 	}
 	for _, k := range keys {
+		if _, member := st.Member(k); !member {
+			continue
+		}
 		if theirs, ok := st.Person(k); ok && theirs == mine {
-			if _, member := st.Member(k); member {
-				found = append(found, k)
-			}
+			found = append(found, k)
+		} else {
+			// The device is a member in its own right, as someone
+			// shared d with it too: only an admin can remove it.
+			unsure = true
 		}
 	}
 	for _, m := range st.Members() {

@@ -103,7 +103,7 @@ func runDeviceRemove(ctx context.Context, args []string, stdout, stderr io.Write
 		fmt.Fprintf(stdout, "removed device %s from %s\n", dev.Fingerprint(), documents(n))
 		if unsure != nil {
 			for _, doc := range unsure.Docs {
-				fmt.Fprintf(stderr, "check document %s: a device of yours is a member there under an id this device cannot match, maybe the removed one: see 'interlude doc members %s'\n", doc, doc)
+				fmt.Fprintf(stderr, "check document %s: the removed device may still be a member there, under an id this device cannot match or in its own right where someone shared the document with it: see 'interlude doc members %s', and ask an admin to remove it if needed\n", doc, doc)
 			}
 		}
 		return nil

@@ -121,7 +121,7 @@ globalThis.interludeStrings = Object.freeze({
   removeMemberHelp: (f) => `Remove ${f}? Interlude changes this journal's key, so ${f} cannot open anything written from now on. It keeps what it already received.`,
   removedMember: (f) => `Removed ${f}. The key changes once this device has synced.`,
   removeMemberFailed: "Could not remove this member. Try again.",
-  unlinkCheck: (n) => `In ${n === 1 ? "one journal" : n + " journals"}, another device of yours is a member that this device cannot recognize, and it may be the one you removed: check that journal's members.`,
+  unlinkCheck: (n) => `In ${n === 1 ? "one journal" : n + " journals"}, the device you removed may still be a member: another device of yours that this device cannot recognize, or the device itself where someone shared the journal with it. Check that journal's members, and ask its owner to remove the device if needed.`,
 
   recoveryHeading: "Recovery phrase",
   recoveryHelp: "A recovery phrase is a list of words that brings your journals to a new device if you lose every device you have.",
