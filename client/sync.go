@@ -130,17 +130,29 @@ func (c *Client) withSession(ctx context.Context, fn func(s *session) error) err
 		result = ctx.Err()
 	}
 	// Both goroutines end before the session does, so none of its work
-	// touches the store after Run returns and Close closes it.
+	// touches the store after Run returns and Close closes it. Both
+	// watch the session's end; the bound only keeps a bug from hanging
+	// the caller, and is logged.
 	cancel()
 	s.close()
-	if !workDone {
-		<-work
-	}
-	if !readDone {
-		<-readErr
+	bound := time.NewTimer(sessionEndBound)
+	defer bound.Stop()
+	for !workDone || !readDone {
+		select {
+		case <-work:
+			workDone = true
+		case <-readErr:
+			readDone = true
+		case <-bound.C:
+			c.log.Error("relay session work did not end after the session closed", "work_done", workDone, "read_done", readDone)
+			return result
+		}
 	}
 	return result
 }
+
+// sessionEndBound bounds the wait for a closed session's goroutines.
+const sessionEndBound = 10 * time.Second
 
 type session struct {
 	c    *Client
@@ -331,6 +343,9 @@ func (s *session) readLoop(ctx context.Context) error {
 			select {
 			case inbox <- msg:
 			case <-s.done:
+				// readLoop returns this once it has handled what came
+				// before, and withSession waits for it.
+				readErr <- errors.New("client: relay session closed")
 				return
 			}
 		}
