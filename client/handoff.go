@@ -746,6 +746,18 @@ func (c *Client) takeReply(ctx context.Context, sender PublicID, linked bool, do
 	// A key that was ever a member is not added back: a device removed
 	// from a document stays out of it.
 	key := [32]byte(it.Sign)
+	if m, member := d.log.state.Member(key); member && offer.Role != 0 && m.Role != membership.Role(offer.Role) {
+		// The device is a member already, under the key it replied with:
+		// an admin's offer with another role changes its role.
+		if self, ok := d.log.state.Member(d.self.member()); ok && self.Role == membership.RoleAdmin && !c.hasOpLocked(d, membership.OpChangeRole, it.Sign) {
+			c.log.Info("offer replied to by a member, changing its role", "doc", doc, "from", sender.Fingerprint(), "role", offer.Role)
+			op := pendingOp{Op: uint8(membership.OpChangeRole), Sign: bytes.Clone(it.Sign), Role: offer.Role}
+			if err := c.queueOpWithLocked(ctx, d, op, &b); err != nil {
+				return fmt.Errorf("client: save reply of document %s: %w", doc, err)
+			}
+			return nil
+		}
+	}
 	if d.log.state.WasMember(key) || c.hasOpLocked(d, membership.OpAddDevice, it.Sign) || c.hasOpLocked(d, membership.OpAdd, it.Sign) {
 		return save()
 	}

@@ -343,6 +343,49 @@ func TestShareByAnotherAdminAddsNothing(t *testing.T) {
 	}
 }
 
+// TestOfferWithRoleChangesMemberRole has a second admin offer a journal
+// as admin to a patient who joined it by invitation as a writer: the
+// patient's reply names its key, and the admin changes its role instead
+// of adding anything.
+func TestOfferWithRoleChangesMemberRole(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx
+	therapist := newClient(t, h.relay.url(), h.clientLogs)
+	colleague := newClient(t, h.relay.url(), h.clientLogs)
+	patient := newClient(t, h.relay.url(), h.clientLogs)
+	doc, err := therapist.CreateDocument(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addMember(t, ctx, therapist, doc, colleague, membership.RoleAdmin)
+	link, err := therapist.Invite(ctx, doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, therapist, colleague)
+	if _, err := patient.AcceptInvite(ctx, link); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, therapist, patient, colleague)
+	before, err := colleague.Members(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addMember(t, ctx, colleague, doc, patient, membership.RoleAdmin)
+	syncAll(t, ctx, colleague, therapist)
+	after, err := therapist.Members(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(before) {
+		t.Errorf("the journal has %d members after the offer, %d before; want none added", len(after), len(before))
+	}
+	m, ok := findMemberKey(t, therapist, doc, memberKey(t, patient, doc))
+	if !ok || m.Role != membership.RoleAdmin {
+		t.Errorf("the patient's role after the admin offer = %s (member %v), want admin", m.Role, ok)
+	}
+}
+
 // TestRelinkKeepsRemovalAndLink unlinks a phone from a laptop, then links
 // it again, from the laptop alone and from both devices: the phone stays
 // out of the journal it was removed from, the laptop stops offering it,
