@@ -235,31 +235,21 @@ func (c *Client) unlinkLocked(ctx context.Context, dev ed25519.PublicKey) (int, 
 	}
 	for _, o := range others {
 		for _, d := range c.docs {
-			mark(d.id, [32]byte(o.Sign))
-		}
-		if o.root != nil {
-			for _, d := range c.docs {
-				k, err := deriveDocKeys(o.root, d.id)
-				if err != nil {
-					return 0, nil, err
-				}
-				mark(d.id, k.member())
+			keys, err := memberKeysOf([32]byte(o.Sign), o.root, d.id, peers[[32]byte(o.Sign)])
+			if err != nil {
+				return 0, nil, err
+			}
+			for _, k := range keys {
+				mark(d.id, k)
 			}
 		}
 	}
 	n := 0
 	var unsure []envelope.DocID
 	for _, d := range c.sortedDocsLocked() {
-		targets := [][32]byte{[32]byte(dev)}
-		if k, ok := lost[d.id]; ok {
-			targets = append(targets, k)
-		}
-		if root != nil {
-			k, err := deriveDocKeys(root, d.id)
-			if err != nil {
-				return n, nil, err
-			}
-			targets = append(targets, k.member())
+		targets, err := memberKeysOf([32]byte(dev), root, d.id, lost)
+		if err != nil {
+			return n, nil, err
 		}
 		found, maybe := unlinkTargets(d, targets, known[d.id])
 		if maybe {
@@ -267,37 +257,56 @@ func (c *Client) unlinkLocked(ctx context.Context, dev ed25519.PublicKey) (int, 
 		}
 		// An addition of dev that is queued and not sent yet is
 		// dropped, or it would bring dev back after the removal.
+		dropped := false
 		for _, op := range slices.Clone(d.log.ops) {
 			if membership.Op(op.Op) == membership.OpAddDevice && len(op.Sign) == ed25519.PublicKeySize && slices.Contains(targets, [32]byte(op.Sign)) {
 				if err := c.dropOpLocked(ctx, d, op.N); err != nil {
 					return n, nil, err
 				}
-				found = append(found, [32]byte{})
+				dropped = true
 			}
 		}
-		if len(found) > 0 {
-			var gone Batch
-			gone.Put(peerKey(removedPrefix, dev, d.id[:]), []byte{1})
-			if err := c.store.Write(ctx, &gone); err != nil {
-				return n, nil, fmt.Errorf("client: save the removal of a linked device from document %s: %w", d.id, err)
-			}
+		if len(found) == 0 && !dropped {
+			continue
+		}
+		n++
+		var gone Batch
+		gone.Put(peerKey(removedPrefix, dev, d.id[:]), []byte{1})
+		if err := c.store.Write(ctx, &gone); err != nil {
+			return n, nil, fmt.Errorf("client: save the removal of a linked device from document %s: %w", d.id, err)
 		}
 		for _, target := range found {
-			if target == ([32]byte{}) || c.hasOpLocked(d, membership.OpRemoveDevice, target[:]) {
+			if c.hasOpLocked(d, membership.OpRemoveDevice, target[:]) {
 				continue
 			}
 			if err := c.queueOpLocked(ctx, d, pendingOp{Op: uint8(membership.OpRemoveDevice), Sign: bytes.Clone(target[:])}); err != nil {
 				return n, nil, err
 			}
 		}
-		if len(found) > 0 {
-			n++
-		}
 	}
 	if err := c.forgetPeer(ctx, dev); err != nil {
 		return n, nil, err
 	}
 	return n, unsure, nil
+}
+
+// memberKeysOf returns the keys that the device with key sign may be a
+// member of doc under, as far as this device can tell: its device key,
+// the key its offer or reply named (recorded, by document), and for a
+// recovery device the key its root derives.
+func memberKeysOf(sign [32]byte, root []byte, doc envelope.DocID, recorded map[envelope.DocID][32]byte) ([][32]byte, error) {
+	keys := [][32]byte{sign}
+	if k, ok := recorded[doc]; ok {
+		keys = append(keys, k)
+	}
+	if root != nil {
+		k, err := deriveDocKeys(root, doc)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k.member())
+	}
+	return keys, nil
 }
 
 // UnlinkUnsureError is returned by UnlinkDevice, with the removals it
@@ -388,22 +397,16 @@ func (c *Client) unlinkRemovedLocked(ctx context.Context) error {
 	for _, d := range c.sortedDocsLocked() {
 		self := d.self.member()
 		// owner maps each key in d that belongs to a linked device, as
-		// far as this device can tell, to that device's key: its device
-		// key, its key from an offer or a reply, and a recovery device's
-		// derived key.
+		// far as this device can tell, to that device's key.
 		owner := map[[32]byte][32]byte{}
 		for _, dev := range linked {
 			sign := [32]byte(dev.Sign)
-			owner[sign] = sign
-			if k, ok := peers[sign][d.id]; ok {
-				owner[k] = sign
+			keys, err := memberKeysOf(sign, dev.root, d.id, peers[sign])
+			if err != nil {
+				return err
 			}
-			if dev.root != nil {
-				k, err := deriveDocKeys(dev.root, d.id)
-				if err != nil {
-					return err
-				}
-				owner[k.member()] = sign
+			for _, k := range keys {
+				owner[k] = sign
 			}
 		}
 		for _, e := range d.log.entries {
