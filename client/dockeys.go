@@ -163,14 +163,11 @@ func (c *Client) markInvited(ctx context.Context, doc envelope.DocID) (marked bo
 // invitedTo reports whether this device accepted an invitation to doc
 // that has not brought the document yet.
 func (c *Client) invitedTo(ctx context.Context, doc envelope.DocID) (bool, error) {
-	_, err := c.store.Get(ctx, invitedKey(doc))
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, ErrNotFound):
-		return false, nil
+	marked, err := c.exists(ctx, invitedKey(doc))
+	if err != nil {
+		return false, fmt.Errorf("client: read invitation mark of document %s: %w", doc, err)
 	}
-	return false, fmt.Errorf("client: read invitation mark of document %s: %w", doc, err)
+	return marked, nil
 }
 
 // claimKeys claims on the session the document keys it has not claimed

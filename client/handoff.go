@@ -281,28 +281,33 @@ func (c *Client) offerToLocked(ctx context.Context, d *document, dev PublicID, r
 		return false, fmt.Errorf("client: encode offer: %w", err)
 	}
 	proof := ed25519.Sign(d.self.signing, offerProof(d.id, c.id.public.Sign, dev.Sign))
-	q, err := msgpack.Marshal(&queuedItem{PeerBox: dev.Box[:], Item: handoffItem{
-		Kind: itemOffer, Doc: d.id[:], Sign: bytes.Clone(d.self.public.Sign), Box: d.self.public.Box[:],
-	}})
-	if err != nil {
-		return false, fmt.Errorf("client: encode offer: %w", err)
-	}
-	p, err := msgpack.Marshal(&queuedItem{PeerBox: dev.Box[:], Item: handoffItem{
-		Kind: itemProof, Doc: d.id[:], Sign: bytes.Clone(d.self.public.Sign), Box: proof,
-	}})
-	if err != nil {
-		return false, fmt.Errorf("client: encode offer: %w", err)
-	}
 	var b Batch
 	b.Put(peerKey(offerPrefix, dev.Sign, d.id[:]), rec)
-	b.Put(peerKey(queuePrefix, dev.Sign, []byte{itemOffer}, d.id[:]), q)
-	b.Put(peerKey(queuePrefix, dev.Sign, []byte{itemProof}, d.id[:]), p)
+	offer := handoffItem{Kind: itemOffer, Doc: d.id[:], Sign: bytes.Clone(d.self.public.Sign), Box: d.self.public.Box[:]}
+	if err := queueItem(&b, dev, offer); err != nil {
+		return false, err
+	}
+	if err := queueItem(&b, dev, handoffItem{Kind: itemProof, Doc: d.id[:], Sign: bytes.Clone(d.self.public.Sign), Box: proof}); err != nil {
+		return false, err
+	}
 	if err := c.store.Write(ctx, &b); err != nil {
 		return false, fmt.Errorf("client: save offer of document %s to %s: %w", d.id, dev.Fingerprint(), err)
 	}
 	c.log.Info("document offered", "doc", d.id, "to", dev.Fingerprint(), "role", role)
 	c.signalWake()
 	return true, nil
+}
+
+// queueItem adds to b the queue record of it, to be sent to the device
+// to: one per recipient, kind and document, so a newer item of the same
+// kind replaces an older one.
+func queueItem(b *Batch, to PublicID, it handoffItem) error {
+	q, err := msgpack.Marshal(&queuedItem{PeerBox: to.Box[:], Item: it})
+	if err != nil {
+		return fmt.Errorf("client: encode handoff item: %w", err)
+	}
+	b.Put(peerKey(queuePrefix, to.Sign, []byte{it.Kind}, it.Doc), q)
+	return nil
 }
 
 // openOffer returns the offer of doc to the device with signing key dev
@@ -605,13 +610,9 @@ func (c *Client) replyToOffer(ctx context.Context, sender PublicID, linked bool,
 			b.Put(invitedKey(doc), binary.BigEndian.AppendUint64([]byte{offerMark}, uint64(time.Now().UnixNano())))
 		}
 	}
-	q, err := msgpack.Marshal(&queuedItem{PeerBox: sender.Box[:], Item: handoffItem{
-		Kind: itemReply, Doc: doc[:], Sign: bytes.Clone(reply.public.Sign), Box: reply.public.Box[:],
-	}})
-	if err != nil {
-		return fmt.Errorf("client: encode reply: %w", err)
+	if err := queueItem(&b, sender, handoffItem{Kind: itemReply, Doc: doc[:], Sign: bytes.Clone(reply.public.Sign), Box: reply.public.Box[:]}); err != nil {
+		return err
 	}
-	b.Put(peerKey(queuePrefix, sender.Sign, []byte{itemReply}, doc[:]), q)
 	if (linked || c.id.recovery) && !senderRemoved {
 		// A linked device's key is kept, for unlinking it later. A
 		// recovery client keeps the key of every device that offered it
@@ -638,7 +639,7 @@ func (c *Client) staleReplyLocked(ctx context.Context, d *document, op pendingOp
 	if !d.log.state.WasMember([32]byte(op.Sign)) {
 		return false, nil
 	}
-	v, err := c.store.Get(ctx, append(append([]byte(fromReplyPrefix), d.id[:]...), op.Sign...))
+	v, err := c.store.Get(ctx, peerKey(fromReplyPrefix, d.id[:], op.Sign))
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return false, nil
@@ -775,7 +776,7 @@ func (c *Client) takeReply(ctx context.Context, sender PublicID, linked bool, do
 	// The mark names the change's number, which queueOpWithLocked gives
 	// it, so a later addition of the same key, by invitation, is not
 	// taken for this one.
-	b.Put(append(append([]byte(fromReplyPrefix), doc[:]...), it.Sign...), binary.BigEndian.AppendUint64(nil, d.log.nextOp))
+	b.Put(peerKey(fromReplyPrefix, doc[:], it.Sign), binary.BigEndian.AppendUint64(nil, d.log.nextOp))
 	if err := c.queueOpWithLocked(ctx, d, op, &b); err != nil {
 		return fmt.Errorf("client: save reply of document %s: %w", doc, err)
 	}
