@@ -441,8 +441,9 @@ func (c *Client) unlinkRemovedLocked(ctx context.Context) error {
 // removes this device's device key where it holds d under its document
 // key, and brings in the linked devices that were never members of d.
 // unlinkRemovedLocked runs first, so a device removed elsewhere is no
-// longer linked here.
-func (c *Client) followLinksLocked(ctx context.Context, d *document) error {
+// longer linked here. linked and peers are LinkedDevices and
+// peerMemberKeys, read once for all documents of a sync.
+func (c *Client) followLinksLocked(ctx context.Context, d *document, linked []LinkedDevice, peers map[[32]byte]map[envelope.DocID][32]byte) error {
 	if _, ok := d.log.state.Member(d.self.member()); !ok {
 		return nil
 	}
@@ -460,14 +461,6 @@ func (c *Client) followLinksLocked(ctx context.Context, d *document) error {
 				return err
 			}
 		}
-	}
-	linked, err := c.LinkedDevices(ctx)
-	if err != nil {
-		return err
-	}
-	peers, err := c.peerMemberKeys(ctx)
-	if err != nil {
-		return err
 	}
 	for _, dev := range linked {
 		if _, err := c.addDeviceLocked(ctx, d, dev, peers); err != nil {

@@ -96,16 +96,7 @@ func (s *session) syncMembership(ctx context.Context) error {
 	//    which drops additions of them not sent yet; then the person's
 	//    other devices are brought in where they are missing (see
 	//    devices.go).
-	s.c.mu.Lock()
-	err := s.c.unlinkRemovedLocked(ctx)
-	for _, id := range ready {
-		if err != nil {
-			break
-		}
-		err = s.c.followLinksLocked(ctx, s.c.docs[id])
-	}
-	s.c.mu.Unlock()
-	if err != nil {
+	if err := s.followLinks(ctx, ready); err != nil {
 		return err
 	}
 
@@ -118,6 +109,30 @@ func (s *session) syncMembership(ctx context.Context) error {
 			if err := s.sendChanges(ctx, id); err != nil {
 				return err
 			}
+		}
+	}
+	return nil
+}
+
+// followLinks unlinks the devices removed elsewhere, then brings the
+// linked devices into each of docs (see devices.go).
+func (s *session) followLinks(ctx context.Context, docs []envelope.DocID) error {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	if err := s.c.unlinkRemovedLocked(ctx); err != nil {
+		return err
+	}
+	linked, err := s.c.LinkedDevices(ctx)
+	if err != nil {
+		return err
+	}
+	peers, err := s.c.peerMemberKeys(ctx)
+	if err != nil {
+		return err
+	}
+	for _, id := range docs {
+		if err := s.c.followLinksLocked(ctx, s.c.docs[id], linked, peers); err != nil {
+			return err
 		}
 	}
 	return nil
