@@ -18,11 +18,12 @@ import (
 // A person who uses a second device, such as a therapist with a laptop
 // and a phone, links it from a device they already use. The linking
 // device offers the new one every document it is a member of, and adds
-// the key the new device replies with, with its own role, through the
-// membership log's add_device entries, which any member may make for its
-// own person (see handoff.go). A device linked by key, such as a recovery
-// device, is added under its device key at once, and the relay's
-// document list shows it those documents on its first sync.
+// the key the new device replies with, with its own role. It does so
+// through the membership log's add_device entries, which any member may
+// make for its own person (see handoff.go). A device linked by key
+// (LinkDeviceKey) is added under its device key at once, and a recovery
+// device under the keys its root derives (see recovery.go), so the relay
+// lists it those documents on its first sync.
 //
 // Each device keeps the devices it linked itself. Before it sends
 // membership changes of a document, it brings those devices into the

@@ -78,7 +78,7 @@ const (
 	// inbox. The rest are read in the next pass.
 	maxInboxPerPass = 64
 	// maxSlotTries bounds the used slots of another device's inbox that
-	// one post skips in a pass, for the same reason; the post resumes
+	// one post skips in a pass, for the same reason. The post resumes
 	// there in the next pass.
 	maxSlotTries = 64
 	// maxOfferMarks bounds the documents this device claims because
@@ -546,8 +546,8 @@ func (c *Client) takeHandoff(ctx context.Context, m *handoffBody) error {
 // was never a member.
 func (c *Client) replyToOffer(ctx context.Context, sender PublicID, linked bool, doc envelope.DocID, it handoffItem) error {
 	// A sender proves it is an admin of doc, as this device's copy of
-	// the log has it, by signing with its member key. Such a sender sees
-	// this device's key in its log already.
+	// the log has it, by signing with its member key. Such a sender has
+	// this device's key in its own copy of the log already.
 	proven := len(it.Proof) == ed25519.SignatureSize &&
 		ed25519.Verify(ed25519.PublicKey(it.Sign), offerProof(doc, sender.Sign, c.id.public.Sign), it.Proof)
 	c.mu.Lock()

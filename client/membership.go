@@ -54,8 +54,8 @@ var ErrNotAdmin = errors.New("client: this device is not an admin of the documen
 // joined by invitation under a key of their own for the document.
 var ErrNotMember = errors.New("client: not a member of the document")
 
-// ErrAlreadyMember is returned by AddMember and Share for a device that
-// this device knows to be a member of the document.
+// ErrAlreadyMember is returned by AddMember and Share for a device whose
+// key in the document this device has recorded as a current member.
 var ErrAlreadyMember = errors.New("client: already a member")
 
 // logRecord is one stored entry of the membership log.
@@ -346,8 +346,8 @@ func (c *Client) AddMember(ctx context.Context, doc envelope.DocID, to PublicID,
 	if bytes.Equal(to.Sign, c.id.public.Sign) {
 		return fmt.Errorf("client: %s is this device: share with another device's public id", to.Fingerprint())
 	}
-	// A device this one knows as a member would reply with a key that
-	// opens nothing (see replyToOffer), which would only add a dead member.
+	// A device recorded as a member would reply with a key that opens
+	// nothing (see replyToOffer), so the offer would only add a dead member.
 	if c.knownMemberLocked(ctx, d, to.Sign) {
 		return fmt.Errorf("%w: device %s is a member of document %s already", ErrAlreadyMember, to.Fingerprint(), doc)
 	}

@@ -93,7 +93,7 @@ func (s *session) syncMembership(ctx context.Context) error {
 	}
 
 	// 2. Devices that a linked device removed anywhere are unlinked here,
-	//    which drops additions of them not sent yet; then the person's
+	//    which drops additions of them not sent yet. Then the person's
 	//    other devices are brought in where they are missing (see
 	//    devices.go).
 	if err := s.followLinks(ctx, ready); err != nil {

@@ -33,7 +33,7 @@ import (
 // keys the root gives, and posts an offer of the document to its inbox,
 // from which the recovery client learns the document ids. So the relay
 // finds a different key for the recovery device in each document, as for
-// any other device. Whoever holds the linking device's store can derive
+// any other device. Anyone with the linking device's store can derive
 // those keys, as they could take the device's own. So after losing the
 // device that made a phrase, remove that phrase as well and make a new
 // one. Other devices cannot derive its keys, so their UnlinkDevice names
