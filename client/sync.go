@@ -427,6 +427,8 @@ func (s *session) handle(msg wire.Message) error {
 		s.reply(m.Ref, m)
 	case *wire.Invite:
 		s.reply(m.Ref, m)
+	case *wire.Chain:
+		s.reply(m.Ref, m)
 	default:
 		return fmt.Errorf("client: unexpected message type %d from relay", msg.Type())
 	}

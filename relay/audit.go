@@ -46,6 +46,10 @@ const (
 	AuditPush AuditEvent = "push"
 	// AuditReject: the relay rejected a request or a connection.
 	AuditReject AuditEvent = "reject"
+	// AuditChain: a device appended to a sigchain. Doc holds the
+	// chain's id, Cursor its entries after the append, and Size the
+	// entries and blobs appended.
+	AuditChain AuditEvent = "chain"
 )
 
 // AuditRecord is one entry of the audit log.

@@ -327,6 +327,8 @@ func replyRef(m wire.Message) uint64 {
 		return m.Ref
 	case *wire.Invite:
 		return m.Ref
+	case *wire.Chain:
+		return m.Ref
 	}
 	return 0
 }

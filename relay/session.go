@@ -31,6 +31,10 @@ func (c *conn) handle(msg wire.Message) outgoing {
 		return outgoing{msg: c.listDocs(m)}
 	case *wire.Claim:
 		return outgoing{msg: c.claim(m)}
+	case *wire.PutChain:
+		return outgoing{msg: c.putChain(m)}
+	case *wire.GetChain:
+		return outgoing{msg: c.getChain(m)}
 	case *wire.Push:
 		return outgoing{msg: c.push(m)}
 	case *wire.Subscribe:
@@ -346,6 +350,10 @@ func requestRef(msg wire.Message) uint64 {
 	case *wire.Push:
 		return m.Ref
 	case *wire.Claim:
+		return m.Ref
+	case *wire.PutChain:
+		return m.Ref
+	case *wire.GetChain:
 		return m.Ref
 	}
 	return 0

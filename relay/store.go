@@ -48,6 +48,14 @@ const (
 	prefixEntry byte = 8
 	// invitation id -> the invitee's response (see invite.go).
 	prefixInvite byte = 9
+	// chain id -> entries, blobs and writers of a sigchain (see
+	// sigchain.go). The three sigchain prefixes only add records, so
+	// they need no new schema version.
+	prefixChainHead byte = 10
+	// chain id, n -> entry n of the sigchain, from 1.
+	prefixChainEntry byte = 11
+	// chain id, n -> blob n of the sigchain, from 1.
+	prefixChainBlob byte = 12
 )
 
 // schemaVersion is the storage layout this build reads and writes.

@@ -23,7 +23,8 @@
 //     Subscribe requests every envelope and membership entry of a
 //     document after a cursor, then live ones; Push stores one envelope;
 //     PostInvite and TakeInvite carry an invitation's response from the
-//     invitee to the inviter.
+//     invitee to the inviter; PutChain and GetChain store and fetch a
+//     person's sigchain.
 //  4. For a subscription the relay sends Deliver for each stored envelope
 //     in cursor order, and for each membership entry before the envelopes
 //     stored after it, then CaughtUp once the backlog is sent, then Deliver for
@@ -65,6 +66,9 @@
 // A relay refuses a client whose Auth carries another version than its
 // own with CodeUnsupportedVersion, and a client refuses a relay whose
 // Hello does.
+//
+// Version 6 adds PutChain, GetChain and Chain: the relay keeps each
+// person's sigchain and the seeds sealed to their devices.
 //
 // Version 5 adds Claim and document keys. Invitation links carry the
 // document's id, so an invitee joins under its key for that document.
@@ -111,7 +115,7 @@ import (
 
 // Version is the protocol version this package speaks. The package doc
 // lists what each version changed.
-const Version = 5
+const Version = 6
 
 // MaxFrame is the largest frame either side accepts, in bytes. It leaves
 // room above the largest envelope for the message's own fields.
@@ -148,6 +152,9 @@ const (
 	TypeInvite      Type = 21
 	TypeShared      Type = 22
 	TypeClaim       Type = 23
+	TypePutChain    Type = 24
+	TypeGetChain    Type = 25
+	TypeChain       Type = 26
 )
 
 // Message is implemented by every message type.
@@ -372,6 +379,46 @@ type Shared struct {
 	_msgpack struct{} `msgpack:",as_array"`
 }
 
+// PutChain appends Entries to the sigchain with id ID, a person's list
+// of devices, which the relay keeps for the person's devices and for
+// anyone who shares with the person, but does not read. The relay
+// appends only if it holds exactly From entries of the chain, else it
+// answers CodeStaleLog, and the client fetches the chain with GetChain
+// and builds its entry again. Blobs, the person's secret seeds sealed to
+// each device, are appended to the chain's blobs. Writers lists the
+// Ed25519 device keys that may append next. The connection's device must
+// be among the writers stored before, or, to start a chain (From 0),
+// among Writers. The reply is OK.
+type PutChain struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Ref      uint64
+	ID       []byte
+	From     uint64
+	Entries  [][]byte
+	Blobs    [][]byte
+	Writers  [][]byte
+}
+
+// GetChain requests the entries of the sigchain with id ID after the
+// first From, and its blobs after the first BlobsFrom.
+type GetChain struct {
+	_msgpack  struct{} `msgpack:",as_array"`
+	Ref       uint64
+	ID        []byte
+	From      uint64
+	BlobsFrom uint64
+}
+
+// Chain is the reply to GetChain. Both lists are empty when the relay
+// holds no such chain, or nothing after the positions asked for.
+type Chain struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Ref      uint64
+	ID       []byte
+	Entries  [][]byte
+	Blobs    [][]byte
+}
+
 // CaughtUp reports that the backlog of a subscription has been sent up to Cursor.
 type CaughtUp struct {
 	_msgpack struct{} `msgpack:",as_array"`
@@ -400,6 +447,9 @@ func (*TakeInvite) Type() Type  { return TypeTakeInvite }
 func (*Invite) Type() Type      { return TypeInvite }
 func (*Shared) Type() Type      { return TypeShared }
 func (*Claim) Type() Type       { return TypeClaim }
+func (*PutChain) Type() Type    { return TypePutChain }
+func (*GetChain) Type() Type    { return TypeGetChain }
+func (*Chain) Type() Type       { return TypeChain }
 
 // Error implements the error interface so a client can return a relay's
 // Error message as it is.
@@ -507,6 +557,12 @@ func newMessage(t Type) Message {
 		return &Shared{}
 	case TypeClaim:
 		return &Claim{}
+	case TypePutChain:
+		return &PutChain{}
+	case TypeGetChain:
+		return &GetChain{}
+	case TypeChain:
+		return &Chain{}
 	}
 	return nil
 }

@@ -35,6 +35,9 @@ func TestEncodeDecodeEveryType(t *testing.T) {
 		&CaughtUp{Doc: make([]byte, 16), Cursor: 15},
 		&Shared{},
 		&Claim{Ref: 23, Claims: []DocClaim{{Doc: make([]byte, 16), Key: make([]byte, 32), Signature: make([]byte, 64)}}},
+		&PutChain{Ref: 24, ID: make([]byte, 32), From: 2, Entries: [][]byte{{1}}, Blobs: [][]byte{{2}, {3}}, Writers: [][]byte{make([]byte, 32)}},
+		&GetChain{Ref: 25, ID: make([]byte, 32), From: 1, BlobsFrom: 3},
+		&Chain{Ref: 26, ID: make([]byte, 32), Entries: [][]byte{{4}}, Blobs: [][]byte{{5}}},
 	}
 	for _, m := range msgs {
 		frame, err := Encode(m)
