@@ -87,6 +87,10 @@ type Client struct {
 	// documents over to this one now (see HandOver), whose offers count
 	// as a linked device's.
 	handOverFrom map[[32]byte]bool
+
+	// personMu serializes the changes to this device's person and its
+	// sigchain (see person.go), which sessions make across relay calls.
+	personMu gosync.Mutex
 }
 
 // document is the in-memory state of one document. Its fields are guarded

@@ -137,6 +137,9 @@ func (c *Client) link(ctx context.Context, dev PublicID, rec linkedRecord) (int,
 	}
 	var b Batch
 	b.Put(linkedKey(dev.Sign), value)
+	// A revocation not made yet is dropped. One made stays: the
+	// sigchain never adds a revoked device again.
+	b.Del(peerKey(personRevokePrefix, dev.Sign))
 	// Linking again sends every offer again, in case the relay lost one.
 	err = c.store.Scan(ctx, peerKey(offerPrefix, dev.Sign), func(key, _ []byte) error {
 		b.Del(bytes.Clone(key))
@@ -203,6 +206,10 @@ func (c *Client) unlinkLocked(ctx context.Context, dev ed25519.PublicKey) (int, 
 	}
 	var b Batch
 	b.Del(linkedKey(dev))
+	// The person's sigchain revokes dev on the next sync, if it lists
+	// it, which rotates the user key (see person.go).
+	revokeLater(&b, dev)
+	b.Del(peerKey(personToldPrefix, dev))
 	if err := c.store.Write(ctx, &b); err != nil {
 		return 0, nil, fmt.Errorf("client: delete linked device: %w", err)
 	}

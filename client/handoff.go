@@ -302,11 +302,18 @@ func (c *Client) offerToLocked(ctx context.Context, d *document, dev PublicID, r
 // to: one per recipient, kind and document, so a newer item of the same
 // kind replaces an older one.
 func queueItem(b *Batch, to PublicID, it handoffItem) error {
+	return queueItemAt(b, queuePrefix, to, it)
+}
+
+// queueItemAt is queueItem for the queue under prefix: queuePrefix for
+// items this device sends, personQueuePrefix for those it sends as its
+// person.
+func queueItemAt(b *Batch, prefix string, to PublicID, it handoffItem) error {
 	q, err := msgpack.Marshal(&queuedItem{PeerBox: to.Box[:], Item: it})
 	if err != nil {
 		return fmt.Errorf("client: encode handoff item: %w", err)
 	}
-	b.Put(peerKey(queuePrefix, to.Sign, []byte{it.Kind}, it.Doc), q)
+	b.Put(peerKey(prefix, to.Sign, []byte{it.Kind}, it.Doc), q)
 	return nil
 }
 
@@ -450,13 +457,20 @@ func (c *Client) peerMemberKeys(ctx context.Context) (map[[32]byte]map[envelope.
 // either way. Positions are kept per relay host, since another relay
 // holds other slots.
 func (s *session) readInbox(ctx context.Context) error {
-	counter := []byte(inboxNextKey + s.host)
+	return s.readInboxOf(ctx, s.c.id, []byte(inboxNextKey+s.host), func(m *handoffBody) error {
+		return s.c.takeHandoff(ctx, m)
+	})
+}
+
+// readInboxOf reads the inbox of as, from the slot the store keeps
+// under counter, and passes each message that opens to take.
+func (s *session) readInboxOf(ctx context.Context, as *Identity, counter []byte, take func(*handoffBody) error) error {
 	n, err := s.c.readCounter(ctx, counter)
 	if err != nil {
 		return err
 	}
 	for range maxInboxPerPass {
-		slot, err := inboxSlot(s.c.id.public, n)
+		slot, err := inboxSlot(as.public, n)
 		if err != nil {
 			return err
 		}
@@ -467,9 +481,9 @@ func (s *session) readInbox(ctx context.Context) error {
 		if len(msg) == 0 {
 			return nil
 		}
-		if body, err := s.c.id.openHandoff(slot, msg); err != nil {
+		if body, err := as.openHandoff(slot, msg); err != nil {
 			s.c.log.Warn("inbox message skipped", "slot", n, "err", err)
-		} else if err := s.c.takeHandoff(ctx, body); err != nil {
+		} else if err := take(body); err != nil {
 			return err
 		}
 		n++
@@ -497,30 +511,19 @@ func (c *Client) takeHandoff(ctx context.Context, m *handoffBody) error {
 			isLinked = true
 		}
 	}
-	// A proof applies to the offer of its document with the same key.
-	proofs := map[envelope.DocID]handoffItem{}
-	for _, it := range m.Items {
-		if it.Kind == itemProof && len(it.Doc) == 16 && len(it.Box) == ed25519.SignatureSize {
-			proofs[envelope.DocID(it.Doc)] = it
-		}
-	}
-	for _, it := range m.Items {
-		if it.Kind == itemProof {
-			continue
-		}
+	for _, it := range proofsApplied(m.Items) {
 		if len(it.Doc) != 16 || len(it.Sign) != ed25519.PublicKeySize || len(it.Box) != 32 {
 			c.log.Warn("handoff item skipped: malformed", "from", sender.Fingerprint(), "kind", it.Kind)
 			continue
 		}
 		doc := envelope.DocID(it.Doc)
-		if p, ok := proofs[doc]; ok && it.Kind == itemOffer && it.Proof == nil && bytes.Equal(p.Sign, it.Sign) {
-			it.Proof = p.Box
-		}
 		switch it.Kind {
 		case itemOffer:
-			err = c.replyToOffer(ctx, sender, isLinked, doc, it)
+			err = c.replyToOffer(ctx, sender, isLinked, doc, it, nil)
 		case itemReply:
 			err = c.takeReply(ctx, sender, isLinked, doc, it)
+		case itemPerson:
+			err = c.takePerson(ctx, sender, isLinked, PersonID(it.Sign))
 		default:
 			c.log.Warn("handoff item of an unknown kind skipped", "from", sender.Fingerprint(), "kind", it.Kind)
 		}
@@ -529,6 +532,28 @@ func (c *Client) takeHandoff(ctx context.Context, m *handoffBody) error {
 		}
 	}
 	return nil
+}
+
+// proofsApplied returns the items other than proofs, with each proof
+// set on the offer of its document with the same key.
+func proofsApplied(items []handoffItem) []handoffItem {
+	proofs := map[string]handoffItem{}
+	for _, it := range items {
+		if it.Kind == itemProof && len(it.Doc) == 16 && len(it.Box) == ed25519.SignatureSize {
+			proofs[string(it.Doc)] = it
+		}
+	}
+	var out []handoffItem
+	for _, it := range items {
+		if it.Kind == itemProof {
+			continue
+		}
+		if p, ok := proofs[string(it.Doc)]; ok && it.Kind == itemOffer && it.Proof == nil && bytes.Equal(p.Sign, it.Sign) {
+			it.Proof = p.Box
+		}
+		out = append(out, it)
+	}
+	return out
 }
 
 // replyToOffer queues the reply to an offer of doc. To a linked device
@@ -544,12 +569,19 @@ func (c *Client) takeHandoff(ctx context.Context, m *handoffBody) error {
 // and a missing reply would tell the same. An admin that removed this
 // device and offers the document again gets its device key, if that key
 // was never a member.
-func (c *Client) replyToOffer(ctx context.Context, sender PublicID, linked bool, doc envelope.DocID, it handoffItem) error {
+//
+// An offer to this device's person (as set to the person's user key) is
+// replied to as the person, with this device's key.
+func (c *Client) replyToOffer(ctx context.Context, sender PublicID, linked bool, doc envelope.DocID, it handoffItem, as *Identity) error {
+	to := c.id
+	if as != nil {
+		to = as
+	}
 	// A sender proves it is an admin of doc, as this device's copy of
 	// the log has it, by signing with its member key. Such a sender has
 	// this device's key in its own copy of the log already.
 	proven := len(it.Proof) == ed25519.SignatureSize &&
-		ed25519.Verify(ed25519.PublicKey(it.Sign), offerProof(doc, sender.Sign, c.id.public.Sign), it.Proof)
+		ed25519.Verify(ed25519.PublicKey(it.Sign), offerProof(doc, sender.Sign, to.public.Sign), it.Proof)
 	c.mu.Lock()
 	d, known := c.docs[doc]
 	var held *docKeys
@@ -610,7 +642,13 @@ func (c *Client) replyToOffer(ctx context.Context, sender PublicID, linked bool,
 			b.Put(invitedKey(doc), binary.BigEndian.AppendUint64([]byte{offerMark}, uint64(time.Now().UnixNano())))
 		}
 	}
-	if err := queueItem(&b, sender, handoffItem{Kind: itemReply, Doc: doc[:], Sign: bytes.Clone(reply.public.Sign), Box: reply.public.Box[:]}); err != nil {
+	replyItem := handoffItem{Kind: itemReply, Doc: doc[:], Sign: bytes.Clone(reply.public.Sign), Box: reply.public.Box[:]}
+	if as != nil {
+		err = queueItemAt(&b, personQueuePrefix, sender, replyItem)
+	} else {
+		err = queueItem(&b, sender, replyItem)
+	}
+	if err != nil {
 		return err
 	}
 	if (linked || c.id.recovery) && !senderRemoved {
@@ -785,10 +823,22 @@ func (c *Client) takeReply(ctx context.Context, sender PublicID, linked bool, do
 
 // sendHandoffs posts the queued items, one message per recipient.
 func (s *session) sendHandoffs(ctx context.Context) error {
+	if err := s.sendQueue(ctx, queuePrefix, s.c.id); err != nil {
+		return err
+	}
+	as, err := s.c.currentPersonIdentity(ctx)
+	if err != nil || as == nil {
+		return err
+	}
+	return s.sendQueue(ctx, personQueuePrefix, as)
+}
+
+// sendQueue posts the items queued under prefix, signed and sent as as.
+func (s *session) sendQueue(ctx context.Context, prefix string, as *Identity) error {
 	byPeer := map[[32]byte][]queued{}
 	var order [][32]byte
-	err := s.c.store.Scan(ctx, []byte(queuePrefix), func(key, value []byte) error {
-		rest := key[len(queuePrefix):]
+	err := s.c.store.Scan(ctx, []byte(prefix), func(key, value []byte) error {
+		rest := key[len(prefix):]
 		if len(rest) != 32+1+16 {
 			return fmt.Errorf("client: queued handoff item under a key of %d bytes", len(rest))
 		}
@@ -815,7 +865,7 @@ func (s *session) sendHandoffs(ctx context.Context) error {
 				items[i] = q.item.Item
 				done.Del(q.key)
 			}
-			if err := s.post(ctx, to, items, &done); err != nil {
+			if err := s.post(ctx, as, to, items, &done); err != nil {
 				return err
 			}
 		}
@@ -868,7 +918,7 @@ func kindOrder(kind uint8) int {
 // applies done, which deletes them from the queue. After maxSlotTries
 // used slots it saves how far it got and leaves the items queued for the
 // next pass.
-func (s *session) post(ctx context.Context, to PublicID, items []handoffItem, done *Batch) error {
+func (s *session) post(ctx context.Context, as *Identity, to PublicID, items []handoffItem, done *Batch) error {
 	counter := peerKey(peerSlotPrefix, to.Sign, []byte(s.host))
 	n, err := s.c.readCounter(ctx, counter)
 	if err != nil {
@@ -886,7 +936,7 @@ func (s *session) post(ctx context.Context, to PublicID, items []handoffItem, do
 			return fmt.Errorf("client: open a slot of %s's inbox: %w", to.Fingerprint(), err)
 		}
 		if len(used) == 0 {
-			msg, err := s.c.id.sealHandoff(to, slot, items)
+			msg, err := as.sealHandoff(to, slot, items)
 			if err != nil {
 				return err
 			}

@@ -263,19 +263,29 @@ func (c *Client) storeCountersigLocked(d *document, index uint64, raw, countersi
 	return nil
 }
 
+// adminDocLocked returns doc if this device is an admin of it, for a
+// change only admins may make.
+func (c *Client) adminDocLocked(doc envelope.DocID) (*document, error) {
+	if c.closed {
+		return nil, ErrClosed
+	}
+	d, ok := c.docs[doc]
+	if !ok {
+		return nil, fmt.Errorf("%w %s", ErrUnknownDocument, doc)
+	}
+	if m, ok := d.log.state.Member(d.self.member()); !ok || m.Role != membership.RoleAdmin {
+		return nil, fmt.Errorf("%w %s: ask an admin to make this change", ErrNotAdmin, doc)
+	}
+	return d, nil
+}
+
 // queueOp stores a membership change of doc for the next sync.
 func (c *Client) queueOp(ctx context.Context, doc envelope.DocID, op pendingOp) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
-		return ErrClosed
-	}
-	d, ok := c.docs[doc]
-	if !ok {
-		return fmt.Errorf("%w %s", ErrUnknownDocument, doc)
-	}
-	if m, ok := d.log.state.Member(d.self.member()); !ok || m.Role != membership.RoleAdmin {
-		return fmt.Errorf("%w %s: ask an admin to make this change", ErrNotAdmin, doc)
+	d, err := c.adminDocLocked(doc)
+	if err != nil {
+		return err
 	}
 	switch membership.Op(op.Op) {
 	case membership.OpRemove, membership.OpChangeRole:
@@ -336,12 +346,9 @@ func (c *Client) AddMember(ctx context.Context, doc envelope.DocID, to PublicID,
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
-		return ErrClosed
-	}
-	d, ok := c.docs[doc]
-	if !ok {
-		return fmt.Errorf("%w %s", ErrUnknownDocument, doc)
+	d, err := c.adminDocLocked(doc)
+	if err != nil {
+		return err
 	}
 	if bytes.Equal(to.Sign, c.id.public.Sign) {
 		return fmt.Errorf("client: %s is this device: share with another device's public id", to.Fingerprint())
@@ -351,10 +358,7 @@ func (c *Client) AddMember(ctx context.Context, doc envelope.DocID, to PublicID,
 	if c.knownMemberLocked(ctx, d, to.Sign) {
 		return fmt.Errorf("%w: device %s is a member of document %s already", ErrAlreadyMember, to.Fingerprint(), doc)
 	}
-	if m, ok := d.log.state.Member(d.self.member()); !ok || m.Role != membership.RoleAdmin {
-		return fmt.Errorf("%w %s: ask an admin to make this change", ErrNotAdmin, doc)
-	}
-	_, err := c.offerToLocked(ctx, d, to, role, true)
+	_, err = c.offerToLocked(ctx, d, to, role, true)
 	return err
 }
 

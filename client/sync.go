@@ -293,9 +293,12 @@ func (s *session) request(ctx context.Context, m wire.Message) (<-chan wire.Mess
 	s.mu.Lock()
 	s.nextRef++
 	ref := s.nextRef
+	if !setRef(m, ref) {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("client: message type %d is not a request", m.Type())
+	}
 	s.replies[ref] = reply
 	s.mu.Unlock()
-	setRef(m, ref)
 	if err := s.write(ctx, m); err != nil {
 		return nil, err
 	}
@@ -468,25 +471,32 @@ func (s *session) run(ctx context.Context, once bool) error {
 		if err := s.takeInvites(ctx); err != nil {
 			return err
 		}
-		// 4. Offers and replies from other devices (see handoff.go):
-		//    replies become membership changes sent in step 5.
+		// 4. The person's sigchain and inbox, and shares with persons
+		//    (see person.go). It comes before the device's inbox, so an
+		//    offer to a person whose user key rotated is withdrawn before
+		//    a reply to it from a revoked device is read.
+		if err := s.syncPerson(ctx); err != nil {
+			return err
+		}
+		// 5. Offers and replies from other devices (see handoff.go):
+		//    replies become membership changes sent in step 6.
 		if err := s.readInbox(ctx); err != nil {
 			return err
 		}
-		// 5. The relay must know a document before it takes members or
+		// 6. The relay must know a document before it takes members or
 		//    updates for it.
 		if err := s.syncMembership(ctx); err != nil {
 			return err
 		}
-		// 6. Subscribe before pushing, so deliveries are not missed.
+		// 7. Subscribe before pushing, so deliveries are not missed.
 		if err := s.subscribeAll(ctx); err != nil {
 			return err
 		}
 		if err := s.pushOutbox(ctx); err != nil {
 			return err
 		}
-		// 7. Offers made in step 5, and replies to those read in step
-		//    4, go out after this device's own writes.
+		// 8. Offers made in steps 4 and 6, and replies to those read in
+		//    steps 4 and 5, go out after this device's own writes.
 		if err := s.sendHandoffs(ctx); err != nil {
 			return err
 		}
@@ -650,7 +660,7 @@ func (s *session) acceptDocument(ctx context.Context, id envelope.DocID, clear [
 }
 
 // setRef sets the Ref of a request message.
-func setRef(m wire.Message, ref uint64) {
+func setRef(m wire.Message, ref uint64) bool {
 	switch m := m.(type) {
 	case *wire.AppendEntry:
 		m.Ref = ref
@@ -668,7 +678,15 @@ func setRef(m wire.Message, ref uint64) {
 		m.Ref = ref
 	case *wire.Claim:
 		m.Ref = ref
+	case *wire.PutChain:
+		m.Ref = ref
+	case *wire.GetChain:
+		m.Ref = ref
+	default:
+		// A reply to Ref 0 would never reach the request.
+		return false
 	}
+	return true
 }
 
 func (s *session) subscribeAll(ctx context.Context) error {

@@ -199,6 +199,13 @@ func (k *UserKey) Public() UserPublicKey { return k.public }
 // Generation returns the generation number, 1 for the first user key.
 func (k *UserKey) Generation() uint32 { return k.public.Generation }
 
+// PrivateKeys returns the Ed25519 seed and the X25519 private key of this
+// generation, for a device that acts as its person, such as one reading
+// the person's inbox. Both are secret.
+func (k *UserKey) PrivateKeys() (signingSeed []byte, box [32]byte) {
+	return k.signing.Seed(), k.box
+}
+
 const userKeyRecordVersion = 1
 
 // MarshalBinary encodes the generation and the seed so a device can keep

@@ -1,0 +1,822 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"interlude/client/keyring"
+	"interlude/sync/envelope"
+	"interlude/sync/membership"
+	"interlude/sync/wire"
+)
+
+// Persons: the per-user key.
+//
+// A person's devices share a user key (package client/keyring): a random
+// seed, sealed to each device, from which the signing and box keys derive
+// that others address the person by. The list of those devices is a
+// sigchain that the relay stores and every device verifies. Its id, the
+// hash of its first entry, is the person's id (PersonID), which a person
+// hands out in place of a device's public id.
+//
+// Someone who shares a document with a person fetches the chain, checks
+// that it verifies and has that id, and offers the document to the
+// person's inbox: slots that derive from the current user key, as a
+// device's inbox derives from its keys. Any device of the person opens the
+// offer and replies as the person, with its own key for the document, and
+// the sharer adds that key. The person's other devices then join through
+// their links, as for any document (see handoff.go).
+//
+// A device joins its person's chain when a device already on it links it:
+// that device appends an entry adding it, seals the seed to it, and sends
+// it the chain's id in a handoff item. Unlinking a device revokes it in
+// the chain, which rotates the user key. The new seed is sealed to the
+// devices that remain, so the lost device cannot open offers made to the
+// person after the rotation, and a sharer whose offer waits offers again
+// to the new key.
+
+// Store keys of the person.
+const (
+	personIDKey    = "person/id"    // the id of this device's person
+	personChainKey = "person/chain" // the person's sigchain as this device last verified it
+	// the first entry and blobs of a chain this device started and has
+	// not stored on the relay yet
+	personNewKey       = "person/new"
+	personKeyPrefix    = "person/key/"    // + generation: the user key (secret)
+	personRevokePrefix = "person/revoke/" // + device key: a device to revoke in the chain
+	personToldPrefix   = "person/told/"   // + device key: the chain's id was sent to it
+	knownPersonPrefix  = "person/known/"  // + person id: another person's chain as last verified
+	personSharePrefix  = "person/share/"  // + person id + doc: a share with a person (see shareRecord)
+	// + generation + relay host: next slot of the person's inbox to read
+	personInboxPrefix = "handoff/in/person/"
+	// + peer + kind + doc: an item to send as the person
+	personQueuePrefix = "handoff/pq/"
+)
+
+// itemPerson tells a device that the sender added it to its person's
+// sigchain. Sign holds the chain's id, and Doc its first 16 bytes so the
+// item has the layout of the others.
+const itemPerson uint8 = 4
+
+// PersonID names a person: the hash of the first entry of the person's
+// sigchain.
+type PersonID [32]byte
+
+const personIDPrefix = "ilp1"
+
+// String returns "ilp1" and the unpadded base64url encoding of the id.
+func (p PersonID) String() string {
+	return personIDPrefix + base64.RawURLEncoding.EncodeToString(p[:])
+}
+
+// ParsePersonID parses the text form that PersonID.String returns.
+func ParsePersonID(s string) (PersonID, error) {
+	var p PersonID
+	rest, ok := strings.CutPrefix(strings.TrimSpace(s), personIDPrefix)
+	b, err := base64.RawURLEncoding.DecodeString(rest)
+	if !ok || err != nil || len(b) != len(p) {
+		return p, fmt.Errorf("client: invalid person id %q: want %q followed by 43 base64url characters", s, personIDPrefix)
+	}
+	return PersonID(b), nil
+}
+
+// ErrNoPerson is returned by person operations on a device that belongs
+// to no person yet: call Person, or link it from a device that does.
+var ErrNoPerson = errors.New("client: this device belongs to no person yet")
+
+// newChainRecord is a chain this device started and has not stored on
+// the relay yet.
+type newChainRecord struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Entry    []byte
+	Blobs    [][]byte
+}
+
+// shareRecord is a share of a document with a person. Generation and
+// Sign name the user key the last offer went to, and are zero before
+// the first offer.
+type shareRecord struct {
+	_msgpack   struct{} `msgpack:",as_array"`
+	Role       uint8
+	Generation uint32
+	Sign       []byte
+}
+
+// Blobs stored beside a sigchain start with their kind.
+const (
+	blobSeed  byte = 1 // generation, device key, seed sealed to the device
+	blobPrior byte = 2 // generation, the seed before it sealed under it
+)
+
+func seedBlob(s keyring.SealedSeed) []byte {
+	b := binary.BigEndian.AppendUint32([]byte{blobSeed}, s.Generation)
+	b = append(b, s.Device[:]...)
+	return append(b, s.Sealed...)
+}
+
+func priorBlob(generation uint32, sealed []byte) []byte {
+	b := binary.BigEndian.AppendUint32([]byte{blobPrior}, generation)
+	return append(b, sealed...)
+}
+
+func updateBlobs(u *keyring.Update, generation uint32) [][]byte {
+	var out [][]byte
+	for _, s := range u.Seeds {
+		out = append(out, seedBlob(s))
+	}
+	if u.Prior != nil {
+		out = append(out, priorBlob(generation, u.Prior))
+	}
+	return out
+}
+
+// keyringDevice returns the device's keys in the form package keyring
+// takes. They are the same key pairs, so the sigchain names the device
+// by its public id.
+func (id *Identity) keyringDevice() (*keyring.Device, error) {
+	seed := id.signing.Seed()
+	defer clear(seed)
+	return keyring.DeviceFromSeeds(seed, id.boxKey)
+}
+
+// personIdentity returns the user key as an Identity, to open and sign
+// the person's inbox messages.
+func personIdentity(k *keyring.UserKey) (*Identity, error) {
+	seed, box := k.PrivateKeys()
+	defer clear(seed)
+	return newIdentity(seed, box)
+}
+
+func userPublicID(u keyring.UserPublicKey) PublicID {
+	return PublicID{Sign: bytes.Clone(u.Sign[:]), Box: u.Box}
+}
+
+func generationKey(prefix string, generation uint32, rest ...byte) []byte {
+	return append(binary.BigEndian.AppendUint32([]byte(prefix), generation), rest...)
+}
+
+// Person returns the id of this device's person. A device that belongs
+// to no person starts one: a sigchain that lists this device and, from
+// the next sync, every device linked to it. The relay stores the chain on
+// the next sync, and people can share with the id from then on.
+func (c *Client) Person(ctx context.Context) (PersonID, error) {
+	c.personMu.Lock()
+	defer c.personMu.Unlock()
+	id, ok, err := c.personID(ctx)
+	if err != nil || ok {
+		return id, err
+	}
+	dev, err := c.id.keyringDevice()
+	if err != nil {
+		return id, err
+	}
+	chain, key, upd, err := keyring.NewChain(dev)
+	if err != nil {
+		return id, err
+	}
+	entry, _ := upd.Entry.MarshalBinary()
+	rec, err := msgpack.Marshal(&newChainRecord{Entry: entry, Blobs: updateBlobs(upd, 1)})
+	if err != nil {
+		return id, fmt.Errorf("client: encode new sigchain: %w", err)
+	}
+	chainBytes, _ := chain.MarshalBinary()
+	keyBytes, _ := key.MarshalBinary()
+	id = chain.ID()
+	var b Batch
+	b.Put([]byte(personIDKey), id[:])
+	b.Put([]byte(personChainKey), chainBytes)
+	b.Put(generationKey(personKeyPrefix, 1), keyBytes)
+	b.Put([]byte(personNewKey), rec)
+	if err := c.store.Write(ctx, &b); err != nil {
+		return id, fmt.Errorf("client: save new person: %w", err)
+	}
+	c.log.Info("person started", "person", id.String()[:12])
+	c.signalWake()
+	return id, nil
+}
+
+// personID returns this device's person's id, if it has one.
+func (c *Client) personID(ctx context.Context) (PersonID, bool, error) {
+	v, err := c.store.Get(ctx, []byte(personIDKey))
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return PersonID{}, false, nil
+	case err != nil:
+		return PersonID{}, false, fmt.Errorf("client: read person id: %w", err)
+	case len(v) != 32:
+		return PersonID{}, false, fmt.Errorf("client: stored person id of %d bytes, want 32", len(v))
+	}
+	return PersonID(v), true, nil
+}
+
+// PersonOf returns this device's person's id, and false for a device that
+// belongs to none, without starting one.
+func (c *Client) PersonOf(ctx context.Context) (PersonID, bool, error) { return c.personID(ctx) }
+
+// PersonDevice is one device of this device's person, as the verified
+// sigchain lists it.
+type PersonDevice struct {
+	PublicID
+	Recovery bool
+	// Revoked is set for a device that another one revoked.
+	Revoked bool
+}
+
+// PersonDevices returns the devices of this device's person as this
+// device last verified the sigchain, with the generation of the user key
+// in force. It returns ErrNoPerson before the device has fetched a chain.
+func (c *Client) PersonDevices(ctx context.Context) ([]PersonDevice, uint32, error) {
+	chain, err := c.loadChain(ctx, []byte(personChainKey))
+	if err != nil {
+		return nil, 0, err
+	}
+	if chain == nil {
+		return nil, 0, ErrNoPerson
+	}
+	var out []PersonDevice
+	for _, e := range chain.Entries() {
+		if e.Kind != keyring.EntryAdd {
+			continue
+		}
+		info, _ := chain.Device(e.Device.Sign)
+		out = append(out, PersonDevice{
+			PublicID: PublicID{Sign: bytes.Clone(e.Device.Sign[:]), Box: e.Device.Box},
+			Recovery: info.Kind == keyring.DeviceRecovery,
+			Revoked:  info.Revoked != 0,
+		})
+	}
+	return out, chain.UserKey().Generation, nil
+}
+
+// loadChain reads and verifies a stored sigchain, or returns nil.
+func (c *Client) loadChain(ctx context.Context, key []byte) (*keyring.Chain, error) {
+	v, err := c.store.Get(ctx, key)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("client: read sigchain: %w", err)
+	}
+	chain, err := keyring.ParseChain(v)
+	if err != nil {
+		return nil, fmt.Errorf("client: stored sigchain: %w", err)
+	}
+	return chain, nil
+}
+
+// userKey returns the stored user key of a generation, or nil.
+func (c *Client) userKey(ctx context.Context, generation uint32) (*keyring.UserKey, error) {
+	v, err := c.store.Get(ctx, generationKey(personKeyPrefix, generation))
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("client: read user key of generation %d: %w", generation, err)
+	}
+	k, err := keyring.UnmarshalUserKey(v)
+	if err != nil {
+		return nil, fmt.Errorf("client: stored user key of generation %d: %w", generation, err)
+	}
+	return k, nil
+}
+
+// ShareWithPerson shares doc with the person with id p, with role. On
+// the next sync this device fetches the person's sigchain from the relay
+// and offers doc to the person's current user key. Any of the person's
+// devices replies, and the sync after that adds its key. An offer that
+// waits when the person's key rotates is made again to the new key.
+func (c *Client) ShareWithPerson(ctx context.Context, doc envelope.DocID, p PersonID, role membership.Role) error {
+	if role != membership.RoleReader && role != membership.RoleWriter && role != membership.RoleAdmin {
+		return fmt.Errorf("client: invalid role %d: want reader, writer or admin", role)
+	}
+	if own, ok, err := c.personID(ctx); err != nil {
+		return err
+	} else if ok && own == p {
+		return fmt.Errorf("client: %s is this device's own person: link your other devices instead of sharing with them", p)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, err := c.adminDocLocked(doc); err != nil {
+		return err
+	}
+	rec, err := msgpack.Marshal(&shareRecord{Role: uint8(role)})
+	if err != nil {
+		return fmt.Errorf("client: encode share: %w", err)
+	}
+	var b Batch
+	b.Put(peerKey(personSharePrefix, p[:], doc[:]), rec)
+	if err := c.store.Write(ctx, &b); err != nil {
+		return fmt.Errorf("client: save share of document %s: %w", doc, err)
+	}
+	c.log.Info("document shared with a person", "doc", doc, "person", p.String()[:12], "role", role)
+	c.signalWake()
+	return nil
+}
+
+// revokeLater records that dev is to be revoked in this device's
+// person's sigchain on the next sync.
+func revokeLater(b *Batch, dev []byte) {
+	b.Put(peerKey(personRevokePrefix, dev), []byte{1})
+}
+
+// fetchChain fetches the sigchain with id p from the relay and verifies
+// it against the copy stored under key, if any: the relay's copy must
+// extend it. It saves and returns the result.
+func (s *session) fetchChain(ctx context.Context, p PersonID, key []byte) (*keyring.Chain, [][]byte, error) {
+	reply, err := s.call(ctx, &wire.GetChain{ID: p[:]})
+	if err != nil {
+		return nil, nil, fmt.Errorf("client: fetch sigchain of %s: %w", p.String()[:12], err)
+	}
+	got, ok := reply.(*wire.Chain)
+	if !ok {
+		return nil, nil, fmt.Errorf("client: relay responded to GetChain with message type %d, want Chain", reply.Type())
+	}
+	entries := make([]keyring.Entry, 0, len(got.Entries))
+	for i, raw := range got.Entries {
+		e, err := keyring.UnmarshalEntry(raw)
+		if err != nil {
+			return nil, nil, fmt.Errorf("client: sigchain of %s from the relay, entry %d: %w", p.String()[:12], i+1, err)
+		}
+		entries = append(entries, e)
+	}
+	stored, err := s.c.loadChain(ctx, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	var chain *keyring.Chain
+	before := 0
+	switch {
+	case stored != nil:
+		before = stored.Len()
+		if err := stored.Extend(entries); err != nil {
+			return nil, nil, fmt.Errorf("client: sigchain of %s from the relay: %w", p.String()[:12], err)
+		}
+		chain = stored
+	case len(entries) == 0:
+		return nil, got.Blobs, nil
+	default:
+		if chain, err = keyring.VerifyChain(entries); err != nil {
+			return nil, nil, fmt.Errorf("client: sigchain of %s from the relay: %w", p.String()[:12], err)
+		}
+		if id := chain.ID(); id != p {
+			return nil, nil, fmt.Errorf("client: the relay returned a sigchain with id %x for person %s", id[:8], p.String()[:12])
+		}
+	}
+	if chain.Len() > before {
+		raw, _ := chain.MarshalBinary()
+		var b Batch
+		b.Put(key, raw)
+		if err := s.c.store.Write(ctx, &b); err != nil {
+			return nil, nil, fmt.Errorf("client: save sigchain: %w", err)
+		}
+	}
+	return chain, got.Blobs, nil
+}
+
+// putChain stores entries and blobs on the relay after the first from
+// entries of chain p. writers are the devices that may append next. It
+// returns errChainMoved when another device appended first.
+func (s *session) putChain(ctx context.Context, p PersonID, from uint64, entries, blobs [][]byte, writers [][]byte) error {
+	reply, err := s.call(ctx, &wire.PutChain{ID: p[:], From: from, Entries: entries, Blobs: blobs, Writers: writers})
+	var werr *wire.Error
+	switch {
+	case errors.As(err, &werr) && werr.Code == wire.CodeStaleLog:
+		return fmt.Errorf("%w: %s", errChainMoved, werr.Message)
+	case err != nil:
+		return fmt.Errorf("client: store sigchain of %s: %w", p.String()[:12], err)
+	}
+	if _, ok := reply.(*wire.OK); !ok {
+		return fmt.Errorf("client: relay responded to PutChain with message type %d, want OK", reply.Type())
+	}
+	return nil
+}
+
+// errChainMoved is returned by putChain when the relay's chain grew since
+// this device fetched it. The next pass fetches it and tries again.
+var errChainMoved = errors.New("client: the sigchain on the relay changed")
+
+func writers(chain *keyring.Chain) [][]byte {
+	var out [][]byte
+	for _, d := range chain.Devices() {
+		out = append(out, bytes.Clone(d.Keys.Sign[:]))
+	}
+	return out
+}
+
+// syncPerson brings this device's person up to date with the relay, and
+// then offers documents shared with other persons. Problems with the
+// sigchain are logged, not returned, so they do not stop the session's
+// other work.
+func (s *session) syncPerson(ctx context.Context) error {
+	s.c.personMu.Lock()
+	defer s.c.personMu.Unlock()
+	if err := s.syncOwnPerson(ctx); err != nil {
+		if ctx.Err() != nil || errors.Is(err, ErrClosed) {
+			return err
+		}
+		s.c.log.Error("person not synced", "err", err)
+		if errors.Is(err, errChainMoved) {
+			s.c.signalWake()
+		}
+	}
+	return s.offerToPersons(ctx)
+}
+
+func (s *session) syncOwnPerson(ctx context.Context) error {
+	c := s.c
+	p, ok, err := c.personID(ctx)
+	if err != nil || !ok {
+		return err
+	}
+	if err := s.publishNewChain(ctx, p); err != nil {
+		return err
+	}
+	chain, blobs, err := s.fetchChain(ctx, p, []byte(personChainKey))
+	if err != nil {
+		return err
+	}
+	if chain == nil {
+		// The relay has no chain yet: the device that told this one of
+		// it has not stored it yet.
+		return nil
+	}
+	self := [32]byte(c.id.public.Sign)
+	info, listed := chain.Device(self)
+	if !listed || info.Revoked != 0 {
+		c.log.Warn("this device is not an active device of its person's sigchain", "person", p.String()[:12], "listed", listed)
+		return nil
+	}
+	if c.id.recovery != (info.Kind == keyring.DeviceRecovery) {
+		return fmt.Errorf("client: the sigchain of %s lists this device with the wrong kind", p.String()[:12])
+	}
+	key, err := s.openUserKey(ctx, chain, blobs)
+	if err != nil || key == nil {
+		return err
+	}
+	if chain, key, err = s.applyIntents(ctx, p, chain, key); err != nil {
+		return err
+	}
+	if err := c.tellDevices(ctx, p, chain); err != nil {
+		return err
+	}
+	if c.id.recovery {
+		// A recovery client hands the documents over and stops, and does
+		// not answer shares as the person.
+		return nil
+	}
+	return s.readPersonInbox(ctx, key)
+}
+
+// publishNewChain stores on the relay the chain this device started, if
+// it has not yet.
+func (s *session) publishNewChain(ctx context.Context, p PersonID) error {
+	v, err := s.c.store.Get(ctx, []byte(personNewKey))
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("client: read new sigchain: %w", err)
+	}
+	var rec newChainRecord
+	if err := msgpack.Unmarshal(v, &rec); err != nil {
+		return fmt.Errorf("client: decode new sigchain: %w", err)
+	}
+	err = s.putChain(ctx, p, 0, [][]byte{rec.Entry}, rec.Blobs, [][]byte{bytes.Clone(s.c.id.public.Sign)})
+	if errors.Is(err, errChainMoved) {
+		// Stored before, and the record outlived a crash.
+		err = nil
+	}
+	if err != nil {
+		return err
+	}
+	var b Batch
+	b.Del([]byte(personNewKey))
+	if err := s.c.store.Write(ctx, &b); err != nil {
+		return fmt.Errorf("client: save stored sigchain: %w", err)
+	}
+	s.c.log.Info("person stored on the relay", "person", p.String()[:12])
+	return nil
+}
+
+// openUserKey returns the current user key, opening it from the blobs
+// if this device does not hold it yet.
+func (s *session) openUserKey(ctx context.Context, chain *keyring.Chain, blobs [][]byte) (*keyring.UserKey, error) {
+	want := chain.UserKey()
+	key, err := s.c.userKey(ctx, want.Generation)
+	if err != nil || key != nil {
+		return key, err
+	}
+	dev, err := s.c.id.keyringDevice()
+	if err != nil {
+		return nil, err
+	}
+	for _, blob := range blobs {
+		if len(blob) < 1+4+32 || blob[0] != blobSeed || binary.BigEndian.Uint32(blob[1:5]) != want.Generation || !bytes.Equal(blob[5:37], s.c.id.public.Sign) {
+			continue
+		}
+		sealed := keyring.SealedSeed{Generation: want.Generation, Device: [32]byte(blob[5:37]), Sealed: blob[37:]}
+		key, err := dev.OpenSeed(sealed, want)
+		if err != nil {
+			s.c.log.Warn("sealed seed skipped", "generation", want.Generation, "err", err)
+			continue
+		}
+		raw, _ := key.MarshalBinary()
+		var b Batch
+		b.Put(generationKey(personKeyPrefix, want.Generation), raw)
+		if err := s.c.store.Write(ctx, &b); err != nil {
+			return nil, fmt.Errorf("client: save user key: %w", err)
+		}
+		s.c.log.Info("user key opened", "generation", want.Generation)
+		return key, nil
+	}
+	s.c.log.Warn("no seed of the current user key is sealed to this device yet", "generation", want.Generation)
+	return nil, nil
+}
+
+// applyIntents revokes the devices unlinked here and adds the devices
+// linked here that the chain does not list, one relay append each.
+func (s *session) applyIntents(ctx context.Context, p PersonID, chain *keyring.Chain, key *keyring.UserKey) (*keyring.Chain, *keyring.UserKey, error) {
+	c := s.c
+	dev, err := c.id.keyringDevice()
+	if err != nil {
+		return chain, key, err
+	}
+	var revoke [][]byte
+	err = c.store.Scan(ctx, []byte(personRevokePrefix), func(k, _ []byte) error {
+		revoke = append(revoke, bytes.Clone(k[len(personRevokePrefix):]))
+		return nil
+	})
+	if err != nil {
+		return chain, key, fmt.Errorf("client: read devices to revoke: %w", err)
+	}
+	for _, lost := range revoke {
+		var b Batch
+		b.Del(peerKey(personRevokePrefix, lost))
+		info, ok := chain.Device([32]byte(lost))
+		if ok && info.Revoked == 0 && !bytes.Equal(lost, c.id.public.Sign) {
+			next := chain.Clone()
+			newKey, upd, err := next.RevokeDevice(dev, key, info.Keys)
+			if err != nil {
+				return chain, key, err
+			}
+			entry, _ := upd.Entry.MarshalBinary()
+			if err := s.putChain(ctx, p, uint64(chain.Len()), [][]byte{entry}, updateBlobs(upd, newKey.Generation()), writers(next)); err != nil {
+				return chain, key, err
+			}
+			raw, _ := next.MarshalBinary()
+			keyRaw, _ := newKey.MarshalBinary()
+			b.Put([]byte(personChainKey), raw)
+			b.Put(generationKey(personKeyPrefix, newKey.Generation()), keyRaw)
+			chain, key = next, newKey
+			c.log.Info("device revoked in the person's sigchain, user key rotated", "device", info.Keys.Fingerprint(), "generation", newKey.Generation())
+		}
+		if err := c.store.Write(ctx, &b); err != nil {
+			return chain, key, fmt.Errorf("client: save revocation: %w", err)
+		}
+	}
+
+	linked, err := c.LinkedDevices(ctx)
+	if err != nil {
+		return chain, key, err
+	}
+	for _, l := range linked {
+		if _, listed := chain.Device([32]byte(l.Sign)); listed {
+			// A device the chain revoked stays revoked: it must make new
+			// keys to join again.
+			continue
+		}
+		kind := keyring.DeviceOrdinary
+		if l.Recovery {
+			kind = keyring.DeviceRecovery
+		}
+		next := chain.Clone()
+		upd, err := next.AddDevice(dev, key, keyring.PublicKeys{Sign: [32]byte(l.Sign), Box: l.Box}, kind)
+		if err != nil {
+			return chain, key, err
+		}
+		entry, _ := upd.Entry.MarshalBinary()
+		if err := s.putChain(ctx, p, uint64(chain.Len()), [][]byte{entry}, updateBlobs(upd, key.Generation()), writers(next)); err != nil {
+			return chain, key, err
+		}
+		raw, _ := next.MarshalBinary()
+		var b Batch
+		b.Put([]byte(personChainKey), raw)
+		if err := c.store.Write(ctx, &b); err != nil {
+			return chain, key, fmt.Errorf("client: save sigchain: %w", err)
+		}
+		chain = next
+		c.log.Info("device added to the person's sigchain", "device", l.Fingerprint(), "recovery", l.Recovery)
+	}
+	return chain, key, nil
+}
+
+// tellDevices sends the chain's id to each active device of the chain
+// that this device linked and has not told yet.
+func (c *Client) tellDevices(ctx context.Context, p PersonID, chain *keyring.Chain) error {
+	linked, err := c.LinkedDevices(ctx)
+	if err != nil {
+		return err
+	}
+	var b Batch
+	for _, l := range linked {
+		info, ok := chain.Device([32]byte(l.Sign))
+		if !ok || info.Revoked != 0 || info.Keys.Box != l.Box {
+			continue
+		}
+		told, err := c.exists(ctx, peerKey(personToldPrefix, l.Sign))
+		if err != nil || told {
+			if err != nil {
+				return fmt.Errorf("client: read told devices: %w", err)
+			}
+			continue
+		}
+		if err := queueItem(&b, l.PublicID, handoffItem{Kind: itemPerson, Doc: bytes.Clone(p[:16]), Sign: bytes.Clone(p[:]), Box: make([]byte, 32)}); err != nil {
+			return err
+		}
+		b.Put(peerKey(personToldPrefix, l.Sign), []byte{1})
+	}
+	if err := c.store.Write(ctx, &b); err != nil {
+		return fmt.Errorf("client: save person notices: %w", err)
+	}
+	return nil
+}
+
+// takePerson acts on an itemPerson: a linked device added this one to
+// its person. A device that belongs to a person keeps it. The next sync
+// fetches the chain and checks that it lists this device.
+func (c *Client) takePerson(ctx context.Context, sender PublicID, linked bool, p PersonID) error {
+	if !linked && !c.id.recovery {
+		c.log.Warn("person notice from a device that is not linked, skipped", "from", sender.Fingerprint())
+		return nil
+	}
+	c.personMu.Lock()
+	defer c.personMu.Unlock()
+	own, ok, err := c.personID(ctx)
+	if err != nil {
+		return err
+	}
+	if ok {
+		if own != p {
+			c.log.Warn("person notice skipped: this device belongs to another person", "from", sender.Fingerprint())
+		}
+		return nil
+	}
+	var b Batch
+	b.Put([]byte(personIDKey), p[:])
+	if err := c.store.Write(ctx, &b); err != nil {
+		return fmt.Errorf("client: save person id: %w", err)
+	}
+	c.log.Info("device added to a person", "person", p.String()[:12], "from", sender.Fingerprint())
+	c.signalWake()
+	return nil
+}
+
+// readPersonInbox reads the person's inbox for the current user key, and
+// replies as the person to the offers in it.
+func (s *session) readPersonInbox(ctx context.Context, key *keyring.UserKey) error {
+	as, err := personIdentity(key)
+	if err != nil {
+		return err
+	}
+	counter := append(generationKey(personInboxPrefix, key.Generation()), s.host...)
+	return s.readInboxOf(ctx, as, counter, func(m *handoffBody) error {
+		return s.c.takePersonHandoff(ctx, as, m)
+	})
+}
+
+// takePersonHandoff acts on the offers in one message to the person.
+func (c *Client) takePersonHandoff(ctx context.Context, as *Identity, m *handoffBody) error {
+	sender := PublicID{Sign: m.Sender, Box: [32]byte(m.SenderBox)}
+	for _, it := range proofsApplied(m.Items) {
+		if it.Kind != itemOffer {
+			continue
+		}
+		if len(it.Doc) != 16 || len(it.Sign) != 32 || len(it.Box) != 32 {
+			c.log.Warn("person's handoff item skipped: malformed", "from", sender.Fingerprint())
+			continue
+		}
+		if err := c.replyToOffer(ctx, sender, false, envelope.DocID(it.Doc), it, as); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// offerToPersons offers each document shared with a person to the
+// person's current user key, once per generation, and ends the shares
+// whose offer was replied to.
+func (s *session) offerToPersons(ctx context.Context) error {
+	c := s.c
+	type share struct {
+		p   PersonID
+		doc envelope.DocID
+		rec shareRecord
+	}
+	var shares []share
+	err := c.store.Scan(ctx, []byte(personSharePrefix), func(k, v []byte) error {
+		rest := k[len(personSharePrefix):]
+		if len(rest) != 32+16 {
+			return fmt.Errorf("client: share with a person under a key of %d bytes", len(rest))
+		}
+		var rec shareRecord
+		if err := msgpack.Unmarshal(v, &rec); err != nil {
+			return fmt.Errorf("client: decode share with a person: %w", err)
+		}
+		shares = append(shares, share{PersonID(rest[:32]), envelope.DocID(rest[32:]), rec})
+		return nil
+	})
+	if err != nil || len(shares) == 0 {
+		return err
+	}
+	chains := map[PersonID]*keyring.Chain{}
+	for _, sh := range shares {
+		chain, ok := chains[sh.p]
+		if !ok {
+			chain, _, err = s.fetchChain(ctx, sh.p, peerKey(knownPersonPrefix, sh.p[:]))
+			if err != nil {
+				c.log.Error("sigchain of a person shared with not verified, share waits", "person", sh.p.String()[:12], "doc", sh.doc, "err", err)
+			}
+			chains[sh.p] = chain
+		}
+		if chain == nil {
+			continue
+		}
+		if err := c.offerToPerson(ctx, sh.p, sh.doc, sh.rec, chain.UserKey()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Client) offerToPerson(ctx context.Context, p PersonID, doc envelope.DocID, rec shareRecord, user keyring.UserPublicKey) error {
+	shareKey := peerKey(personSharePrefix, p[:], doc[:])
+	to := userPublicID(user)
+	var b Batch
+	if rec.Generation == user.Generation {
+		_, waiting, err := c.openOffer(ctx, to.Sign, doc)
+		if err != nil || waiting {
+			return err
+		}
+		// The person replied and the key was taken (see takeReply).
+		b.Del(shareKey)
+		c.log.Info("share with a person replied to", "doc", doc, "person", p.String()[:12])
+		if err := c.store.Write(ctx, &b); err != nil {
+			return fmt.Errorf("client: save share: %w", err)
+		}
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d, ok := c.docs[doc]
+	if !ok || d.removed() {
+		b.Del(shareKey)
+		c.log.Warn("share with a person dropped: this device no longer holds the document", "doc", doc)
+		if err := c.store.Write(ctx, &b); err != nil {
+			return fmt.Errorf("client: save share: %w", err)
+		}
+		return nil
+	}
+	// The offer goes out before the record names its key, so a crash
+	// between the two makes the offer again rather than end the share.
+	if _, err := c.offerToLocked(ctx, d, to, membership.Role(rec.Role), true); err != nil {
+		return err
+	}
+	if rec.Sign != nil && !bytes.Equal(rec.Sign, to.Sign) {
+		// A device revoked since could reply to the offer to the previous
+		// user key.
+		b.Del(peerKey(offerPrefix, rec.Sign, doc[:]))
+		b.Del(peerKey(queuePrefix, rec.Sign, []byte{itemOffer}, doc[:]))
+		b.Del(peerKey(queuePrefix, rec.Sign, []byte{itemProof}, doc[:]))
+	}
+	rec.Generation, rec.Sign = user.Generation, bytes.Clone(to.Sign)
+	raw, err := msgpack.Marshal(&rec)
+	if err != nil {
+		return fmt.Errorf("client: encode share: %w", err)
+	}
+	b.Put(shareKey, raw)
+	if err := c.store.Write(ctx, &b); err != nil {
+		return fmt.Errorf("client: save share: %w", err)
+	}
+	return nil
+}
+
+// currentPersonIdentity returns the current user key of this device's
+// person as an Identity, or nil if this device does not hold it.
+func (c *Client) currentPersonIdentity(ctx context.Context) (*Identity, error) {
+	chain, err := c.loadChain(ctx, []byte(personChainKey))
+	if err != nil || chain == nil {
+		return nil, err
+	}
+	key, err := c.userKey(ctx, chain.UserKey().Generation)
+	if err != nil || key == nil {
+		return nil, err
+	}
+	return personIdentity(key)
+}

@@ -1,0 +1,207 @@
+package client_test
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	"interlude/client"
+	"interlude/sync/envelope"
+	"interlude/sync/membership"
+)
+
+// startPerson starts a person on first, links the other devices both
+// ways, and syncs until every device holds the person's key.
+func startPerson(t *testing.T, ctx context.Context, first *client.Client, others ...*client.Client) client.PersonID {
+	t.Helper()
+	p, err := first.Person(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := append([]*client.Client{first}, others...)
+	linkEachToEach(t, ctx, all...)
+	syncAll(t, ctx, all...)
+	for _, c := range all {
+		got, ok, err := c.PersonOf(ctx)
+		if err != nil || !ok || got != p {
+			t.Fatalf("%s belongs to person %v (%v, %v), want %v", c.Identity(), got, ok, err, p)
+		}
+	}
+	return p
+}
+
+// personDevices returns the devices c's copy of its person's sigchain
+// lists, and the user key's generation.
+func personDevices(t *testing.T, ctx context.Context, c *client.Client) (active, revoked map[string]bool, generation uint32) {
+	t.Helper()
+	devs, gen, err := c.PersonDevices(ctx)
+	if err != nil {
+		t.Fatalf("PersonDevices of %s: %v", c.Identity(), err)
+	}
+	active, revoked = map[string]bool{}, map[string]bool{}
+	for _, d := range devs {
+		if d.Revoked {
+			revoked[d.Fingerprint()] = true
+		} else {
+			active[d.Fingerprint()] = true
+		}
+	}
+	return active, revoked, gen
+}
+
+// createJournal creates a document on c with text and syncs it.
+func createJournal(t *testing.T, ctx context.Context, c *client.Client, text string) envelope.DocID {
+	t.Helper()
+	doc, err := c.CreateDocument(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetText(ctx, doc, text); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, c)
+	return doc
+}
+
+// TestPersonShareReachesEveryDevice has a therapist share a journal with
+// a client's person id, not a device's. The laptop started the person and
+// linked the phone, so both hold the user key, and both end up reading
+// the journal, each under a key of its own.
+func TestPersonShareReachesEveryDevice(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx
+	therapist := newClient(t, h.relay.url(), h.clientLogs)
+	laptop := newClient(t, h.relay.url(), h.clientLogs)
+	phone := newClient(t, h.relay.url(), h.clientLogs)
+	p := startPerson(t, ctx, laptop, phone)
+
+	for _, c := range []*client.Client{laptop, phone} {
+		active, _, gen := personDevices(t, ctx, c)
+		if !active[laptop.Identity().Public().Fingerprint()] || !active[phone.Identity().Public().Fingerprint()] || len(active) != 2 {
+			t.Errorf("%s lists active devices %v, want the laptop and the phone", c.Identity(), active)
+		}
+		if gen != 1 {
+			t.Errorf("%s has user key generation %d, want 1", c.Identity(), gen)
+		}
+	}
+
+	doc := createJournal(t, ctx, therapist, "homework: three good things")
+	parsed, err := client.ParsePersonID(p.String())
+	if err != nil || parsed != p {
+		t.Fatalf("ParsePersonID(%q) = %v, %v", p, parsed, err)
+	}
+	if err := therapist.ShareWithPerson(ctx, doc, parsed, membership.RoleWriter); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		syncAll(t, ctx, therapist, laptop, phone)
+	}
+	for _, c := range []*client.Client{laptop, phone} {
+		mustText(t, c, doc, "homework: three good things")
+		if bytes.Equal(memberKey(t, c, doc), c.Identity().Public().Sign) {
+			t.Errorf("%s is a member under its device key", c.Identity())
+		}
+	}
+	m, ok := findMemberKey(t, therapist, doc, memberKey(t, laptop, doc))
+	if !ok || m.Role != membership.RoleWriter {
+		t.Errorf("the laptop's key in the therapist's log: %+v, %v; want a writer", m, ok)
+	}
+	if offers, err := therapist.Offers(ctx, doc); err != nil || len(offers) != 0 {
+		t.Errorf("the therapist has %d offers waiting (%v), want none after the reply", len(offers), err)
+	}
+
+	if err := therapist.ShareWithPerson(ctx, doc, client.PersonID{1}, membership.RoleReader); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, therapist)
+	if err := laptop.ShareWithPerson(ctx, doc, p, membership.RoleReader); err == nil {
+		t.Error("a device shared with its own person")
+	}
+}
+
+// TestRevokeRotatesUserKey unlinks a lost phone on the laptop. The
+// sigchain revokes it and rotates the user key, the tablet opens the new
+// key, and a journal shared with the person afterwards reaches the
+// laptop and the tablet but not the phone, which still holds the old key
+// and reads the person's old inbox.
+func TestRevokeRotatesUserKey(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx
+	therapist := newClient(t, h.relay.url(), h.clientLogs)
+	laptop := newClient(t, h.relay.url(), h.clientLogs)
+	phone := newClient(t, h.relay.url(), h.clientLogs)
+	tablet := newClient(t, h.relay.url(), h.clientLogs)
+	p := startPerson(t, ctx, laptop, phone, tablet)
+
+	if _, err := laptop.UnlinkDevice(ctx, phone.Identity().Public().Sign); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, laptop, tablet, phone)
+	for _, c := range []*client.Client{laptop, tablet, phone} {
+		active, revoked, gen := personDevices(t, ctx, c)
+		if gen != 2 {
+			t.Errorf("%s has user key generation %d, want 2 after the revocation", c.Identity(), gen)
+		}
+		if active[phone.Identity().Public().Fingerprint()] || !revoked[phone.Identity().Public().Fingerprint()] {
+			t.Errorf("%s lists the phone as active %v, revoked %v", c.Identity(), active, revoked)
+		}
+		if len(active) != 2 {
+			t.Errorf("%s lists %d active devices, want 2", c.Identity(), len(active))
+		}
+	}
+
+	doc := createJournal(t, ctx, therapist, "written after the phone was lost")
+	if err := therapist.ShareWithPerson(ctx, doc, p, membership.RoleWriter); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		syncAll(t, ctx, therapist, phone, laptop, tablet)
+	}
+	mustText(t, laptop, doc, "written after the phone was lost")
+	mustText(t, tablet, doc, "written after the phone was lost")
+	if got, err := phone.Text(doc); err == nil {
+		t.Errorf("the revoked phone reads %q", got)
+	}
+}
+
+// TestShareWaitingWhenKeyRotates shares a journal with a person, and the
+// phone, soon to be lost, replies to the offer first. Before the
+// therapist reads that reply, the laptop revokes the phone, which rotates
+// the user key. The therapist withdraws the offer to the old user key and
+// offers the journal to the new one, so the reply of the revoked phone
+// counts for nothing and the laptop's does.
+func TestShareWaitingWhenKeyRotates(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx
+	therapist := newClient(t, h.relay.url(), h.clientLogs)
+	laptop := newClient(t, h.relay.url(), h.clientLogs)
+	phone := newClient(t, h.relay.url(), h.clientLogs)
+	p := startPerson(t, ctx, laptop, phone)
+
+	doc := createJournal(t, ctx, therapist, "mood log")
+	if err := therapist.ShareWithPerson(ctx, doc, p, membership.RoleWriter); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, therapist, phone)
+	if offers, err := therapist.Offers(ctx, doc); err != nil || len(offers) != 1 {
+		t.Fatalf("the therapist has %d offers waiting (%v), want 1", len(offers), err)
+	}
+	if _, err := laptop.UnlinkDevice(ctx, phone.Identity().Public().Sign); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, laptop)
+	for range 3 {
+		syncAll(t, ctx, therapist, laptop, phone)
+	}
+	mustText(t, laptop, doc, "mood log")
+	members, err := therapist.Members(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(members) != 2 {
+		t.Errorf("the journal has %d members, want the therapist and the laptop: %+v", len(members), members)
+	}
+	if got, err := phone.Text(doc); err == nil {
+		t.Errorf("the revoked phone reads %q", got)
+	}
+}
