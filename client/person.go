@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -54,6 +55,7 @@ const (
 	personToldPrefix   = "person/told/"   // + device key: the chain's id was sent to it
 	knownPersonPrefix  = "person/known/"  // + person id: another person's chain as last verified
 	personSharePrefix  = "person/share/"  // + person id + doc: a share with a person (see shareRecord)
+	personReportPrefix = "person/report/" // + person id: the last sigchain of it from the relay that failed the checks
 	// + generation + relay host: next slot of the person's inbox to read
 	personInboxPrefix = "handoff/in/person/"
 	// + peer + kind + doc: an item to send as the person
@@ -328,7 +330,9 @@ func revokeLater(b *Batch, dev []byte) {
 
 // fetchChain fetches the sigchain with id p from the relay and verifies
 // it against the copy stored under key, if any: the relay's copy must
-// extend it. It saves and returns the result.
+// extend it. It saves and returns the result. A chain that fails the
+// checks is recorded as a Report (see SigchainReports), and the copy
+// this device holds stays as it is.
 func (s *session) fetchChain(ctx context.Context, p PersonID, key []byte) (*keyring.Chain, [][]byte, error) {
 	reply, err := s.call(ctx, &wire.GetChain{ID: p[:]})
 	if err != nil {
@@ -338,46 +342,88 @@ func (s *session) fetchChain(ctx context.Context, p PersonID, key []byte) (*keyr
 	if !ok {
 		return nil, nil, fmt.Errorf("client: relay responded to GetChain with message type %d, want Chain", reply.Type())
 	}
-	entries := make([]keyring.Entry, 0, len(got.Entries))
-	for i, raw := range got.Entries {
-		e, err := keyring.UnmarshalEntry(raw)
-		if err != nil {
-			return nil, nil, fmt.Errorf("client: sigchain of %s from the relay, entry %d: %w", p.String()[:12], i+1, err)
-		}
-		entries = append(entries, e)
-	}
 	stored, err := s.c.loadChain(ctx, key)
 	if err != nil {
 		return nil, nil, err
 	}
-	var chain *keyring.Chain
 	before := 0
-	switch {
-	case stored != nil:
+	if stored != nil {
 		before = stored.Len()
-		if err := stored.Extend(entries); err != nil {
-			return nil, nil, fmt.Errorf("client: sigchain of %s from the relay: %w", p.String()[:12], err)
-		}
-		chain = stored
-	case len(entries) == 0:
-		return nil, got.Blobs, nil
-	default:
-		if chain, err = keyring.VerifyChain(entries); err != nil {
-			return nil, nil, fmt.Errorf("client: sigchain of %s from the relay: %w", p.String()[:12], err)
-		}
-		if id := chain.ID(); id != p {
-			return nil, nil, fmt.Errorf("client: the relay returned a sigchain with id %x for person %s", id[:8], p.String()[:12])
-		}
 	}
-	if chain.Len() > before {
-		raw, _ := chain.MarshalBinary()
-		var b Batch
-		b.Put(key, raw)
-		if err := s.c.store.Write(ctx, &b); err != nil {
-			return nil, nil, fmt.Errorf("client: save sigchain: %w", err)
+	chain, err := verifyFetched(p, stored, got.Entries)
+	reportKey := peerKey(personReportPrefix, p[:])
+	var b Batch
+	if err != nil {
+		rep, _ := msgpack.Marshal(&Report{Kind: ReportSigchain, Author: p.String()[:12], Time: time.Now(), Detail: err.Error()})
+		b.Put(reportKey, rep)
+		if werr := s.c.store.Write(ctx, &b); werr != nil {
+			return nil, nil, fmt.Errorf("client: save sigchain report: %w", werr)
 		}
+		return nil, nil, err
+	}
+	if had, err := s.c.exists(ctx, reportKey); err != nil {
+		return nil, nil, fmt.Errorf("client: read sigchain report: %w", err)
+	} else if had {
+		b.Del(reportKey)
+	}
+	if chain != nil && chain.Len() > before {
+		raw, _ := chain.MarshalBinary()
+		b.Put(key, raw)
+	}
+	if err := s.c.store.Write(ctx, &b); err != nil {
+		return nil, nil, fmt.Errorf("client: save sigchain: %w", err)
 	}
 	return chain, got.Blobs, nil
+}
+
+// verifyFetched verifies the entries of p's sigchain that the relay
+// served, against stored, the copy this device verified before, if any.
+// It returns nil for a chain the relay does not have and this device
+// never saw.
+func verifyFetched(p PersonID, stored *keyring.Chain, raw [][]byte) (*keyring.Chain, error) {
+	entries := make([]keyring.Entry, 0, len(raw))
+	for i, r := range raw {
+		e, err := keyring.UnmarshalEntry(r)
+		if err != nil {
+			return nil, fmt.Errorf("client: sigchain of %s from the relay, entry %d: %w", p.String()[:12], i+1, err)
+		}
+		entries = append(entries, e)
+	}
+	switch {
+	case stored != nil:
+		if err := stored.Extend(entries); err != nil {
+			return nil, fmt.Errorf("client: sigchain of %s from the relay: %w", p.String()[:12], err)
+		}
+		return stored, nil
+	case len(entries) == 0:
+		return nil, nil
+	}
+	chain, err := keyring.VerifyChain(entries)
+	if err != nil {
+		return nil, fmt.Errorf("client: sigchain of %s from the relay: %w", p.String()[:12], err)
+	}
+	if id := chain.ID(); id != p {
+		return nil, fmt.Errorf("client: the relay served a sigchain with id %x for person %s", id[:8], p.String()[:12])
+	}
+	return chain, nil
+}
+
+// SigchainReports returns a Report for each person whose sigchain, as
+// the relay served it last, failed the checks: this device's own person
+// or one it shares with. A report stays until the relay serves a chain
+// that passes. Until then this device keeps the copy it verified before,
+// and shares with that person wait.
+func (c *Client) SigchainReports(ctx context.Context) ([]Report, error) {
+	var out []Report
+	err := c.store.Scan(ctx, []byte(personReportPrefix), func(_, v []byte) error {
+		var r Report
+		if err := msgpack.Unmarshal(v, &r); err != nil {
+			return fmt.Errorf("client: decode sigchain report: %w", err)
+		}
+		out = append(out, r)
+		return nil
+	})
+	return out, err
 }
 
 // putChain stores entries and blobs on the relay after the first from

@@ -3,11 +3,16 @@ package client_test
 import (
 	"bytes"
 	"context"
+	"log/slog"
+	"strings"
 	"testing"
 
 	"interlude/client"
+	"interlude/client/keyring"
+	"interlude/client/wstransport"
 	"interlude/sync/envelope"
 	"interlude/sync/membership"
+	"interlude/sync/wire"
 )
 
 // startPerson starts a person on first, links the other devices both
@@ -204,4 +209,159 @@ func TestShareWaitingWhenKeyRotates(t *testing.T) {
 	if got, err := phone.Text(doc); err == nil {
 		t.Errorf("the revoked phone reads %q", got)
 	}
+}
+
+// TestRecoveryJoinsPerson starts a person on a laptop with a recovery
+// phrase among its devices. After the laptop is lost, a new device
+// recovers with the phrase alone: the recovery client opens the user key
+// as the phrase's device and adds the new device to the sigchain. The
+// new device then revokes the laptop, which rotates the user key, and a
+// journal shared with the person afterwards reaches the new device but
+// not the laptop, which still runs in the wrong hands.
+func TestRecoveryJoinsPerson(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx
+	therapist := newClient(t, h.relay.url(), h.clientLogs)
+	laptop := newClient(t, h.relay.url(), h.clientLogs)
+	fresh := newClient(t, h.relay.url(), h.clientLogs)
+	p, err := laptop.Person(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	phrase, err := keyring.NewRecoveryPhrase()
+	if err != nil {
+		t.Fatal(err)
+	}
+	recoveryID, err := client.RecoveryIdentity(phrase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := laptop.LinkRecoveryDevice(ctx, recoveryID); err != nil {
+		t.Fatal(err)
+	}
+	createJournal(t, ctx, laptop, "sleep diary")
+	syncAll(t, ctx, laptop)
+	if _, revoked, _ := personDevices(t, ctx, laptop); len(revoked) != 0 {
+		t.Fatalf("revoked devices before the loss: %v", revoked)
+	}
+
+	recovery, err := client.Open(ctx, client.Config{
+		Store:    client.NewMemoryStore(),
+		Identity: recoveryID,
+		Dialer:   wstransport.Dialer{},
+		RelayURL: h.relay.url(),
+		Logger:   slog.New(slog.NewJSONHandler(h.clientLogs, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer recovery.Close()
+	if _, err := recovery.HandOver(ctx, fresh); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, fresh)
+	if got, ok, err := fresh.PersonOf(ctx); err != nil || !ok || got != p {
+		t.Fatalf("the new device belongs to %v (%v, %v), want the laptop's person", got, ok, err)
+	}
+	active, _, gen := personDevices(t, ctx, fresh)
+	if !active[fresh.Identity().Public().Fingerprint()] || gen != 1 {
+		t.Fatalf("the new device's sigchain lists active devices %v at generation %d", active, gen)
+	}
+
+	if _, err := fresh.UnlinkDevice(ctx, laptop.Identity().Public().Sign); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, fresh, laptop)
+	if _, revoked, gen := personDevices(t, ctx, fresh); !revoked[laptop.Identity().Public().Fingerprint()] || gen != 2 {
+		t.Errorf("after the new device revoked the laptop: revoked %v, generation %d; want the laptop at generation 2", revoked, gen)
+	}
+	doc := createJournal(t, ctx, therapist, "after the recovery")
+	if err := therapist.ShareWithPerson(ctx, doc, p, membership.RoleWriter); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		syncAll(t, ctx, therapist, laptop, fresh)
+	}
+	mustText(t, fresh, doc, "after the recovery")
+	if got, err := laptop.Text(doc); err == nil {
+		t.Errorf("the lost laptop reads %q", got)
+	}
+}
+
+// TestRelayCannotSwapSigchain puts a relay between the therapist and the
+// real relay that answers a request for the client's sigchain with
+// another person's, which the relay holds too and which verifies on its
+// own. The therapist must see that its id is not the one shared with,
+// report it, and offer the journal to nobody until the relay serves the
+// real chain. Later the relay serves a shorter copy of the real chain,
+// from before a revocation, and the therapist reports the rollback and
+// keeps its offer to the new user key.
+func TestRelayCannotSwapSigchain(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx
+	therapist, proxy := h.member()
+	laptop := newClient(t, h.relay.url(), h.clientLogs)
+	phone := newClient(t, h.relay.url(), h.clientLogs)
+	mallory := newClient(t, h.relay.url(), h.clientLogs)
+	p := startPerson(t, ctx, laptop, phone)
+	other, err := mallory.Person(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, mallory)
+	otherChain := h.author.w.call(&wire.GetChain{ID: other[:]}, func(uint64) {}).(*wire.Chain)
+	if len(otherChain.Entries) != 1 {
+		t.Fatalf("the other person's chain has %d entries on the relay, want 1", len(otherChain.Entries))
+	}
+
+	swap := func(m wire.Message) []wire.Message {
+		if c, ok := m.(*wire.Chain); ok && bytes.Equal(c.ID, p[:]) {
+			return []wire.Message{&wire.Chain{Ref: c.Ref, ID: c.ID, Entries: otherChain.Entries, Blobs: otherChain.Blobs}}
+		}
+		return []wire.Message{m}
+	}
+	proxy.set(swap, nil)
+	doc := createJournal(t, ctx, therapist, "about next session")
+	if err := therapist.ShareWithPerson(ctx, doc, p, membership.RoleWriter); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, therapist, mallory, therapist, mallory)
+	if offers, err := therapist.Offers(ctx, doc); err != nil || len(offers) != 0 {
+		t.Errorf("with the swapped chain the therapist has %d offers waiting (%v), want none", len(offers), err)
+	}
+	reports, err := therapist.SigchainReports(ctx)
+	if err != nil || len(reports) != 1 || reports[0].Kind != client.ReportSigchain {
+		t.Fatalf("sigchain reports = %+v, %v; want one", reports, err)
+	}
+	if _, err := mallory.Text(doc); err == nil {
+		t.Error("the other person reads the journal")
+	}
+
+	proxy.set(nil, nil)
+	syncAll(t, ctx, therapist)
+	if reports, err := therapist.SigchainReports(ctx); err != nil || len(reports) != 0 {
+		t.Errorf("sigchain reports after the real chain = %+v, %v; want none", reports, err)
+	}
+	if _, err := laptop.UnlinkDevice(ctx, phone.Identity().Public().Sign); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, laptop, therapist)
+
+	proxy.set(func(m wire.Message) []wire.Message {
+		if c, ok := m.(*wire.Chain); ok && bytes.Equal(c.ID, p[:]) && len(c.Entries) > 1 {
+			return []wire.Message{&wire.Chain{Ref: c.Ref, ID: c.ID, Entries: c.Entries[:len(c.Entries)-1], Blobs: c.Blobs}}
+		}
+		return []wire.Message{m}
+	}, nil)
+	syncAll(t, ctx, therapist)
+	reports, err = therapist.SigchainReports(ctx)
+	if err != nil || len(reports) != 1 || !strings.Contains(reports[0].Detail, "older") {
+		t.Errorf("sigchain reports after the rollback = %+v, %v; want one about an older chain", reports, err)
+	}
+	offers, err := therapist.Offers(ctx, doc)
+	if err != nil || len(offers) != 1 {
+		t.Fatalf("the therapist has %d offers waiting (%v), want the one to the new user key", len(offers), err)
+	}
+	syncAll(t, ctx, laptop, therapist, laptop, therapist, laptop)
+	mustText(t, laptop, doc, "about next session")
 }

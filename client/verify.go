@@ -73,6 +73,10 @@ const (
 	// envelopes up to some sequence number as received, and this device,
 	// caught up with the relay, has accepted fewer of them.
 	ReportWithheld ReportKind = "withheld"
+	// ReportSigchain: the relay served a person's sigchain that does not
+	// verify, has another id, forks from the copy this device verified
+	// before, or is shorter than it (see SigchainReports).
+	ReportSigchain ReportKind = "sigchain"
 )
 
 // Report is one finding about the relay, or about an author, recorded
