@@ -102,8 +102,16 @@ type LinkedDevice struct {
 // Compare dev's fingerprint (PublicID.Fingerprint) with the one the new
 // device shows before linking it: a public id altered on its way here
 // would link a stranger's device to every document.
+//
+// A link request from dev (see LinkRequests) is accepted: this device
+// joins dev's person.
 func (c *Client) LinkDevice(ctx context.Context, dev PublicID) (int, error) {
-	return c.link(ctx, dev, linkedRecord{})
+	n, err := c.link(ctx, dev, linkedRecord{})
+	if err != nil {
+		return n, err
+	}
+	// Outside c.mu, which a sync takes while it holds c.personMu.
+	return n, c.acceptLinkRequest(ctx, dev)
 }
 
 // LinkDeviceKey links dev like LinkDevice, but adds dev to each document

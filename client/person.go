@@ -56,6 +56,8 @@ const (
 	knownPersonPrefix  = "person/known/"  // + person id: another person's chain as last verified
 	personSharePrefix  = "person/share/"  // + person id + doc: a share with a person (see shareRecord)
 	personReportPrefix = "person/report/" // + person id: the last sigchain of it from the relay that failed the checks
+	// + device key: a person notice from a device that is not linked
+	personRequestPrefix = "person/request/"
 	// + generation + relay host: next slot of the person's inbox to read
 	personInboxPrefix = "handoff/in/person/"
 	// + peer + kind + doc: an item to send as the person
@@ -694,16 +696,35 @@ func (c *Client) tellDevices(ctx context.Context, p PersonID, chain *keyring.Cha
 	return nil
 }
 
-// takePerson acts on an itemPerson: a linked device added this one to
-// its person. A device that belongs to a person keeps it. The next sync
-// fetches the chain and checks that it lists this device.
+// takePerson acts on an itemPerson: a device added this one to its
+// person. From a linked device, or for a recovery client, this device
+// joins that person, unless it belongs to one already. From another
+// device it keeps the notice as a link request (see LinkRequests), since
+// a stranger who knows this device's public id could add it to a person
+// of its own, whose id the device's owner would then hand out. The next
+// sync fetches the chain and checks that it lists this device.
 func (c *Client) takePerson(ctx context.Context, sender PublicID, linked bool, p PersonID) error {
 	if !linked && !c.id.recovery {
-		c.log.Warn("person notice from a device that is not linked, skipped", "from", sender.Fingerprint())
+		rec, err := msgpack.Marshal(&linkRequestRecord{Box: sender.Box[:], Person: p[:]})
+		if err != nil {
+			return fmt.Errorf("client: encode link request: %w", err)
+		}
+		var b Batch
+		b.Put(peerKey(personRequestPrefix, sender.Sign), rec)
+		if err := c.store.Write(ctx, &b); err != nil {
+			return fmt.Errorf("client: save link request: %w", err)
+		}
+		c.log.Info("link request from a device that is not linked, waiting for the person to link it", "from", sender.Fingerprint())
 		return nil
 	}
 	c.personMu.Lock()
 	defer c.personMu.Unlock()
+	return c.joinPersonLocked(ctx, sender, p)
+}
+
+// joinPersonLocked makes p this device's person, unless it belongs to
+// one. c.personMu is held.
+func (c *Client) joinPersonLocked(ctx context.Context, sender PublicID, p PersonID) error {
 	own, ok, err := c.personID(ctx)
 	if err != nil {
 		return err
@@ -716,12 +737,64 @@ func (c *Client) takePerson(ctx context.Context, sender PublicID, linked bool, p
 	}
 	var b Batch
 	b.Put([]byte(personIDKey), p[:])
+	b.Del(peerKey(personRequestPrefix, sender.Sign))
 	if err := c.store.Write(ctx, &b); err != nil {
 		return fmt.Errorf("client: save person id: %w", err)
 	}
 	c.log.Info("device added to a person", "person", p.String()[:12], "from", sender.Fingerprint())
 	c.signalWake()
 	return nil
+}
+
+// linkRequestRecord is a person notice from a device that is not linked.
+type linkRequestRecord struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Box      []byte
+	Person   []byte
+}
+
+// LinkRequest is a device that added this one to its person's sigchain
+// but that this device has not linked. Linking it (LinkDevice) accepts
+// the request: this device then joins the person.
+type LinkRequest struct {
+	From   PublicID
+	Person PersonID
+}
+
+// LinkRequests returns the link requests waiting on this device. Show
+// each with its fingerprint, for the person to compare with the one the
+// other device shows before linking it.
+func (c *Client) LinkRequests(ctx context.Context) ([]LinkRequest, error) {
+	var out []LinkRequest
+	err := c.store.Scan(ctx, []byte(personRequestPrefix), func(k, v []byte) error {
+		var rec linkRequestRecord
+		if err := msgpack.Unmarshal(v, &rec); err != nil || len(rec.Box) != 32 || len(rec.Person) != 32 {
+			return fmt.Errorf("client: decode link request: %v", err)
+		}
+		sign := bytes.Clone(k[len(personRequestPrefix):])
+		out = append(out, LinkRequest{From: PublicID{Sign: sign, Box: [32]byte(rec.Box)}, Person: PersonID(rec.Person)})
+		return nil
+	})
+	return out, err
+}
+
+// acceptLinkRequest joins the person of dev's link request, if there is
+// one from dev with its box key, once this device links dev.
+func (c *Client) acceptLinkRequest(ctx context.Context, dev PublicID) error {
+	v, err := c.store.Get(ctx, peerKey(personRequestPrefix, dev.Sign))
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("client: read link request: %w", err)
+	}
+	var rec linkRequestRecord
+	if err := msgpack.Unmarshal(v, &rec); err != nil || len(rec.Person) != 32 || !bytes.Equal(rec.Box, dev.Box[:]) {
+		return nil
+	}
+	c.personMu.Lock()
+	defer c.personMu.Unlock()
+	return c.joinPersonLocked(ctx, dev, PersonID(rec.Person))
 }
 
 // readPersonInbox reads the person's inbox for the current user key, and

@@ -365,3 +365,54 @@ func TestRelayCannotSwapSigchain(t *testing.T) {
 	syncAll(t, ctx, laptop, therapist, laptop, therapist, laptop)
 	mustText(t, laptop, doc, "about next session")
 }
+
+// TestStrangerCannotAddDeviceToPerson has a stranger, who knows the
+// phone's public id, add the phone to the stranger's person. The phone
+// has not linked the stranger, so it keeps the notice as a link request
+// and stays out of that person: otherwise the phone's owner would hand
+// out the stranger's person id, and journals shared with it would reach
+// the stranger. Once the phone links a device, that device's request is
+// accepted.
+func TestStrangerCannotAddDeviceToPerson(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx
+	stranger := newClient(t, h.relay.url(), h.clientLogs)
+	phone := newClient(t, h.relay.url(), h.clientLogs)
+	laptop := newClient(t, h.relay.url(), h.clientLogs)
+	if _, err := stranger.Person(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stranger.LinkDevice(ctx, phone.Identity().Public()); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, stranger, phone, stranger, phone)
+	if got, ok, err := phone.PersonOf(ctx); err != nil || ok {
+		t.Fatalf("the phone belongs to person %v (%v, %v), want none", got, ok, err)
+	}
+	requests, err := phone.LinkRequests(ctx)
+	if err != nil || len(requests) != 1 || requests[0].From.Fingerprint() != stranger.Identity().Public().Fingerprint() {
+		t.Fatalf("link requests on the phone = %+v, %v; want the stranger's", requests, err)
+	}
+
+	own, err := laptop.Person(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := laptop.LinkDevice(ctx, phone.Identity().Public()); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, laptop, phone)
+	if _, ok, _ := phone.PersonOf(ctx); ok {
+		t.Fatal("the phone joined a person before it linked the laptop")
+	}
+	if _, err := phone.LinkDevice(ctx, laptop.Identity().Public()); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, phone, laptop, phone)
+	if got, ok, err := phone.PersonOf(ctx); err != nil || !ok || got != own {
+		t.Errorf("after linking the laptop the phone belongs to %v (%v, %v), want the laptop's person", got, ok, err)
+	}
+	if _, _, gen := personDevices(t, ctx, phone); gen != 1 {
+		t.Errorf("the phone has user key generation %d, want 1", gen)
+	}
+}

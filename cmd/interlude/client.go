@@ -322,16 +322,25 @@ func runDocList(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 func runDocShare(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, p := newClientFlags("doc share", stderr, false)
-	setUsage(fs, "DOC PUBLIC-ID", "Offer document DOC to the device whose public id is PUBLIC-ID, as\n'interlude id show' prints it on that device. That device replies with\nits own key for DOC: run 'interlude sync' here, then on that device,\nthen here again to add it.")
+	setUsage(fs, "DOC PERSON-ID|PUBLIC-ID", "Share document DOC, as a writer, with the person whose id 'interlude id\nperson' prints, so it reaches all of that person's devices, or offer it\nto the one device whose public id 'interlude id show' prints. A device of\nthe person, or the device, replies with its own key for DOC: run\n'interlude sync' here, then on that device, then here again to add it.")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 2 {
-		return fmt.Errorf("doc share takes a document id and a public id, got %s: see 'interlude doc share -h'", argCount(fs.NArg()))
+		return fmt.Errorf("doc share takes a document id and a person id or public id, got %s: see 'interlude doc share -h'", argCount(fs.NArg()))
 	}
 	doc, err := envelope.ParseDocID(fs.Arg(0))
 	if err != nil {
 		return err
+	}
+	if isPersonID(fs.Arg(1)) {
+		person, err := client.ParsePersonID(fs.Arg(1))
+		if err != nil {
+			return err
+		}
+		return withClient(ctx, p, stderr, func(c *client.Client) error {
+			return shareWithPerson(ctx, c, doc, person, stdout, stderr)
+		})
 	}
 	to, err := client.ParsePublicID(fs.Arg(1))
 	if err != nil {
@@ -414,6 +423,12 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			}
 		}
 		if err := c.SyncOnce(ctx); err != nil {
+			return err
+		}
+		if err := printSigchainReports(ctx, c, stderr); err != nil {
+			return err
+		}
+		if err := printLinkRequests(ctx, c, stderr); err != nil {
 			return err
 		}
 		for _, id := range c.Documents() {

@@ -4,7 +4,7 @@
 // Usage:
 //
 //	interlude relay [--listen ADDR] [--data DIR]
-//	interlude id new|show [--profile DIR]
+//	interlude id new|show|person [--profile DIR]
 //	interlude doc new|list|share|write|cat [--profile DIR] ...
 //	interlude doc invite|join [--profile DIR] [--relay URL] DOC|LINK
 //	interlude doc remove|members [--profile DIR] ...
@@ -53,9 +53,10 @@ Commands:
   id new           make this device's identity in a profile folder
   id show          print this device's public id, to give to others
   id encrypt       encrypt an existing profile under a passphrase
+  id person        print the id others share with all of your devices by
   doc new          make a new journal document
   doc list         list the documents on this device
-  doc share        share a document with another person's public id
+  doc share        share a document with a person id or a device's public id
   doc invite       make a one-time invitation link to a document
   doc join         answer an invitation link and print the comparison code
   doc remove       remove a member and rotate the document key on next sync
@@ -100,6 +101,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runIDEncrypt(ctx, args[2:], stdout, stderr)
 	case args[0] == "id" && sub == "show":
 		return runIDShow(ctx, args[2:], stdout, stderr)
+	case args[0] == "id" && sub == "person":
+		return runIDPerson(ctx, args[2:], stdout, stderr)
 	case args[0] == "doc" && sub == "new":
 		return runDocNew(ctx, args[2:], stdout, stderr)
 	case args[0] == "doc" && sub == "list":
