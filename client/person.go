@@ -715,6 +715,9 @@ func (c *Client) takePerson(ctx context.Context, sender PublicID, linked bool, p
 			return fmt.Errorf("client: save link request: %w", err)
 		}
 		c.log.Info("link request from a device that is not linked, waiting for the person to link it", "from", sender.Fingerprint())
+		c.mu.Lock()
+		c.notifyAllLocked()
+		c.mu.Unlock()
 		return nil
 	}
 	c.personMu.Lock()

@@ -217,6 +217,13 @@ func (c *Client) sessionStarted(delta int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.sessions += delta
+	c.notifyAllLocked()
+}
+
+// notifyAllLocked notifies the listeners of a change of every document,
+// for a change of this device's state beside the documents: an app then
+// reads that state again.
+func (c *Client) notifyAllLocked() {
 	for id := range c.docs {
 		c.notifyLocked(id)
 	}

@@ -215,3 +215,42 @@ func (a *app) refreshAll(c *client.Client) {
 func isThisDevice(c *client.Client, dev client.PublicID) bool {
 	return bytes.Equal(dev.Sign, c.Identity().Public().Sign)
 }
+
+// person is the JavaScript person(). It starts a person on a device that
+// belongs to none, with the devices linked to it, and resolves to
+// {personID, generation, devices}. The devices are listed once this
+// device has fetched the sigchain, after its next sync.
+func (a *app) person([]js.Value) any {
+	return a.withClient(true, nil, func(c *client.Client, _ client.Store) (any, error) {
+		ctx := context.Background()
+		id, err := c.Person(ctx)
+		if err != nil {
+			return nil, err
+		}
+		devices, generation, err := c.PersonDevices(ctx)
+		if err != nil && !errors.Is(err, client.ErrNoPerson) {
+			return nil, err
+		}
+		list := make([]any, 0, len(devices))
+		for _, d := range devices {
+			list = append(list, map[string]any{"fingerprint": d.Fingerprint(), "recovery": d.Recovery, "revoked": d.Revoked})
+		}
+		return map[string]any{"personID": id.String(), "generation": float64(generation), "devices": list}, nil
+	})
+}
+
+// linkRequests is the JavaScript linkRequests(). It resolves to
+// [{publicID, fingerprint, person}].
+func (a *app) linkRequests([]js.Value) any {
+	return a.withClient(false, nil, func(c *client.Client, _ client.Store) (any, error) {
+		requests, err := c.LinkRequests(context.Background())
+		if err != nil {
+			return nil, err
+		}
+		list := make([]any, 0, len(requests))
+		for _, r := range requests {
+			list = append(list, map[string]any{"publicID": r.From.String(), "fingerprint": r.From.Fingerprint(), "person": r.Person.String()})
+		}
+		return list, nil
+	})
+}

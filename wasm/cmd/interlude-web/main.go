@@ -22,7 +22,17 @@
 //	journal() -> Promise<docId>   the device's journal, created on first use
 //	text(docId) -> string, or null for a document this device does not hold
 //	setText(docId, text[, base]) -> Promise   resolves once saved on this device; base is the text the editor started from
-//	share(docId, publicID) -> Promise<{fingerprint}>
+//	share(docId, publicIDOrPersonID) -> Promise<{fingerprint, person}>
+//	               offers the document to a device, or to every device of
+//	               a person; person is set for a person id, and fingerprint
+//	               for a device's public id
+//	person() -> Promise<{personID, generation, devices: [{fingerprint,
+//	               recovery, revoked}]}>   the id others share with all of
+//	               this device's person's devices by, starting a person on
+//	               a device that belongs to none
+//	linkRequests() -> Promise<[{publicID, fingerprint, person}]>   devices
+//	               that added this one to their person and that this device
+//	               has not linked; linking one accepts its request
 //	linkDevice(publicID, fingerprint) -> Promise<{documents, fingerprint}>
 //	               adds another device of the person to every document on
 //	               this device, on the next sync and in documents joined
@@ -120,12 +130,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"syscall/js"
 	"time"
 
 	"interlude/client"
 	"interlude/sync/envelope"
+	"interlude/sync/membership"
 	"interlude/wasm/gcpolicy"
 	"interlude/wasm/idbstore"
 )
@@ -222,6 +234,8 @@ func (a *app) exports() js.Value {
 	set("linkDevice", a.linkDevice)
 	set("unlinkDevice", a.unlinkDevice)
 	set("linkedDevices", a.linkedDevices)
+	set("person", a.person)
+	set("linkRequests", a.linkRequests)
 	set("status", a.status)
 	set("onChange", a.onChange)
 	set("reports", a.reports)
@@ -462,6 +476,9 @@ func (a *app) share(args []js.Value) any {
 	doc, docErr := docArg(args, 0)
 	to, toErr := stringArg(args, 1, "publicID")
 	return a.withClient(true, errors.Join(docErr, toErr), func(c *client.Client, _ client.Store) (any, error) {
+		if strings.HasPrefix(strings.TrimSpace(to), "ilp1") {
+			return a.shareWithPerson(c, doc, to)
+		}
 		member, err := client.ParsePublicID(to)
 		if err != nil {
 			return nil, named("InvalidPublicIDError", err)
@@ -618,4 +635,17 @@ func jsError(err error) js.Value {
 		e.Set("name", "UnknownDocumentError")
 	}
 	return e
+}
+
+// shareWithPerson is share for a person id.
+func (a *app) shareWithPerson(c *client.Client, doc envelope.DocID, text string) (any, error) {
+	person, err := client.ParsePersonID(text)
+	if err != nil {
+		return nil, named("InvalidPublicIDError", err)
+	}
+	if err := c.ShareWithPerson(context.Background(), doc, person, membership.RoleWriter); err != nil {
+		return nil, err
+	}
+	a.refresh(c, doc)
+	return map[string]any{"fingerprint": "", "person": person.String()}, nil
 }

@@ -129,6 +129,7 @@
     $("copy-id").addEventListener("click", copyPublicID);
     $("share-form").addEventListener("submit", share);
     $("link-form").addEventListener("submit", askLink);
+    $("person-show").addEventListener("click", showPerson);
     $("link-confirm-button").addEventListener("click", confirmLink);
     $("link-cancel").addEventListener("click", hideLinkConfirm);
     $("link-id").addEventListener("input", hideLinkConfirm);
@@ -175,13 +176,13 @@
   }
 
   function setEditable(on) {
-    const ids = ["entry", "copy-id", "share-id", "share-button", "link-id", "link-fingerprint", "link-button",
+    const ids = ["entry", "copy-id", "person-show", "share-id", "share-button", "link-id", "link-fingerprint", "link-button",
       "journal-select", "join-button", "invite-button", "recovery-make", "recover-words", "recover-button",
       "recover-pass", "recover-pass-button"];
     for (const id of ids) {
       $(id).disabled = !on;
     }
-    for (const button of document.querySelectorAll("#linked-list button")) {
+    for (const button of document.querySelectorAll("#linked-list button, #link-requests button")) {
       button.disabled = !on;
     }
   }
@@ -664,7 +665,7 @@
     state.textContent = S.sharing;
     try {
       const result = await globalThis.interlude.share(journalID, publicID);
-      state.textContent = S.shared(result.fingerprint);
+      state.textContent = result.person ? S.sharedPerson : S.shared(result.fingerprint);
       input.value = "";
     } catch (err) {
       // A mistyped id and a device that has the journal are the
@@ -796,7 +797,11 @@
       do {
         devicesStale = false;
         const devices = await globalThis.interlude.linkedDevices();
-        if (!locked) renderDevices(devices);
+        const requests = await globalThis.interlude.linkRequests();
+        if (!locked) {
+          renderDevices(devices);
+          renderLinkRequests(requests, devices);
+        }
       } while (devicesStale && !locked);
     } catch (err) {
       if (err.name !== "LockedError") console.error("interlude: reading linked devices failed:", err);
@@ -834,6 +839,50 @@
     return item;
   }
 
+  // Lists the devices that added this one to their person, except those
+  // linked since, each with a button that fills in the link form.
+  function renderLinkRequests(requests, devices) {
+    const linked = new Set(devices.map((d) => d.publicID));
+    const items = requests.filter((r) => !linked.has(r.publicID)).map((request) => {
+      const item = document.createElement("li");
+      item.dataset.publicId = request.publicID;
+      const text = document.createElement("span");
+      text.textContent = S.linkRequest(request.fingerprint);
+      const fill = document.createElement("button");
+      fill.type = "button";
+      fill.className = "secondary";
+      fill.textContent = S.linkRequestButton;
+      fill.disabled = locked;
+      fill.addEventListener("click", () => {
+        // The fingerprint stays for the person to type from the other
+        // device's screen, which is the check.
+        $("link-id").value = request.publicID;
+        $("link-fingerprint").focus();
+      });
+      item.append(text, fill);
+      return item;
+    });
+    $("link-requests").replaceChildren(...items);
+  }
+
+  // Shows the person id, and starts the person if this device has none.
+  async function showPerson() {
+    const state = $("person-state");
+    try {
+      const person = await globalThis.interlude.person();
+      const field = $("person-id");
+      field.value = person.personID;
+      field.hidden = false;
+      field.select();
+      const active = person.devices.filter((d) => !d.revoked && !d.recovery).length;
+      state.textContent = active > 0 ? S.personShown(active) : S.personStarted;
+    } catch (err) {
+      if (err.name === "LockedError") return;
+      console.error("interlude: reading the person id failed:", err);
+      state.textContent = err.name === "QuotaExceededError" ? S.quotaFull : S.personFailed;
+    }
+  }
+
   // Empties the devices section when the page locks. Unlock reads it again.
   function resetDevices() {
     hideLinkConfirm();
@@ -841,6 +890,10 @@
     $("link-state").textContent = "";
     $("unlink-state").textContent = "";
     $("linked-list").replaceChildren();
+    $("link-requests").replaceChildren();
+    $("person-id").value = "";
+    $("person-id").hidden = true;
+    $("person-state").textContent = "";
     $("linked-none").hidden = true;
     shownDevices = null;
   }
