@@ -237,6 +237,22 @@ func TestUnlinkFollowedByOtherDevices(t *testing.T) {
 	}
 }
 
+// openBenchClient opens a client with a new identity and a Badger store,
+// syncing through relayURL.
+func openBenchClient(b *testing.B, relayURL string) *client.Client {
+	b.Helper()
+	id, err := client.NewIdentity()
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := client.Open(context.Background(), client.Config{Store: openStore(b, b.TempDir()), Identity: id, Dialer: wstransport.Dialer{}, RelayURL: relayURL})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	return c
+}
+
 // BenchmarkLinkDevice measures linking a new device to a laptop that
 // holds 20 journals, over a relay on loopback: from LinkDevice until the
 // new device holds every journal, through the offers, the replies, the
@@ -247,18 +263,7 @@ func BenchmarkLinkDevice(b *testing.B) {
 	ctx := context.Background()
 	logs := &lockedBuffer{}
 	r := startRelay(b, logs)
-	open := func() *client.Client {
-		id, err := client.NewIdentity()
-		if err != nil {
-			b.Fatal(err)
-		}
-		c, err := client.Open(ctx, client.Config{Store: openStore(b, b.TempDir()), Identity: id, Dialer: wstransport.Dialer{}, RelayURL: r.url()})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { c.Close() })
-		return c
-	}
+	open := func() *client.Client { return openBenchClient(b, r.url()) }
 	laptop := open()
 	for i := range journals {
 		doc, err := laptop.CreateDocument(ctx)

@@ -27,10 +27,10 @@ import (
 // hash of its first entry, is the person's id (PersonID), which a person
 // hands out in place of a device's public id.
 //
-// Someone who shares a document with a person fetches the chain, checks
-// that it verifies and has that id, and offers the document to the
-// person's inbox: slots that derive from the current user key, as a
-// device's inbox derives from its keys. Any device of the person opens the
+// Someone who shares a document with a person fetches the chain and
+// checks that it verifies and has that id. The sharer then offers the
+// document to the person's inbox, whose slots derive from the current
+// user key as a device's inbox derives from its keys. Any device of the person opens the
 // offer and replies as the person, with its own key for the document, and
 // the sharer adds that key. The person's other devices then join through
 // their links, as for any document (see handoff.go).
@@ -49,13 +49,13 @@ const (
 	personChainKey = "person/chain" // the person's sigchain as this device last verified it
 	// the first entry and blobs of a chain this device started and has
 	// not stored on the relay yet
-	personNewKey       = "person/new"
-	personKeyPrefix    = "person/key/"    // + generation: the user key (secret)
-	personRevokePrefix = "person/revoke/" // + device key: a device to revoke in the chain
-	personToldPrefix   = "person/told/"   // + device key: the chain's id was sent to it
-	knownPersonPrefix  = "person/known/"  // + person id: another person's chain as last verified
-	personSharePrefix  = "person/share/"  // + person id + doc: a share with a person (see shareRecord)
-	personReportPrefix = "person/report/" // + person id: the last sigchain of it from the relay that failed the checks
+	personNewKey         = "person/new"
+	personKeyPrefix      = "person/key/"      // + generation: the user key (secret)
+	personRevokePrefix   = "person/revoke/"   // + device key: a device to revoke in the chain
+	personNotifiedPrefix = "person/notified/" // + device key: the chain's id was sent to it
+	knownPersonPrefix    = "person/known/"    // + person id: another person's chain as last verified
+	personSharePrefix    = "person/share/"    // + person id + doc: a share with a person (see shareRecord)
+	personReportPrefix   = "person/report/"   // + person id: the last sigchain of it from the relay that failed the checks
 	// + device key: a person notice from a device that is not linked
 	personRequestPrefix = "person/request/"
 	// + generation + relay host: next slot of the person's inbox to read
@@ -64,7 +64,7 @@ const (
 	personQueuePrefix = "handoff/pq/"
 )
 
-// itemPerson tells a device that the sender added it to its person's
+// itemPerson notifies a device that the sender added it to its person's
 // sigchain. Sign holds the chain's id, and Doc its first 16 bytes so the
 // item has the layout of the others.
 const itemPerson uint8 = 4
@@ -491,8 +491,8 @@ func (s *session) syncOwnPerson(ctx context.Context) error {
 		return err
 	}
 	if chain == nil {
-		// The relay has no chain yet: the device that told this one of
-		// it has not stored it yet.
+		// The relay has no chain yet, because the device that sent the
+		// person id has not stored it yet.
 		return nil
 	}
 	self := [32]byte(c.id.public.Sign)
@@ -511,12 +511,12 @@ func (s *session) syncOwnPerson(ctx context.Context) error {
 	if chain, key, err = s.applyIntents(ctx, p, chain, key); err != nil {
 		return err
 	}
-	if err := c.tellDevices(ctx, p, chain); err != nil {
+	if err := c.notifyDevices(ctx, p, chain); err != nil {
 		return err
 	}
 	if c.id.recovery {
-		// A recovery client hands the documents over and stops, and does
-		// not answer shares as the person.
+		// A recovery client hands the documents over and stops, so it
+		// does not reply to shares as the person.
 		return nil
 	}
 	return s.readPersonInbox(ctx, key)
@@ -665,9 +665,9 @@ func (s *session) applyIntents(ctx context.Context, p PersonID, chain *keyring.C
 	return chain, key, nil
 }
 
-// tellDevices sends the chain's id to each active device of the chain
-// that this device linked and has not told yet.
-func (c *Client) tellDevices(ctx context.Context, p PersonID, chain *keyring.Chain) error {
+// notifyDevices sends the chain's id to each active device of the chain
+// that this device linked and has not notified yet.
+func (c *Client) notifyDevices(ctx context.Context, p PersonID, chain *keyring.Chain) error {
 	linked, err := c.LinkedDevices(ctx)
 	if err != nil {
 		return err
@@ -678,17 +678,17 @@ func (c *Client) tellDevices(ctx context.Context, p PersonID, chain *keyring.Cha
 		if !ok || info.Revoked != 0 || info.Keys.Box != l.Box {
 			continue
 		}
-		told, err := c.exists(ctx, peerKey(personToldPrefix, l.Sign))
-		if err != nil || told {
+		notified, err := c.exists(ctx, peerKey(personNotifiedPrefix, l.Sign))
+		if err != nil || notified {
 			if err != nil {
-				return fmt.Errorf("client: read told devices: %w", err)
+				return fmt.Errorf("client: read notified devices: %w", err)
 			}
 			continue
 		}
 		if err := queueItem(&b, l.PublicID, handoffItem{Kind: itemPerson, Doc: bytes.Clone(p[:16]), Sign: bytes.Clone(p[:]), Box: make([]byte, 32)}); err != nil {
 			return err
 		}
-		b.Put(peerKey(personToldPrefix, l.Sign), []byte{1})
+		b.Put(peerKey(personNotifiedPrefix, l.Sign), []byte{1})
 	}
 	if err := c.store.Write(ctx, &b); err != nil {
 		return fmt.Errorf("client: save person notices: %w", err)
@@ -700,7 +700,7 @@ func (c *Client) tellDevices(ctx context.Context, p PersonID, chain *keyring.Cha
 // person. From a linked device, or for a recovery client, this device
 // joins that person, unless it belongs to one already. From another
 // device it keeps the notice as a link request (see LinkRequests), since
-// a stranger who knows this device's public id could add it to a person
+// a stranger with this device's public id could add it to a person
 // of its own, whose id the device's owner would then hand out. The next
 // sync fetches the chain and checks that it lists this device.
 func (c *Client) takePerson(ctx context.Context, sender PublicID, linked bool, p PersonID) error {
@@ -899,7 +899,7 @@ func (c *Client) offerToPerson(ctx context.Context, p PersonID, doc envelope.Doc
 	d, ok := c.docs[doc]
 	if !ok || d.removed() {
 		b.Del(shareKey)
-		c.log.Warn("share with a person dropped: this device no longer holds the document", "doc", doc)
+		c.log.Warn("share with a person deleted: the document is not on this device or it was removed from it", "doc", doc)
 		if err := c.store.Write(ctx, &b); err != nil {
 			return fmt.Errorf("client: save share: %w", err)
 		}

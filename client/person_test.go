@@ -416,3 +416,79 @@ func TestStrangerCannotAddDeviceToPerson(t *testing.T) {
 		t.Errorf("the phone has user key generation %d, want 1", gen)
 	}
 }
+
+// BenchmarkShareWithPerson measures a share with a person id over a relay
+// on loopback: from ShareWithPerson until both of the person's devices
+// hold the journal, through the fetch of the sigchain, the offer to the
+// person's inbox, the reply as the person, the addition, and the offer
+// and reply between the linked devices. The three devices sync in turn,
+// as running sessions would, and syncs/op counts the SyncOnce calls.
+func BenchmarkShareWithPerson(b *testing.B) {
+	ctx := context.Background()
+	r := startRelay(b, &lockedBuffer{})
+	open := func() *client.Client {
+		id, err := client.NewIdentity()
+		if err != nil {
+			b.Fatal(err)
+		}
+		c, err := client.Open(ctx, client.Config{Store: openStore(b, b.TempDir()), Identity: id, Dialer: wstransport.Dialer{}, RelayURL: r.url()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { c.Close() })
+		return c
+	}
+	therapist, laptop, phone := open(), open(), open()
+	p, err := laptop.Person(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, pair := range [][2]*client.Client{{laptop, phone}, {phone, laptop}} {
+		if _, err := pair[0].LinkDevice(ctx, pair[1].Identity().Public()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	all := []*client.Client{therapist, laptop, phone}
+	syncEach := func() {
+		for _, c := range all {
+			if err := c.SyncOnce(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	for range 3 {
+		syncEach()
+	}
+	syncs, shares := 0, 0
+	for b.Loop() {
+		b.StopTimer()
+		doc, err := therapist.CreateDocument(ctx)
+		if err == nil {
+			err = therapist.SetText(ctx, doc, "homework")
+		}
+		if err == nil {
+			err = therapist.SyncOnce(ctx)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if err := therapist.ShareWithPerson(ctx, doc, p, membership.RoleWriter); err != nil {
+			b.Fatal(err)
+		}
+		shares++
+		for rounds := 0; ; rounds++ {
+			_, errLaptop := laptop.Text(doc)
+			_, errPhone := phone.Text(doc)
+			if errLaptop == nil && errPhone == nil {
+				break
+			}
+			if rounds == 20 {
+				b.Fatalf("after %d rounds the laptop (%v) and the phone (%v) do not both hold the journal", rounds, errLaptop, errPhone)
+			}
+			syncEach()
+			syncs += len(all)
+		}
+	}
+	b.ReportMetric(float64(syncs)/float64(shares), "syncs/op")
+}
