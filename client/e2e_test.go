@@ -105,7 +105,12 @@ func newClient(t *testing.T, relayURL string, logs *lockedBuffer) *client.Client
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
+	t.Cleanup(func() {
+		// The secrets in the store are read while it is open, for the
+		// harness's scan, which runs after this.
+		harnessClients.keepSecrets(t, client.SecretsForTest(c))
+		c.Close()
+	})
 	harnessClients.add(t, c)
 	return c
 }

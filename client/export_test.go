@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"interlude/client/keyring"
 	"interlude/sync/envelope"
 )
 
@@ -66,6 +67,16 @@ func SecretsForTest(c *Client) [][]byte {
 			}
 		}
 	}
+	// Every generation of the person's user key: the seed and the private
+	// keys it derives.
+	_ = c.store.Scan(context.Background(), []byte(personKeyPrefix), func(_, v []byte) error {
+		if k, err := keyring.UnmarshalUserKey(v); err == nil {
+			raw, _ := k.MarshalBinary()
+			signing, box := k.PrivateKeys()
+			secrets = append(secrets, raw[len(raw)-keyring.SeedSize:], signing, box[:])
+		}
+		return nil
+	})
 	for i, s := range secrets {
 		secrets[i] = append([]byte(nil), s...)
 	}

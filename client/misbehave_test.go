@@ -454,10 +454,12 @@ func (h *harness) checkNoPlaintext() {
 	}
 
 	var forms [][]byte
+	secrets := harnessClients.takeSecrets(h.t)
 	for _, c := range harnessClients.take(h.t) {
-		for _, s := range client.SecretsForTest(c) {
-			forms = append(forms, s, []byte(hex.EncodeToString(s)), []byte(base64.StdEncoding.EncodeToString(s)), []byte(base64.RawURLEncoding.EncodeToString(s)))
-		}
+		secrets = append(secrets, client.SecretsForTest(c)...)
+	}
+	for _, s := range secrets {
+		forms = append(forms, s, []byte(hex.EncodeToString(s)), []byte(base64.StdEncoding.EncodeToString(s)), []byte(base64.RawURLEncoding.EncodeToString(s)))
 	}
 	if len(forms) == 0 {
 		return
@@ -520,9 +522,18 @@ func relayRecords(t *testing.T, dir string) []byte {
 type testClients struct {
 	mu gosync.Mutex
 	m  map[*testing.T][]*client.Client
+	// secrets holds what SecretsForTest returned for each client of a
+	// test as it closed.
+	secrets map[*testing.T][][]byte
 }
 
-var harnessClients = &testClients{m: map[*testing.T][]*client.Client{}}
+var harnessClients = &testClients{m: map[*testing.T][]*client.Client{}, secrets: map[*testing.T][][]byte{}}
+
+func (tc *testClients) keepSecrets(t *testing.T, secrets [][]byte) {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	tc.secrets[t] = append(tc.secrets[t], secrets...)
+}
 
 func (tc *testClients) add(t *testing.T, c *client.Client) {
 	tc.mu.Lock()
@@ -537,6 +548,15 @@ func (tc *testClients) take(t *testing.T) []*client.Client {
 	cs := tc.m[t]
 	delete(tc.m, t)
 	return cs
+}
+
+// takeSecrets returns the secrets kept for t and removes them from tc.
+func (tc *testClients) takeSecrets(t *testing.T) [][]byte {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	s := tc.secrets[t]
+	delete(tc.secrets, t)
+	return s
 }
 
 // expectedText is the text of a fresh replica that applied updates, what
