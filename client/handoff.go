@@ -409,6 +409,10 @@ type Offer struct {
 	To PublicID
 	// Role is the role the device joins with, or 0 for a linked device.
 	Role membership.Role
+	// ToPerson is set for an offer to a person's user key, made by
+	// ShareWithPerson, and Person is then that person's id.
+	ToPerson bool
+	Person   PersonID
 }
 
 // Offers returns the offers of doc that wait for a reply.
@@ -429,7 +433,21 @@ func (c *Client) Offers(ctx context.Context, doc envelope.DocID) ([]Offer, error
 		out = append(out, Offer{To: PublicID{Sign: bytes.Clone(rest[:32]), Box: [32]byte(rec.Box)}, Role: membership.Role(rec.Role)})
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	shares, err := c.PersonShares(ctx, doc)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		for _, sh := range shares {
+			if bytes.Equal(sh.sign, out[i].To.Sign) {
+				out[i].ToPerson, out[i].Person = true, sh.Person
+			}
+		}
+	}
+	return out, nil
 }
 
 // peerMemberKeys returns, for each linked device, its member key in each

@@ -353,6 +353,13 @@ func (c *Client) AddMember(ctx context.Context, doc envelope.DocID, to PublicID,
 	if bytes.Equal(to.Sign, c.id.public.Sign) {
 		return fmt.Errorf("client: %s is this device: share with another device's public id", to.Fingerprint())
 	}
+	// A device removed as lost from this device's person keeps running
+	// in other hands.
+	if chain, err := c.loadChain(ctx, []byte(personChainKey)); err == nil && chain != nil {
+		if info, ok := chain.Device([32]byte(to.Sign)); ok && info.Revoked != 0 {
+			return fmt.Errorf("%w: device %s was removed from your person as lost", ErrRevokedDevice, to.Fingerprint())
+		}
+	}
 	// A device recorded as a member would reply with a key that opens
 	// nothing (see replyToOffer), so the offer would only add a dead member.
 	if c.knownMemberLocked(ctx, d, to.Sign) {

@@ -91,6 +91,10 @@ func ParsePersonID(s string) (PersonID, error) {
 	return PersonID(b), nil
 }
 
+// ErrRevokedDevice is returned for a share with a device that this
+// device's person revoked.
+var ErrRevokedDevice = errors.New("client: that device is revoked")
+
 // ErrNoPerson is returned by person operations on a device that belongs
 // to no person yet: call Person, or link it from a device that does.
 var ErrNoPerson = errors.New("client: this device belongs to no person yet")
@@ -322,6 +326,38 @@ func (c *Client) ShareWithPerson(ctx context.Context, doc envelope.DocID, p Pers
 	c.log.Info("document shared with a person", "doc", doc, "person", p.String()[:12], "role", role)
 	c.signalWake()
 	return nil
+}
+
+// PersonShare is a share of a document with a person whose reply has
+// not been taken yet.
+type PersonShare struct {
+	Person PersonID
+	Role   membership.Role
+	// Offered is set once this device has fetched the person's sigchain
+	// and offered the document to the person's user key. Until then the
+	// relay has no sigchain with this id: the id is wrong, or no device of
+	// the person has synced since it was made.
+	Offered bool
+	sign    []byte // the user key offered to
+}
+
+// PersonShares returns the shares of doc with persons that wait for a
+// reply.
+func (c *Client) PersonShares(ctx context.Context, doc envelope.DocID) ([]PersonShare, error) {
+	var out []PersonShare
+	err := c.store.Scan(ctx, []byte(personSharePrefix), func(k, v []byte) error {
+		rest := k[len(personSharePrefix):]
+		if len(rest) != 32+16 || envelope.DocID(rest[32:]) != doc {
+			return nil
+		}
+		var rec shareRecord
+		if err := msgpack.Unmarshal(v, &rec); err != nil {
+			return fmt.Errorf("client: decode share with a person: %w", err)
+		}
+		out = append(out, PersonShare{Person: PersonID(rest[:32]), Role: membership.Role(rec.Role), Offered: rec.Generation != 0, sign: rec.Sign})
+		return nil
+	})
+	return out, err
 }
 
 // revokeLater records that dev is to be revoked in this device's
@@ -705,24 +741,30 @@ func (c *Client) notifyDevices(ctx context.Context, p PersonID, chain *keyring.C
 // sync fetches the chain and checks that it lists this device.
 func (c *Client) takePerson(ctx context.Context, sender PublicID, linked bool, p PersonID) error {
 	if !linked && !c.id.recovery {
-		rec, err := msgpack.Marshal(&linkRequestRecord{Box: sender.Box[:], Person: p[:]})
-		if err != nil {
-			return fmt.Errorf("client: encode link request: %w", err)
-		}
-		var b Batch
-		b.Put(peerKey(personRequestPrefix, sender.Sign), rec)
-		if err := c.store.Write(ctx, &b); err != nil {
-			return fmt.Errorf("client: save link request: %w", err)
-		}
 		c.log.Info("link request from a device that is not linked, waiting for the person to link it", "from", sender.Fingerprint())
-		c.mu.Lock()
-		c.notifyAllLocked()
-		c.mu.Unlock()
-		return nil
+		return c.saveLinkRequest(ctx, sender, p)
 	}
 	c.personMu.Lock()
 	defer c.personMu.Unlock()
 	return c.joinPersonLocked(ctx, sender, p)
+}
+
+// saveLinkRequest keeps a person notice from sender as a link request,
+// and notifies the listeners so an app shows it.
+func (c *Client) saveLinkRequest(ctx context.Context, sender PublicID, p PersonID) error {
+	rec, err := msgpack.Marshal(&linkRequestRecord{Box: sender.Box[:], Person: p[:]})
+	if err != nil {
+		return fmt.Errorf("client: encode link request: %w", err)
+	}
+	var b Batch
+	b.Put(peerKey(personRequestPrefix, sender.Sign), rec)
+	if err := c.store.Write(ctx, &b); err != nil {
+		return fmt.Errorf("client: save link request: %w", err)
+	}
+	c.mu.Lock()
+	c.notifyAllLocked()
+	c.mu.Unlock()
+	return nil
 }
 
 // joinPersonLocked makes p this device's person, unless it belongs to
@@ -734,7 +776,11 @@ func (c *Client) joinPersonLocked(ctx context.Context, sender PublicID, p Person
 	}
 	if ok {
 		if own != p {
-			c.log.Warn("person notice skipped: this device belongs to another person", "from", sender.Fingerprint())
+			// Two devices that each started a person and then linked each
+			// other: the request stays, so the person can move this
+			// device (see JoinPerson).
+			c.log.Warn("person notice kept as a request: this device belongs to another person", "from", sender.Fingerprint())
+			return c.saveLinkRequest(ctx, sender, p)
 		}
 		return nil
 	}
@@ -757,28 +803,87 @@ type linkRequestRecord struct {
 }
 
 // LinkRequest is a device that added this one to its person's sigchain
-// but that this device has not linked. Linking it (LinkDevice) accepts
-// the request: this device then joins the person.
+// but that this device has not linked, or that this device linked while
+// it belongs to another person. Linking the device (LinkDevice) accepts
+// the first kind: this device then joins the person. The second kind,
+// with Linked set, comes from two devices that each started a person:
+// JoinPerson moves this device to the request's person, so the person
+// hands out one id.
 type LinkRequest struct {
 	From   PublicID
 	Person PersonID
+	Linked bool
 }
 
 // LinkRequests returns the link requests waiting on this device. Show
 // each with its fingerprint, for the person to compare with the one the
 // other device shows before linking it.
 func (c *Client) LinkRequests(ctx context.Context) ([]LinkRequest, error) {
+	linked, err := c.LinkedDevices(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var out []LinkRequest
-	err := c.store.Scan(ctx, []byte(personRequestPrefix), func(k, v []byte) error {
+	err = c.store.Scan(ctx, []byte(personRequestPrefix), func(k, v []byte) error {
 		var rec linkRequestRecord
 		if err := msgpack.Unmarshal(v, &rec); err != nil || len(rec.Box) != 32 || len(rec.Person) != 32 {
 			return fmt.Errorf("client: decode link request: %v", err)
 		}
-		sign := bytes.Clone(k[len(personRequestPrefix):])
-		out = append(out, LinkRequest{From: PublicID{Sign: sign, Box: [32]byte(rec.Box)}, Person: PersonID(rec.Person)})
+		r := LinkRequest{From: PublicID{Sign: bytes.Clone(k[len(personRequestPrefix):]), Box: [32]byte(rec.Box)}, Person: PersonID(rec.Person)}
+		for _, l := range linked {
+			if bytes.Equal(l.Sign, r.From.Sign) && l.Box == r.From.Box {
+				r.Linked = true
+			}
+		}
+		out = append(out, r)
 		return nil
 	})
 	return out, err
+}
+
+// ErrNoLinkRequest is returned by JoinPerson for a person that no linked
+// device asked this device to join.
+var ErrNoLinkRequest = errors.New("client: no linked device added this device to that person")
+
+// JoinPerson moves this device from its person to p, which a linked
+// device added it to (a LinkRequest with Linked set). It forgets the old
+// person's sigchain and user keys. That person still lists this device
+// until one of its devices revokes it.
+func (c *Client) JoinPerson(ctx context.Context, p PersonID) error {
+	requests, err := c.LinkRequests(ctx)
+	if err != nil {
+		return err
+	}
+	var from *LinkRequest
+	for i := range requests {
+		if requests[i].Person == p && requests[i].Linked {
+			from = &requests[i]
+		}
+	}
+	if from == nil {
+		return fmt.Errorf("%w %s: link a device of that person from here first", ErrNoLinkRequest, p)
+	}
+	c.personMu.Lock()
+	defer c.personMu.Unlock()
+	var b Batch
+	// The user keys and the person's inbox positions are stored by
+	// generation, which the next person numbers from 1 again.
+	for _, prefix := range []string{personKeyPrefix, personNotifiedPrefix, personInboxPrefix, personQueuePrefix} {
+		err := c.store.Scan(ctx, []byte(prefix), func(k, _ []byte) error {
+			b.Del(bytes.Clone(k))
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("client: read the records of the previous person: %w", err)
+		}
+	}
+	b.Del([]byte(personChainKey))
+	b.Del([]byte(personNewKey))
+	b.Del([]byte(personIDKey))
+	if err := c.store.Write(ctx, &b); err != nil {
+		return fmt.Errorf("client: forget the previous person: %w", err)
+	}
+	return c.joinPersonLocked(ctx, from.From, p)
 }
 
 // acceptLinkRequest joins the person of dev's link request, if there is

@@ -3,6 +3,7 @@ package client_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -426,19 +427,7 @@ func TestStrangerCannotAddDeviceToPerson(t *testing.T) {
 func BenchmarkShareWithPerson(b *testing.B) {
 	ctx := context.Background()
 	r := startRelay(b, &lockedBuffer{})
-	open := func() *client.Client {
-		id, err := client.NewIdentity()
-		if err != nil {
-			b.Fatal(err)
-		}
-		c, err := client.Open(ctx, client.Config{Store: openStore(b, b.TempDir()), Identity: id, Dialer: wstransport.Dialer{}, RelayURL: r.url()})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { c.Close() })
-		return c
-	}
-	therapist, laptop, phone := open(), open(), open()
+	therapist, laptop, phone := openBenchClient(b, r.url()), openBenchClient(b, r.url()), openBenchClient(b, r.url())
 	p, err := laptop.Person(ctx)
 	if err != nil {
 		b.Fatal(err)
@@ -491,4 +480,69 @@ func BenchmarkShareWithPerson(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(syncs)/float64(shares), "syncs/op")
+}
+
+// TestTwoPersonsJoinOne has a laptop and a phone each start a person and
+// then link each other. Each keeps its person and lists the other's
+// notice as a request from a linked device, and JoinPerson moves the
+// phone to the laptop's person, so a journal shared with that id reaches
+// both. The laptop then removes the phone, and sharing with the phone's
+// public id afterwards is refused.
+func TestTwoPersonsJoinOne(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx
+	therapist := newClient(t, h.relay.url(), h.clientLogs)
+	laptop := newClient(t, h.relay.url(), h.clientLogs)
+	phone := newClient(t, h.relay.url(), h.clientLogs)
+	own, err := laptop.Person(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := phone.Person(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	linkEachToEach(t, ctx, laptop, phone)
+	if got, _, _ := phone.PersonOf(ctx); got != other {
+		t.Fatalf("the phone moved to person %v by itself, want it to keep %v", got, other)
+	}
+	requests, err := phone.LinkRequests(ctx)
+	if err != nil || len(requests) != 1 || !requests[0].Linked || requests[0].Person != own {
+		t.Fatalf("link requests on the phone = %+v, %v; want the laptop's person, from a linked device", requests, err)
+	}
+	if err := phone.JoinPerson(ctx, client.PersonID{7}); !errors.Is(err, client.ErrNoLinkRequest) {
+		t.Errorf("JoinPerson of a person nobody offered: err = %v, want ErrNoLinkRequest", err)
+	}
+	if err := phone.JoinPerson(ctx, own); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, phone, laptop, phone)
+	if got, ok, err := phone.PersonOf(ctx); err != nil || !ok || got != own {
+		t.Fatalf("after JoinPerson the phone belongs to %v (%v, %v), want the laptop's person", got, ok, err)
+	}
+	if active, _, gen := personDevices(t, ctx, phone); len(active) != 2 || gen != 1 {
+		t.Errorf("the phone's copy of the chain lists %v at generation %d, want both devices at 1", active, gen)
+	}
+	if requests, err := phone.LinkRequests(ctx); err != nil || len(requests) != 0 {
+		t.Errorf("link requests after joining = %+v, %v; want none", requests, err)
+	}
+
+	doc := createJournal(t, ctx, therapist, "one id for both devices")
+	if err := therapist.ShareWithPerson(ctx, doc, own, membership.RoleWriter); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		syncAll(t, ctx, therapist, phone, laptop)
+	}
+	mustText(t, phone, doc, "one id for both devices")
+	mustText(t, laptop, doc, "one id for both devices")
+
+	if _, err := laptop.UnlinkDevice(ctx, phone.Identity().Public().Sign); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, laptop)
+	mine := createJournal(t, ctx, laptop, "after the phone was lost")
+	if err := laptop.Share(ctx, mine, phone.Identity().Public()); !errors.Is(err, client.ErrRevokedDevice) {
+		t.Errorf("sharing with the revoked phone: err = %v, want ErrRevokedDevice", err)
+	}
 }

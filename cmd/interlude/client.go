@@ -334,7 +334,7 @@ func runDocShare(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	if isPersonID(fs.Arg(1)) {
-		person, err := client.ParsePersonID(fs.Arg(1))
+		person, err := parsePersonArg(fs.Arg(1))
 		if err != nil {
 			return err
 		}
@@ -456,7 +456,14 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 				return err
 			}
 			for _, o := range offers {
+				if o.ToPerson {
+					fmt.Fprintf(stderr, "%s\toffered to person %s, waiting for one of its devices to sync and reply\n", id, o.Person)
+					continue
+				}
 				fmt.Fprintf(stderr, "%s\toffered to %s, waiting for that device to sync and reply\n", id, o.To.Fingerprint())
+			}
+			if err := printWaitingPersonShares(ctx, c, id, stderr); err != nil {
+				return err
 			}
 		}
 		return nil

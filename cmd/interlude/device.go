@@ -26,6 +26,9 @@ func runDeviceLink(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if fs.NArg() != 1 {
 		return fmt.Errorf("device link takes the new device's public id, got %s: see 'interlude device link -h'", argCount(fs.NArg()))
 	}
+	if isPersonID(fs.Arg(0)) {
+		return fmt.Errorf("%q is a person id: device link takes the public id that 'interlude id show' prints on the new device", fs.Arg(0))
+	}
 	dev, err := client.ParsePublicID(fs.Arg(0))
 	if err != nil {
 		return err
@@ -101,6 +104,13 @@ func runDeviceRemove(ctx context.Context, args []string, stdout, stderr io.Write
 			fmt.Fprintf(stderr, "the removal is saved, but sending it to the relay failed (%v): run 'interlude sync' to retry\n", err)
 		}
 		fmt.Fprintf(stdout, "removed device %s from %s\n", dev.Fingerprint(), documents(n))
+		if devices, generation, err := c.PersonDevices(ctx); err == nil {
+			for _, d := range devices {
+				if d.Fingerprint() == dev.Fingerprint() && d.Revoked {
+					fmt.Fprintf(stdout, "revoked device %s in your person, whose key is now generation %d: what others share with your person id from now on does not reach it\n", dev.Fingerprint(), generation)
+				}
+			}
+		}
 		if unsure != nil {
 			for _, doc := range unsure.Docs {
 				fmt.Fprintf(stderr, "check document %s: the removed device may still be a member there, under an id this device cannot match or in its own right where someone shared the document with it: see 'interlude doc members %s', and ask an admin to remove it if needed\n", doc, doc)
@@ -142,7 +152,22 @@ func findDevice(ctx context.Context, c *client.Client, s string) (client.PublicI
 			return d, nil
 		}
 	}
-	return client.PublicID{}, fmt.Errorf("%q is neither a public id nor the fingerprint of a linked device: see 'interlude device list'", s)
+	// Devices of the person that another device linked are in the
+	// sigchain. A revoked one is not offered: it is removed already.
+	persons, _, err := c.PersonDevices(ctx)
+	if err != nil && !errors.Is(err, client.ErrNoPerson) {
+		return client.PublicID{}, err
+	}
+	for _, d := range persons {
+		if normalFingerprint(d.Fingerprint()) != want {
+			continue
+		}
+		if d.Revoked {
+			return client.PublicID{}, fmt.Errorf("device %s is removed from your person already: 'interlude id person' lists it as revoked", d.Fingerprint())
+		}
+		return d.PublicID, nil
+	}
+	return client.PublicID{}, fmt.Errorf("%q is neither a public id nor the fingerprint of one of your devices: see 'interlude device list' and 'interlude id person'", s)
 }
 
 // runDeviceRecovery makes a recovery phrase and links the device it

@@ -53,7 +53,7 @@ Commands:
   id new           make this device's identity in a profile folder
   id show          print this device's public id, to give to others
   id encrypt       encrypt an existing profile under a passphrase
-  id person        print the id others share with all of your devices by
+  id person        print your person id, which shares with all your devices
   doc new          make a new journal document
   doc list         list the documents on this device
   doc share        share a document with a person id or a device's public id

@@ -172,7 +172,20 @@ func runDocMembers(ctx context.Context, args []string, stdout, stderr io.Writer)
 			if o.Role != 0 {
 				role = o.Role.String()
 			}
+			if o.ToPerson {
+				fmt.Fprintf(stdout, "offer\t%s\tperson\twaiting for a reply\t%s\n", role, o.Person)
+				continue
+			}
 			fmt.Fprintf(stdout, "offer\t%s\t%s\twaiting for a reply\t%s\n", role, o.To.Fingerprint(), o.To)
+		}
+		shares, err := c.PersonShares(ctx, doc)
+		if err != nil {
+			return err
+		}
+		for _, sh := range shares {
+			if !sh.Offered {
+				fmt.Fprintf(stdout, "offer\t%s\tperson\tnot sent: no such person on the relay yet\t%s\n", sh.Role, sh.Person)
+			}
 		}
 		return nil
 	})

@@ -70,7 +70,9 @@ func TestPersonShareFlow(t *testing.T) {
 		}
 	}
 
-	run(t, "device", "remove", "--profile", laptop, "--relay", relayURL, fingerprint)
+	if out := run(t, "device", "remove", "--profile", laptop, "--relay", relayURL, fingerprint); !strings.Contains(out, "revoked device "+fingerprint+" in your person") {
+		t.Errorf("device remove printed %q, want the revocation in the person", out)
+	}
 	run(t, "sync", "--profile", laptop, "--relay", relayURL)
 	stdout.Reset()
 	stderr.Reset()
@@ -81,7 +83,27 @@ func TestPersonShareFlow(t *testing.T) {
 		t.Errorf("id person after removing the phone wrote %q, want the phone revoked at generation 2", stderr.String())
 	}
 
-	if err := Run(context.Background(), []string{"doc", "share", "--profile", therapist, doc, "ilp1short"}, &stdout, &stderr); err == nil || !strings.Contains(err.Error(), "invalid person id") {
-		t.Errorf("doc share with a bad person id: err = %v, want an invalid person id", err)
+	for _, bad := range []string{"ilp1short", "ILP1short"} {
+		err := Run(context.Background(), []string{"doc", "share", "--profile", therapist, doc, bad}, &stdout, &stderr)
+		if err == nil || !strings.Contains(err.Error(), "invalid person id") || !strings.Contains(err.Error(), "id person") {
+			t.Errorf("doc share with person id %q: err = %v, want an invalid person id and where to copy it from", bad, err)
+		}
+	}
+	err := Run(context.Background(), []string{"device", "link", "--profile", laptop, "--fingerprint", fingerprint, person}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "is a person id") {
+		t.Errorf("device link with a person id: err = %v, want it named as a person id", err)
+	}
+
+	// A share with a well-formed id that no person has goes nowhere, and
+	// sync says so.
+	nobody := "ilp1" + strings.Repeat("A", 43)
+	run(t, "doc", "share", "--profile", therapist, doc, nobody)
+	stdout.Reset()
+	stderr.Reset()
+	if err := Run(context.Background(), []string{"sync", "--profile", therapist, "--relay", relayURL}, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stderr.String(), "not sent: the relay has no person with this id") {
+		t.Errorf("sync after a share with an unknown person wrote %q, want the share named as not sent", stderr.String())
 	}
 }

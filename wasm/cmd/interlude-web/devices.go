@@ -240,7 +240,7 @@ func (a *app) person([]js.Value) any {
 }
 
 // linkRequests is the JavaScript linkRequests(). It resolves to
-// [{publicID, fingerprint, person}].
+// [{publicID, fingerprint, person, linked}].
 func (a *app) linkRequests([]js.Value) any {
 	return a.withClient(false, nil, func(c *client.Client, _ client.Store) (any, error) {
 		requests, err := c.LinkRequests(context.Background())
@@ -249,8 +249,25 @@ func (a *app) linkRequests([]js.Value) any {
 		}
 		list := make([]any, 0, len(requests))
 		for _, r := range requests {
-			list = append(list, map[string]any{"publicID": r.From.String(), "fingerprint": r.From.Fingerprint(), "person": r.Person.String()})
+			list = append(list, map[string]any{"publicID": r.From.String(), "fingerprint": r.From.Fingerprint(), "person": r.Person.String(), "linked": r.Linked})
 		}
 		return list, nil
+	})
+}
+
+// joinPerson is the JavaScript joinPerson(personID): it moves this
+// device to the person a linked device added it to.
+func (a *app) joinPerson(args []js.Value) any {
+	text, argErr := stringArg(args, 0, "personID")
+	return a.withClient(true, argErr, func(c *client.Client, _ client.Store) (any, error) {
+		p, err := client.ParsePersonID(text)
+		if err != nil {
+			return nil, named("InvalidPublicIDError", err)
+		}
+		if err := c.JoinPerson(context.Background(), p); err != nil {
+			return nil, err
+		}
+		a.refreshAll(c)
+		return map[string]any{"personID": p.String()}, nil
 	})
 }

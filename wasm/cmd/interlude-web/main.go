@@ -30,9 +30,12 @@
 //	               recovery, revoked}]}>   the id others share with all of
 //	               this device's person's devices by, starting a person on
 //	               a device that belongs to none
-//	linkRequests() -> Promise<[{publicID, fingerprint, person}]>   devices
-//	               that added this one to their person and that this device
-//	               has not linked; linking one accepts its request
+//	linkRequests() -> Promise<[{publicID, fingerprint, person, linked}]>
+//	               devices that added this one to their person: linking one
+//	               that is not linked accepts its request, and for one that
+//	               is (linked set), this device belongs to another person
+//	joinPerson(personID) -> Promise<{personID}>   moves this device to the
+//	               person of a linked device's request
 //	linkDevice(publicID, fingerprint) -> Promise<{documents, fingerprint}>
 //	               adds another device of the person to every document on
 //	               this device, on the next sync and in documents joined
@@ -236,6 +239,7 @@ func (a *app) exports() js.Value {
 	set("linkedDevices", a.linkedDevices)
 	set("person", a.person)
 	set("linkRequests", a.linkRequests)
+	set("joinPerson", a.joinPerson)
 	set("status", a.status)
 	set("onChange", a.onChange)
 	set("reports", a.reports)

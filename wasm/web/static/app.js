@@ -843,26 +843,48 @@
   // linked since, each with a button that fills in the link form.
   function renderLinkRequests(requests, devices) {
     const linked = new Set(devices.map((d) => d.publicID));
-    const items = requests.filter((r) => !linked.has(r.publicID)).map((request) => {
+    const items = requests.filter((r) => r.linked || !linked.has(r.publicID)).map((request) => {
       const item = document.createElement("li");
       item.dataset.publicId = request.publicID;
       const text = document.createElement("span");
-      text.textContent = S.linkRequest(request.fingerprint);
-      const fill = document.createElement("button");
-      fill.type = "button";
-      fill.className = "secondary";
-      fill.textContent = S.linkRequestButton;
-      fill.disabled = locked;
-      fill.addEventListener("click", () => {
-        // The fingerprint stays for the person to type from the other
-        // device's screen, which is the check.
-        $("link-id").value = request.publicID;
-        $("link-fingerprint").focus();
-      });
-      item.append(text, fill);
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "secondary";
+      button.disabled = locked;
+      if (request.linked) {
+        text.textContent = S.linkRequestOther(request.fingerprint);
+        button.textContent = S.linkRequestMove;
+        button.addEventListener("click", () => movePerson(request.person));
+      } else {
+        text.textContent = S.linkRequest(request.fingerprint);
+        button.textContent = S.linkRequestButton;
+        button.addEventListener("click", () => {
+          // The fingerprint stays for the person to type from the other
+          // device's screen, which is the check.
+          $("link-id").value = request.publicID;
+          $("link-fingerprint").focus();
+        });
+      }
+      item.append(text, button);
       return item;
     });
     $("link-requests").replaceChildren(...items);
+  }
+
+  // Moves this device to the person of a linked device's request.
+  async function movePerson(personID) {
+    const state = $("person-state");
+    try {
+      await globalThis.interlude.joinPerson(personID);
+      state.textContent = S.personMoved;
+      $("person-id").hidden = true;
+    } catch (err) {
+      if (err.name === "LockedError") return;
+      console.error("interlude: moving to the other person failed:", err);
+      state.textContent = err.name === "QuotaExceededError" ? S.quotaFull : S.personFailed;
+    } finally {
+      refreshDevices();
+    }
   }
 
   // Shows the person id, and starts the person if this device has none.

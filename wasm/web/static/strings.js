@@ -90,6 +90,9 @@ globalThis.interludeStrings = Object.freeze({
   personFailed: "Could not show your person id. Try again.",
   linkRequest: (f) => `Device ${f} added this device to its person. If it is your device and shows fingerprint ${f}, link it to accept.`,
   linkRequestButton: "Link it",
+  linkRequestOther: (f) => `Your linked device ${f} has another person id than this device. Give your therapist one id: move this device to that device's person id.`,
+  linkRequestMove: "Move this device",
+  personMoved: "This device now has the person id of your other device.",
 
   linkHeading: "Link another device",
   linkHelp: "To use Interlude on another device, open it there, then enter that device's public id and fingerprint here. If this is the new device, enter the public id and fingerprint above on the device you already use.",
