@@ -216,7 +216,9 @@ func (c *Client) unlinkLocked(ctx context.Context, dev ed25519.PublicKey) (int, 
 	b.Del(linkedKey(dev))
 	// The person's sigchain revokes dev on the next sync, if it lists
 	// it, which rotates the user key (see person.go).
-	revokeLater(&b, dev)
+	if err := c.revokeLater(ctx, &b, dev); err != nil {
+		return 0, nil, err
+	}
 	b.Del(peerKey(personNotifiedPrefix, dev))
 	if err := c.store.Write(ctx, &b); err != nil {
 		return 0, nil, fmt.Errorf("client: delete linked device: %w", err)

@@ -306,8 +306,8 @@ func queueItem(b *Batch, to PublicID, it handoffItem) error {
 }
 
 // queueItemAt is queueItem for the queue under prefix: queuePrefix for
-// items this device sends, personQueuePrefix for those it sends as its
-// person.
+// items this device sends, personQueue(p) for those it sends as
+// person p.
 func queueItemAt(b *Batch, prefix string, to PublicID, it handoffItem) error {
 	q, err := msgpack.Marshal(&queuedItem{PeerBox: to.Box[:], Item: it})
 	if err != nil {
@@ -537,7 +537,7 @@ func (c *Client) takeHandoff(ctx context.Context, m *handoffBody) error {
 		doc := envelope.DocID(it.Doc)
 		switch it.Kind {
 		case itemOffer:
-			err = c.replyToOffer(ctx, sender, isLinked, doc, it, nil)
+			err = c.replyToOffer(ctx, sender, isLinked, doc, it, nil, "")
 		case itemReply:
 			err = c.takeReply(ctx, sender, isLinked, doc, it)
 		case itemPerson:
@@ -590,7 +590,7 @@ func proofsApplied(items []handoffItem) []handoffItem {
 //
 // An offer to this device's person (as set to the person's user key) is
 // replied to as the person, with this device's key.
-func (c *Client) replyToOffer(ctx context.Context, sender PublicID, linked bool, doc envelope.DocID, it handoffItem, as *Identity) error {
+func (c *Client) replyToOffer(ctx context.Context, sender PublicID, linked bool, doc envelope.DocID, it handoffItem, as *Identity, queue string) error {
 	to := c.id
 	if as != nil {
 		to = as
@@ -662,7 +662,7 @@ func (c *Client) replyToOffer(ctx context.Context, sender PublicID, linked bool,
 	}
 	replyItem := handoffItem{Kind: itemReply, Doc: doc[:], Sign: bytes.Clone(reply.public.Sign), Box: reply.public.Box[:]}
 	if as != nil {
-		err = queueItemAt(&b, personQueuePrefix, sender, replyItem)
+		err = queueItemAt(&b, queue, sender, replyItem)
 	} else {
 		err = queueItem(&b, sender, replyItem)
 	}
@@ -844,11 +844,16 @@ func (s *session) sendHandoffs(ctx context.Context) error {
 	if err := s.sendQueue(ctx, queuePrefix, s.c.id); err != nil {
 		return err
 	}
-	as, err := s.c.currentPersonIdentity(ctx)
-	if err != nil || as == nil {
+	persons, err := s.c.personIdentities(ctx)
+	if err != nil {
 		return err
 	}
-	return s.sendQueue(ctx, personQueuePrefix, as)
+	for p, as := range persons {
+		if err := s.sendQueue(ctx, personQueue(p), as); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // sendQueue posts the items queued under prefix, signed and sent as as.

@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -50,17 +51,21 @@ const (
 	// the first entry and blobs of a chain this device started and has
 	// not stored on the relay yet
 	personNewKey         = "person/new"
-	personKeyPrefix      = "person/key/"      // + generation: the user key (secret)
+	personKeyPrefix      = "person/key/"      // + person id + generation: the user key (secret)
 	personRevokePrefix   = "person/revoke/"   // + device key: a device to revoke in the chain
 	personNotifiedPrefix = "person/notified/" // + device key: the chain's id was sent to it
 	knownPersonPrefix    = "person/known/"    // + person id: another person's chain as last verified
-	personSharePrefix    = "person/share/"    // + person id + doc: a share with a person (see shareRecord)
-	personReportPrefix   = "person/report/"   // + person id: the last sigchain of it from the relay that failed the checks
+	// + person id: another person whose sigchain lists this device, such
+	// as one it left for another (see alsoPersons)
+	personAlsoPrefix   = "person/also/"
+	personSharePrefix  = "person/share/"  // + person id + doc: a share with a person (see shareRecord)
+	personReportPrefix = "person/report/" // + person id: the last sigchain of it from the relay that failed the checks
 	// + device key: a person notice from a device that is not linked
 	personRequestPrefix = "person/request/"
-	// + generation + relay host: next slot of the person's inbox to read
+	// + person id + generation + relay host: next slot of the person's
+	// inbox to read
 	personInboxPrefix = "handoff/in/person/"
-	// + peer + kind + doc: an item to send as the person
+	// + person id + peer + kind + doc: an item to send as that person
 	personQueuePrefix = "handoff/pq/"
 )
 
@@ -166,8 +171,9 @@ func userPublicID(u keyring.UserPublicKey) PublicID {
 	return PublicID{Sign: bytes.Clone(u.Sign[:]), Box: u.Box}
 }
 
-func generationKey(prefix string, generation uint32, rest ...byte) []byte {
-	return append(binary.BigEndian.AppendUint32([]byte(prefix), generation), rest...)
+// personKey returns the store key under prefix of person p's generation.
+func personKey(prefix string, p PersonID, generation uint32) []byte {
+	return binary.BigEndian.AppendUint32(peerKey(prefix, p[:]), generation)
 }
 
 // Person returns the id of this device's person. A device that belongs
@@ -200,7 +206,7 @@ func (c *Client) Person(ctx context.Context) (PersonID, error) {
 	var b Batch
 	b.Put([]byte(personIDKey), id[:])
 	b.Put([]byte(personChainKey), chainBytes)
-	b.Put(generationKey(personKeyPrefix, 1), keyBytes)
+	b.Put(personKey(personKeyPrefix, id, 1), keyBytes)
 	b.Put([]byte(personNewKey), rec)
 	if err := c.store.Write(ctx, &b); err != nil {
 		return id, fmt.Errorf("client: save new person: %w", err)
@@ -279,9 +285,9 @@ func (c *Client) loadChain(ctx context.Context, key []byte) (*keyring.Chain, err
 	return chain, nil
 }
 
-// userKey returns the stored user key of a generation, or nil.
-func (c *Client) userKey(ctx context.Context, generation uint32) (*keyring.UserKey, error) {
-	v, err := c.store.Get(ctx, generationKey(personKeyPrefix, generation))
+// userKey returns the stored user key of a generation of p, or nil.
+func (c *Client) userKey(ctx context.Context, p PersonID, generation uint32) (*keyring.UserKey, error) {
+	v, err := c.store.Get(ctx, personKey(personKeyPrefix, p, generation))
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return nil, nil
@@ -309,17 +315,33 @@ func (c *Client) ShareWithPerson(ctx context.Context, doc envelope.DocID, p Pers
 	} else if ok && own == p {
 		return fmt.Errorf("client: %s is this device's own person: link your other devices instead of sharing with them", p)
 	}
+	// A sync's offerToPersons rewrites the record while it holds
+	// personMu, so this waits for it instead of losing the change.
+	c.personMu.Lock()
+	defer c.personMu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, err := c.adminDocLocked(doc); err != nil {
 		return err
 	}
-	rec, err := msgpack.Marshal(&shareRecord{Role: uint8(role)})
+	// A share made again keeps the user key its last offer went to, so
+	// that offer is withdrawn once the person's key has rotated, and
+	// offers again at once.
+	shareKey := peerKey(personSharePrefix, p[:], doc[:])
+	var prev shareRecord
+	if v, err := c.store.Get(ctx, shareKey); err == nil {
+		if err := msgpack.Unmarshal(v, &prev); err != nil {
+			return fmt.Errorf("client: decode share with a person: %w", err)
+		}
+	} else if !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("client: read share of document %s: %w", doc, err)
+	}
+	rec, err := msgpack.Marshal(&shareRecord{Role: uint8(role), Sign: prev.Sign})
 	if err != nil {
 		return fmt.Errorf("client: encode share: %w", err)
 	}
 	var b Batch
-	b.Put(peerKey(personSharePrefix, p[:], doc[:]), rec)
+	b.Put(shareKey, rec)
 	if err := c.store.Write(ctx, &b); err != nil {
 		return fmt.Errorf("client: save share of document %s: %w", doc, err)
 	}
@@ -360,10 +382,105 @@ func (c *Client) PersonShares(ctx context.Context, doc envelope.DocID) ([]Person
 	return out, err
 }
 
-// revokeLater records that dev is to be revoked in this device's
-// person's sigchain on the next sync.
-func revokeLater(b *Batch, dev []byte) {
-	b.Put(peerKey(personRevokePrefix, dev), []byte{1})
+// revokeIntent is a device this device removed as lost, to revoke in
+// each sigchain this device can sign in. Marks name the length of each
+// such chain as this device held it then: a device that a chain added
+// after that is a new addition, made after the removal, and stays.
+type revokeIntent struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Marks    []chainMark
+}
+
+type chainMark struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Person   []byte
+	Len      uint64
+}
+
+// revokeLater adds to b the record that dev is to be revoked, on the
+// next sync, in this device's person's sigchain and in those of
+// alsoPersons. A revocation rotates that person's user key. The record
+// stays, so a relay that loses the revocation gets it again, until dev
+// is linked again.
+func (c *Client) revokeLater(ctx context.Context, b *Batch, dev []byte) error {
+	var intent revokeIntent
+	mark := func(p PersonID, key []byte) error {
+		chain, err := c.loadChain(ctx, key)
+		if err != nil || chain == nil {
+			return err
+		}
+		intent.Marks = append(intent.Marks, chainMark{Person: bytes.Clone(p[:]), Len: uint64(chain.Len())})
+		return nil
+	}
+	if own, ok, err := c.personID(ctx); err != nil {
+		return err
+	} else if ok {
+		if err := mark(own, []byte(personChainKey)); err != nil {
+			return err
+		}
+	}
+	others, err := c.alsoPersons(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range others {
+		if err := mark(p, peerKey(knownPersonPrefix, p[:])); err != nil {
+			return err
+		}
+	}
+	v, err := msgpack.Marshal(&intent)
+	if err != nil {
+		return fmt.Errorf("client: encode revocation: %w", err)
+	}
+	b.Put(peerKey(personRevokePrefix, dev), v)
+	return nil
+}
+
+// revocations returns the devices to revoke in person p's chain: those
+// this device removed as lost whose mark for p covers their addition.
+func (c *Client) revocations(ctx context.Context, p PersonID, chain *keyring.Chain) ([]keyring.DeviceInfo, error) {
+	var out []keyring.DeviceInfo
+	err := c.store.Scan(ctx, []byte(personRevokePrefix), func(k, v []byte) error {
+		var intent revokeIntent
+		if err := msgpack.Unmarshal(v, &intent); err != nil {
+			// The first records of this version held one byte and no
+			// marks: they revoke nothing.
+			return nil
+		}
+		info, ok := chain.Device([32]byte(k[len(personRevokePrefix):]))
+		if !ok || info.Revoked != 0 || bytes.Equal(info.Keys.Sign[:], c.id.public.Sign) {
+			return nil
+		}
+		for _, m := range intent.Marks {
+			if bytes.Equal(m.Person, p[:]) && info.Added <= m.Len {
+				out = append(out, info)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("client: read devices to revoke: %w", err)
+	}
+	return out, nil
+}
+
+// alsoPersons returns the persons other than this device's own whose
+// sigchain lists it: one it left for another, or one a linked device
+// added it to while it belonged to another. This device still revokes
+// the devices it removes as lost there, and replies to shares with them,
+// since it holds their user keys and so do the lost devices.
+func (c *Client) alsoPersons(ctx context.Context) ([]PersonID, error) {
+	var out []PersonID
+	err := c.store.Scan(ctx, []byte(personAlsoPrefix), func(k, _ []byte) error {
+		if rest := k[len(personAlsoPrefix):]; len(rest) == 32 {
+			out = append(out, PersonID(rest))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("client: read other persons of this device: %w", err)
+	}
+	return out, nil
 }
 
 // fetchChain fetches the sigchain with id p from the relay and verifies
@@ -501,16 +618,50 @@ func writers(chain *keyring.Chain) [][]byte {
 func (s *session) syncPerson(ctx context.Context) error {
 	s.c.personMu.Lock()
 	defer s.c.personMu.Unlock()
-	if err := s.syncOwnPerson(ctx); err != nil {
-		if ctx.Err() != nil || errors.Is(err, ErrClosed) {
+	logged := func(err error) error {
+		if err == nil || ctx.Err() != nil || errors.Is(err, ErrClosed) {
 			return err
 		}
 		s.c.log.Error("person not synced", "err", err)
 		if errors.Is(err, errChainMoved) {
 			s.c.signalWake()
 		}
+		return nil
+	}
+	if err := logged(s.syncOwnPerson(ctx)); err != nil {
+		return err
+	}
+	others, err := s.c.alsoPersons(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range others {
+		if err := logged(s.syncOtherPerson(ctx, p)); err != nil {
+			return err
+		}
 	}
 	return s.offerToPersons(ctx)
+}
+
+// syncOtherPerson revokes, in the chain of p, one of alsoPersons, the
+// devices this device removed as lost, and replies to the shares in p's
+// inbox.
+func (s *session) syncOtherPerson(ctx context.Context, p PersonID) error {
+	chain, blobs, err := s.fetchChain(ctx, p, peerKey(knownPersonPrefix, p[:]))
+	if err != nil || chain == nil {
+		return err
+	}
+	if info, ok := chain.Device([32]byte(s.c.id.public.Sign)); !ok || info.Revoked != 0 || s.c.id.recovery {
+		return nil
+	}
+	key, err := s.openUserKey(ctx, p, chain, blobs)
+	if err != nil || key == nil {
+		return err
+	}
+	if _, key, err = s.revokeIn(ctx, p, chain, key, peerKey(knownPersonPrefix, p[:])); err != nil {
+		return err
+	}
+	return s.readPersonInbox(ctx, p, key)
 }
 
 func (s *session) syncOwnPerson(ctx context.Context) error {
@@ -540,11 +691,17 @@ func (s *session) syncOwnPerson(ctx context.Context) error {
 	if c.id.recovery != (info.Kind == keyring.DeviceRecovery) {
 		return fmt.Errorf("client: the sigchain of %s lists this device with the wrong kind", p.String()[:12])
 	}
-	key, err := s.openUserKey(ctx, chain, blobs)
+	if err := c.unlinkRevoked(ctx, chain); err != nil {
+		return err
+	}
+	key, err := s.openUserKey(ctx, p, chain, blobs)
 	if err != nil || key == nil {
 		return err
 	}
-	if chain, key, err = s.applyIntents(ctx, p, chain, key); err != nil {
+	if chain, key, err = s.revokeIn(ctx, p, chain, key, []byte(personChainKey)); err != nil {
+		return err
+	}
+	if chain, err = s.addLinked(ctx, p, chain, key); err != nil {
 		return err
 	}
 	if err := c.notifyDevices(ctx, p, chain); err != nil {
@@ -555,7 +712,30 @@ func (s *session) syncOwnPerson(ctx context.Context) error {
 		// does not reply to shares as the person.
 		return nil
 	}
-	return s.readPersonInbox(ctx, key)
+	return s.readPersonInbox(ctx, p, key)
+}
+
+// unlinkRevoked unlinks here each linked device that another device
+// revoked in the person's sigchain, so this device stops offering it
+// documents and removes it from the documents where it knows its keys.
+func (c *Client) unlinkRevoked(ctx context.Context, chain *keyring.Chain) error {
+	linked, err := c.LinkedDevices(ctx)
+	if err != nil {
+		return err
+	}
+	for _, l := range linked {
+		if info, ok := chain.Device([32]byte(l.Sign)); !ok || info.Revoked == 0 {
+			continue
+		}
+		n, err := c.UnlinkDevice(ctx, ed25519.PublicKey(l.Sign))
+		if unsure, ok := errors.AsType[*UnlinkUnsureError](err); ok {
+			c.log.Warn("device revoked in the sigchain unlinked here, some documents to check", "device", l.Fingerprint(), "documents", len(unsure.Docs))
+		} else if err != nil {
+			return err
+		}
+		c.log.Info("device revoked in the sigchain unlinked here", "device", l.Fingerprint(), "documents", n)
+	}
+	return nil
 }
 
 // publishNewChain stores on the relay the chain this device started, if
@@ -574,8 +754,15 @@ func (s *session) publishNewChain(ctx context.Context, p PersonID) error {
 	}
 	err = s.putChain(ctx, p, 0, [][]byte{rec.Entry}, rec.Blobs, [][]byte{bytes.Clone(s.c.id.public.Sign)})
 	if errors.Is(err, errChainMoved) {
-		// Stored before, and the record outlived a crash.
-		err = nil
+		// Stored before, and the record outlived a crash, if the relay's
+		// first entry is this one.
+		reply, ferr := s.call(ctx, &wire.GetChain{ID: p[:]})
+		if ferr != nil {
+			return fmt.Errorf("client: fetch sigchain of %s: %w", p.String()[:12], ferr)
+		}
+		if got, ok := reply.(*wire.Chain); ok && len(got.Entries) > 0 && bytes.Equal(got.Entries[0], rec.Entry) {
+			err = nil
+		}
 	}
 	if err != nil {
 		return err
@@ -591,9 +778,9 @@ func (s *session) publishNewChain(ctx context.Context, p PersonID) error {
 
 // openUserKey returns the current user key, opening it from the blobs
 // if this device does not hold it yet.
-func (s *session) openUserKey(ctx context.Context, chain *keyring.Chain, blobs [][]byte) (*keyring.UserKey, error) {
+func (s *session) openUserKey(ctx context.Context, p PersonID, chain *keyring.Chain, blobs [][]byte) (*keyring.UserKey, error) {
 	want := chain.UserKey()
-	key, err := s.c.userKey(ctx, want.Generation)
+	key, err := s.c.userKey(ctx, p, want.Generation)
 	if err != nil || key != nil {
 		return key, err
 	}
@@ -613,7 +800,7 @@ func (s *session) openUserKey(ctx context.Context, chain *keyring.Chain, blobs [
 		}
 		raw, _ := key.MarshalBinary()
 		var b Batch
-		b.Put(generationKey(personKeyPrefix, want.Generation), raw)
+		b.Put(personKey(personKeyPrefix, p, want.Generation), raw)
 		if err := s.c.store.Write(ctx, &b); err != nil {
 			return nil, fmt.Errorf("client: save user key: %w", err)
 		}
@@ -624,51 +811,55 @@ func (s *session) openUserKey(ctx context.Context, chain *keyring.Chain, blobs [
 	return nil, nil
 }
 
-// applyIntents revokes the devices unlinked here and adds the devices
-// linked here that the chain does not list, one relay append each.
-func (s *session) applyIntents(ctx context.Context, p PersonID, chain *keyring.Chain, key *keyring.UserKey) (*keyring.Chain, *keyring.UserKey, error) {
+// revokeIn revokes in p's chain, stored under chainKey, the devices
+// this device removed as lost (see revocations), one relay append each.
+func (s *session) revokeIn(ctx context.Context, p PersonID, chain *keyring.Chain, key *keyring.UserKey, chainKey []byte) (*keyring.Chain, *keyring.UserKey, error) {
 	c := s.c
 	dev, err := c.id.keyringDevice()
 	if err != nil {
 		return chain, key, err
 	}
-	var revoke [][]byte
-	err = c.store.Scan(ctx, []byte(personRevokePrefix), func(k, _ []byte) error {
-		revoke = append(revoke, bytes.Clone(k[len(personRevokePrefix):]))
-		return nil
-	})
+	lost, err := c.revocations(ctx, p, chain)
 	if err != nil {
-		return chain, key, fmt.Errorf("client: read devices to revoke: %w", err)
+		return chain, key, err
 	}
-	for _, lost := range revoke {
-		var b Batch
-		b.Del(peerKey(personRevokePrefix, lost))
-		info, ok := chain.Device([32]byte(lost))
-		if ok && info.Revoked == 0 && !bytes.Equal(lost, c.id.public.Sign) {
-			next := chain.Clone()
-			newKey, upd, err := next.RevokeDevice(dev, key, info.Keys)
-			if err != nil {
-				return chain, key, err
-			}
-			entry, _ := upd.Entry.MarshalBinary()
-			if err := s.putChain(ctx, p, uint64(chain.Len()), [][]byte{entry}, updateBlobs(upd, newKey.Generation()), writers(next)); err != nil {
-				return chain, key, err
-			}
-			raw, _ := next.MarshalBinary()
-			keyRaw, _ := newKey.MarshalBinary()
-			b.Put([]byte(personChainKey), raw)
-			b.Put(generationKey(personKeyPrefix, newKey.Generation()), keyRaw)
-			chain, key = next, newKey
-			c.log.Info("device revoked in the person's sigchain, user key rotated", "device", info.Keys.Fingerprint(), "generation", newKey.Generation())
+	for _, info := range lost {
+		next := chain.Clone()
+		newKey, upd, err := next.RevokeDevice(dev, key, info.Keys)
+		if err != nil {
+			return chain, key, err
 		}
+		entry, _ := upd.Entry.MarshalBinary()
+		if err := s.putChain(ctx, p, uint64(chain.Len()), [][]byte{entry}, updateBlobs(upd, newKey.Generation()), writers(next)); err != nil {
+			return chain, key, err
+		}
+		// The new seed is sealed to this device too, so a crash before
+		// this write loses nothing: the next sync opens it.
+		raw, _ := next.MarshalBinary()
+		keyRaw, _ := newKey.MarshalBinary()
+		var b Batch
+		b.Put(chainKey, raw)
+		b.Put(personKey(personKeyPrefix, p, newKey.Generation()), keyRaw)
 		if err := c.store.Write(ctx, &b); err != nil {
 			return chain, key, fmt.Errorf("client: save revocation: %w", err)
 		}
+		chain, key = next, newKey
+		c.log.Info("device revoked in a sigchain, user key rotated", "person", p.String()[:12], "device", info.Keys.Fingerprint(), "generation", newKey.Generation())
 	}
+	return chain, key, nil
+}
 
+// addLinked adds to this device's person's chain the devices linked here
+// that it does not list, one relay append each.
+func (s *session) addLinked(ctx context.Context, p PersonID, chain *keyring.Chain, key *keyring.UserKey) (*keyring.Chain, error) {
+	c := s.c
+	dev, err := c.id.keyringDevice()
+	if err != nil {
+		return chain, err
+	}
 	linked, err := c.LinkedDevices(ctx)
 	if err != nil {
-		return chain, key, err
+		return chain, err
 	}
 	for _, l := range linked {
 		if _, listed := chain.Device([32]byte(l.Sign)); listed {
@@ -683,22 +874,22 @@ func (s *session) applyIntents(ctx context.Context, p PersonID, chain *keyring.C
 		next := chain.Clone()
 		upd, err := next.AddDevice(dev, key, keyring.PublicKeys{Sign: [32]byte(l.Sign), Box: l.Box}, kind)
 		if err != nil {
-			return chain, key, err
+			return chain, err
 		}
 		entry, _ := upd.Entry.MarshalBinary()
 		if err := s.putChain(ctx, p, uint64(chain.Len()), [][]byte{entry}, updateBlobs(upd, key.Generation()), writers(next)); err != nil {
-			return chain, key, err
+			return chain, err
 		}
 		raw, _ := next.MarshalBinary()
 		var b Batch
 		b.Put([]byte(personChainKey), raw)
 		if err := c.store.Write(ctx, &b); err != nil {
-			return chain, key, fmt.Errorf("client: save sigchain: %w", err)
+			return chain, fmt.Errorf("client: save sigchain: %w", err)
 		}
 		chain = next
 		c.log.Info("device added to the person's sigchain", "device", l.Fingerprint(), "recovery", l.Recovery)
 	}
-	return chain, key, nil
+	return chain, nil
 }
 
 // notifyDevices sends the chain's id to each active device of the chain
@@ -742,23 +933,22 @@ func (c *Client) notifyDevices(ctx context.Context, p PersonID, chain *keyring.C
 func (c *Client) takePerson(ctx context.Context, sender PublicID, linked bool, p PersonID) error {
 	if !linked && !c.id.recovery {
 		c.log.Info("link request from a device that is not linked, waiting for the person to link it", "from", sender.Fingerprint())
-		return c.saveLinkRequest(ctx, sender, p)
+		return c.saveLinkRequest(ctx, &Batch{}, sender, p)
 	}
 	c.personMu.Lock()
 	defer c.personMu.Unlock()
-	return c.joinPersonLocked(ctx, sender, p)
+	return c.joinPersonLocked(ctx, sender, p, false)
 }
 
 // saveLinkRequest keeps a person notice from sender as a link request,
-// and notifies the listeners so an app shows it.
-func (c *Client) saveLinkRequest(ctx context.Context, sender PublicID, p PersonID) error {
+// in one write with b, and notifies the listeners so an app shows it.
+func (c *Client) saveLinkRequest(ctx context.Context, b *Batch, sender PublicID, p PersonID) error {
 	rec, err := msgpack.Marshal(&linkRequestRecord{Box: sender.Box[:], Person: p[:]})
 	if err != nil {
 		return fmt.Errorf("client: encode link request: %w", err)
 	}
-	var b Batch
 	b.Put(peerKey(personRequestPrefix, sender.Sign), rec)
-	if err := c.store.Write(ctx, &b); err != nil {
+	if err := c.store.Write(ctx, b); err != nil {
 		return fmt.Errorf("client: save link request: %w", err)
 	}
 	c.mu.Lock()
@@ -767,26 +957,36 @@ func (c *Client) saveLinkRequest(ctx context.Context, sender PublicID, p PersonI
 	return nil
 }
 
-// joinPersonLocked makes p this device's person, unless it belongs to
-// one. c.personMu is held.
-func (c *Client) joinPersonLocked(ctx context.Context, sender PublicID, p PersonID) error {
+// joinPersonLocked makes p this device's person. A device that belongs
+// to another person keeps it unless move is set, or unless that person
+// lists this device alone, as one started by showing the person id
+// before a recovery or a link: then it leaves it (see leavePersonLocked).
+// Kept, the notice stays as a request (see JoinPerson), and p becomes one
+// of alsoPersons, since its chain lists this device. c.personMu is held.
+func (c *Client) joinPersonLocked(ctx context.Context, sender PublicID, p PersonID, move bool) error {
 	own, ok, err := c.personID(ctx)
-	if err != nil {
+	if err != nil || (ok && own == p) {
 		return err
 	}
-	if ok {
-		if own != p {
-			// Two devices that each started a person and then linked each
-			// other: the request stays, so the person can move this
-			// device (see JoinPerson).
-			c.log.Warn("person notice kept as a request: this device belongs to another person", "from", sender.Fingerprint())
-			return c.saveLinkRequest(ctx, sender, p)
-		}
-		return nil
-	}
 	var b Batch
+	if ok {
+		chain, err := c.loadChain(ctx, []byte(personChainKey))
+		if err != nil {
+			return err
+		}
+		if alone := chain != nil && chain.Len() == 1; !move && !alone {
+			c.log.Warn("person notice kept as a request: this device belongs to another person", "from", sender.Fingerprint())
+			b.Put(peerKey(personAlsoPrefix, p[:]), []byte{1})
+			return c.saveLinkRequest(ctx, &b, sender, p)
+		}
+		if err := c.leavePersonLocked(ctx, &b, own); err != nil {
+			return err
+		}
+		c.log.Info("device leaves its person for another", "left", own.String()[:12], "person", p.String()[:12])
+	}
 	b.Put([]byte(personIDKey), p[:])
 	b.Del(peerKey(personRequestPrefix, sender.Sign))
+	b.Del(peerKey(personAlsoPrefix, p[:]))
 	if err := c.store.Write(ctx, &b); err != nil {
 		return fmt.Errorf("client: save person id: %w", err)
 	}
@@ -865,25 +1065,41 @@ func (c *Client) JoinPerson(ctx context.Context, p PersonID) error {
 	}
 	c.personMu.Lock()
 	defer c.personMu.Unlock()
-	var b Batch
-	// The user keys and the person's inbox positions are stored by
-	// generation, which the next person numbers from 1 again.
-	for _, prefix := range []string{personKeyPrefix, personNotifiedPrefix, personInboxPrefix, personQueuePrefix} {
+	return c.joinPersonLocked(ctx, from.From, p, true)
+}
+
+// leavePersonLocked adds to b what leaving this device's person own
+// takes: it becomes one of alsoPersons, as its chain still lists this
+// device, with the chain kept beside the others'. A person whose chain
+// never reached the relay is dropped. Replies queued as the person are
+// dropped too. c.personMu is held.
+func (c *Client) leavePersonLocked(ctx context.Context, b *Batch, own PersonID) error {
+	unpublished, err := c.exists(ctx, []byte(personNewKey))
+	if err != nil {
+		return fmt.Errorf("client: read new sigchain: %w", err)
+	}
+	chain, err := c.store.Get(ctx, []byte(personChainKey))
+	switch {
+	case errors.Is(err, ErrNotFound):
+	case err != nil:
+		return fmt.Errorf("client: read sigchain: %w", err)
+	case !unpublished:
+		b.Put(peerKey(knownPersonPrefix, own[:]), chain)
+		b.Put(peerKey(personAlsoPrefix, own[:]), []byte{1})
+	}
+	for _, prefix := range []string{personNotifiedPrefix, personQueue(own)} {
 		err := c.store.Scan(ctx, []byte(prefix), func(k, _ []byte) error {
 			b.Del(bytes.Clone(k))
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("client: read the records of the previous person: %w", err)
+			return fmt.Errorf("client: read the records of the person left: %w", err)
 		}
 	}
 	b.Del([]byte(personChainKey))
 	b.Del([]byte(personNewKey))
 	b.Del([]byte(personIDKey))
-	if err := c.store.Write(ctx, &b); err != nil {
-		return fmt.Errorf("client: forget the previous person: %w", err)
-	}
-	return c.joinPersonLocked(ctx, from.From, p)
+	return nil
 }
 
 // acceptLinkRequest joins the person of dev's link request, if there is
@@ -902,24 +1118,24 @@ func (c *Client) acceptLinkRequest(ctx context.Context, dev PublicID) error {
 	}
 	c.personMu.Lock()
 	defer c.personMu.Unlock()
-	return c.joinPersonLocked(ctx, dev, PersonID(rec.Person))
+	return c.joinPersonLocked(ctx, dev, PersonID(rec.Person), false)
 }
 
 // readPersonInbox reads the person's inbox for the current user key, and
 // replies as the person to the offers in it.
-func (s *session) readPersonInbox(ctx context.Context, key *keyring.UserKey) error {
+func (s *session) readPersonInbox(ctx context.Context, p PersonID, key *keyring.UserKey) error {
 	as, err := personIdentity(key)
 	if err != nil {
 		return err
 	}
-	counter := append(generationKey(personInboxPrefix, key.Generation()), s.host...)
+	counter := append(personKey(personInboxPrefix, p, key.Generation()), s.host...)
 	return s.readInboxOf(ctx, as, counter, func(m *handoffBody) error {
-		return s.c.takePersonHandoff(ctx, as, m)
+		return s.c.takePersonHandoff(ctx, as, personQueue(p), m)
 	})
 }
 
 // takePersonHandoff acts on the offers in one message to the person.
-func (c *Client) takePersonHandoff(ctx context.Context, as *Identity, m *handoffBody) error {
+func (c *Client) takePersonHandoff(ctx context.Context, as *Identity, queue string, m *handoffBody) error {
 	sender := PublicID{Sign: m.Sender, Box: [32]byte(m.SenderBox)}
 	for _, it := range proofsApplied(m.Items) {
 		if it.Kind != itemOffer {
@@ -929,7 +1145,7 @@ func (c *Client) takePersonHandoff(ctx context.Context, as *Identity, m *handoff
 			c.log.Warn("person's handoff item skipped: malformed", "from", sender.Fingerprint())
 			continue
 		}
-		if err := c.replyToOffer(ctx, sender, false, envelope.DocID(it.Doc), it, as); err != nil {
+		if err := c.replyToOffer(ctx, sender, false, envelope.DocID(it.Doc), it, as, queue); err != nil {
 			return err
 		}
 	}
@@ -1034,16 +1250,43 @@ func (c *Client) offerToPerson(ctx context.Context, p PersonID, doc envelope.Doc
 	return nil
 }
 
-// currentPersonIdentity returns the current user key of this device's
-// person as an Identity, or nil if this device does not hold it.
-func (c *Client) currentPersonIdentity(ctx context.Context) (*Identity, error) {
-	chain, err := c.loadChain(ctx, []byte(personChainKey))
-	if err != nil || chain == nil {
+// personQueue returns the prefix of the items queued to send as p.
+func personQueue(p PersonID) string { return personQueuePrefix + string(p[:]) }
+
+// personIdentities returns, as an Identity, the current user key of this
+// device's person and of each of alsoPersons that this device holds.
+func (c *Client) personIdentities(ctx context.Context) (map[PersonID]*Identity, error) {
+	out := map[PersonID]*Identity{}
+	add := func(p PersonID, chainKey []byte) error {
+		chain, err := c.loadChain(ctx, chainKey)
+		if err != nil || chain == nil {
+			return err
+		}
+		key, err := c.userKey(ctx, p, chain.UserKey().Generation)
+		if err != nil || key == nil {
+			return err
+		}
+		id, err := personIdentity(key)
+		if err == nil {
+			out[p] = id
+		}
+		return err
+	}
+	if own, ok, err := c.personID(ctx); err != nil {
+		return nil, err
+	} else if ok {
+		if err := add(own, []byte(personChainKey)); err != nil {
+			return nil, err
+		}
+	}
+	others, err := c.alsoPersons(ctx)
+	if err != nil {
 		return nil, err
 	}
-	key, err := c.userKey(ctx, chain.UserKey().Generation)
-	if err != nil || key == nil {
-		return nil, err
+	for _, p := range others {
+		if err := add(p, peerKey(knownPersonPrefix, p[:])); err != nil {
+			return nil, err
+		}
 	}
-	return personIdentity(key)
+	return out, nil
 }

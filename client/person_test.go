@@ -3,14 +3,14 @@ package client_test
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
-	"log/slog"
+	"fmt"
 	"strings"
 	"testing"
 
 	"interlude/client"
 	"interlude/client/keyring"
-	"interlude/client/wstransport"
 	"interlude/sync/envelope"
 	"interlude/sync/membership"
 	"interlude/sync/wire"
@@ -218,74 +218,76 @@ func TestShareWaitingWhenKeyRotates(t *testing.T) {
 // as the phrase's device and adds the new device to the sigchain. The
 // new device then revokes the laptop, which rotates the user key, and a
 // journal shared with the person afterwards reaches the new device but
-// not the laptop, which still runs in the wrong hands.
+// not the laptop, which still runs in the wrong hands. In the second
+// case the new device showed a person id before the recovery, as the
+// app's person button does, and so started a person of its own, which it
+// must leave for the recovered one.
 func TestRecoveryJoinsPerson(t *testing.T) {
-	h := newHarness(t)
-	ctx := h.ctx
-	therapist := newClient(t, h.relay.url(), h.clientLogs)
-	laptop := newClient(t, h.relay.url(), h.clientLogs)
-	fresh := newClient(t, h.relay.url(), h.clientLogs)
-	p, err := laptop.Person(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	phrase, err := keyring.NewRecoveryPhrase()
-	if err != nil {
-		t.Fatal(err)
-	}
-	recoveryID, err := client.RecoveryIdentity(phrase)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := laptop.LinkRecoveryDevice(ctx, recoveryID); err != nil {
-		t.Fatal(err)
-	}
-	createJournal(t, ctx, laptop, "sleep diary")
-	syncAll(t, ctx, laptop)
-	if _, revoked, _ := personDevices(t, ctx, laptop); len(revoked) != 0 {
-		t.Fatalf("revoked devices before the loss: %v", revoked)
-	}
+	for _, startedBefore := range []bool{false, true} {
+		t.Run(fmt.Sprintf("started before %v", startedBefore), func(t *testing.T) {
+			h := newHarness(t)
+			ctx := h.ctx
+			therapist := newClient(t, h.relay.url(), h.clientLogs)
+			laptop := newClient(t, h.relay.url(), h.clientLogs)
+			fresh := newClient(t, h.relay.url(), h.clientLogs)
+			p, err := laptop.Person(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			phrase, err := keyring.NewRecoveryPhrase()
+			if err != nil {
+				t.Fatal(err)
+			}
+			recoveryID, err := client.RecoveryIdentity(phrase)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := laptop.LinkRecoveryDevice(ctx, recoveryID); err != nil {
+				t.Fatal(err)
+			}
+			createJournal(t, ctx, laptop, "sleep diary")
+			syncAll(t, ctx, laptop)
+			if _, revoked, _ := personDevices(t, ctx, laptop); len(revoked) != 0 {
+				t.Fatalf("revoked devices before the loss: %v", revoked)
+			}
+			if startedBefore {
+				if _, err := fresh.Person(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
 
-	recovery, err := client.Open(ctx, client.Config{
-		Store:    client.NewMemoryStore(),
-		Identity: recoveryID,
-		Dialer:   wstransport.Dialer{},
-		RelayURL: h.relay.url(),
-		Logger:   slog.New(slog.NewJSONHandler(h.clientLogs, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer recovery.Close()
-	if _, err := recovery.HandOver(ctx, fresh); err != nil {
-		t.Fatal(err)
-	}
-	syncAll(t, ctx, fresh)
-	if got, ok, err := fresh.PersonOf(ctx); err != nil || !ok || got != p {
-		t.Fatalf("the new device belongs to %v (%v, %v), want the laptop's person", got, ok, err)
-	}
-	active, _, gen := personDevices(t, ctx, fresh)
-	if !active[fresh.Identity().Public().Fingerprint()] || gen != 1 {
-		t.Fatalf("the new device's sigchain lists active devices %v at generation %d", active, gen)
-	}
+			recovery := openRecoveryClient(t, h, recoveryID)
+			if _, err := recovery.HandOver(ctx, fresh); err != nil {
+				t.Fatal(err)
+			}
+			syncAll(t, ctx, fresh)
+			if got, ok, err := fresh.PersonOf(ctx); err != nil || !ok || got != p {
+				t.Fatalf("the new device belongs to %v (%v, %v), want the laptop's person", got, ok, err)
+			}
+			active, _, gen := personDevices(t, ctx, fresh)
+			if !active[fresh.Identity().Public().Fingerprint()] || gen != 1 {
+				t.Fatalf("the new device's sigchain lists active devices %v at generation %d", active, gen)
+			}
 
-	if _, err := fresh.UnlinkDevice(ctx, laptop.Identity().Public().Sign); err != nil {
-		t.Fatal(err)
-	}
-	syncAll(t, ctx, fresh, laptop)
-	if _, revoked, gen := personDevices(t, ctx, fresh); !revoked[laptop.Identity().Public().Fingerprint()] || gen != 2 {
-		t.Errorf("after the new device revoked the laptop: revoked %v, generation %d; want the laptop at generation 2", revoked, gen)
-	}
-	doc := createJournal(t, ctx, therapist, "after the recovery")
-	if err := therapist.ShareWithPerson(ctx, doc, p, membership.RoleWriter); err != nil {
-		t.Fatal(err)
-	}
-	for range 4 {
-		syncAll(t, ctx, therapist, laptop, fresh)
-	}
-	mustText(t, fresh, doc, "after the recovery")
-	if got, err := laptop.Text(doc); err == nil {
-		t.Errorf("the lost laptop reads %q", got)
+			if _, err := fresh.UnlinkDevice(ctx, laptop.Identity().Public().Sign); err != nil {
+				t.Fatal(err)
+			}
+			syncAll(t, ctx, fresh, laptop)
+			if _, revoked, gen := personDevices(t, ctx, fresh); !revoked[laptop.Identity().Public().Fingerprint()] || gen != 2 {
+				t.Errorf("after the new device revoked the laptop: revoked %v, generation %d; want the laptop at generation 2", revoked, gen)
+			}
+			doc := createJournal(t, ctx, therapist, "after the recovery")
+			if err := therapist.ShareWithPerson(ctx, doc, p, membership.RoleWriter); err != nil {
+				t.Fatal(err)
+			}
+			for range 4 {
+				syncAll(t, ctx, therapist, laptop, fresh)
+			}
+			mustText(t, fresh, doc, "after the recovery")
+			if got, err := laptop.Text(doc); err == nil {
+				t.Errorf("the lost laptop reads %q", got)
+			}
+		})
 	}
 }
 
@@ -544,5 +546,170 @@ func TestTwoPersonsJoinOne(t *testing.T) {
 	mine := createJournal(t, ctx, laptop, "after the phone was lost")
 	if err := laptop.Share(ctx, mine, phone.Identity().Public()); !errors.Is(err, client.ErrRevokedDevice) {
 		t.Errorf("sharing with the revoked phone: err = %v, want ErrRevokedDevice", err)
+	}
+}
+
+// TestShareAgainAfterRotation is
+// TestShareWaitingWhenKeyRotates with one more step: after the laptop
+// revokes the phone, the therapist shares the journal with the person
+// again, as one does when nothing seems to happen. The offer to the old
+// user key must still be withdrawn, so the reply the lost phone sent to
+// it counts for nothing.
+func TestShareAgainAfterRotation(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx
+	therapist := newClient(t, h.relay.url(), h.clientLogs)
+	laptop := newClient(t, h.relay.url(), h.clientLogs)
+	phone := newClient(t, h.relay.url(), h.clientLogs)
+	p := startPerson(t, ctx, laptop, phone)
+
+	doc := createJournal(t, ctx, therapist, "mood log")
+	if err := therapist.ShareWithPerson(ctx, doc, p, membership.RoleWriter); err != nil {
+		t.Fatal(err)
+	}
+	// The phone reads the offer to the first user key and replies.
+	syncAll(t, ctx, therapist, phone)
+	if _, err := laptop.UnlinkDevice(ctx, phone.Identity().Public().Sign); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, laptop)
+	if _, _, gen := personDevices(t, ctx, laptop); gen != 2 {
+		t.Fatalf("generation %d after the revocation, want 2", gen)
+	}
+	// The therapist shares once more before its next sync.
+	if err := therapist.ShareWithPerson(ctx, doc, p, membership.RoleWriter); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		syncAll(t, ctx, therapist, laptop, phone)
+	}
+	mustText(t, laptop, doc, "mood log")
+	if got, err := phone.Text(doc); err == nil {
+		t.Errorf("the revoked phone reads %q", got)
+	}
+	members, err := therapist.Members(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(members) != 2 {
+		t.Errorf("the journal has %d members, want the therapist and the laptop: %+v", len(members), members)
+	}
+}
+
+// TestTwoPersonsRevokeInBoth links a laptop and a phone, and asks each
+// for its person id before either has synced, as a person does who reads
+// the id on both screens. Each chain then lists both devices, and each
+// device keeps its own person and reports the other as a request. The
+// phone hands out its id. Once the phone is lost and unlinked on the
+// laptop, the laptop revokes it in both chains, since it holds both user
+// keys: a journal shared with the phone's id afterwards reaches the
+// laptop, which reads that person's inbox too, and not the phone.
+func TestTwoPersonsRevokeInBoth(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx
+	therapist := newClient(t, h.relay.url(), h.clientLogs)
+	laptop := newClient(t, h.relay.url(), h.clientLogs)
+	phone := newClient(t, h.relay.url(), h.clientLogs)
+	if _, err := laptop.LinkDevice(ctx, phone.Identity().Public()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := phone.LinkDevice(ctx, laptop.Identity().Public()); err != nil {
+		t.Fatal(err)
+	}
+	fromLaptop, err := laptop.Person(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromPhone, err := phone.Person(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		syncAll(t, ctx, laptop, phone)
+	}
+	requests, err := laptop.LinkRequests(ctx)
+	if err != nil || len(requests) != 1 || !requests[0].Linked || requests[0].Person != fromPhone {
+		t.Fatalf("link requests on the laptop = %+v, %v; want the phone's person, from a linked device", requests, err)
+	}
+
+	// The phone is lost, and the laptop unlinks it.
+	if _, err := laptop.UnlinkDevice(ctx, phone.Identity().Public().Sign); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, laptop, laptop)
+	doc := createJournal(t, ctx, therapist, "after the loss")
+	if err := therapist.ShareWithPerson(ctx, doc, fromPhone, membership.RoleWriter); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		syncAll(t, ctx, therapist, laptop, phone)
+	}
+	if got, err := phone.Text(doc); err == nil {
+		t.Errorf("the lost phone reads %q, shared with the id it showed (%s; laptop showed %s)", got, fromPhone.String()[:12], fromLaptop.String()[:12])
+	}
+	mustText(t, laptop, doc, "after the loss")
+}
+
+// TestStrangerCannotTakePersonID has a stranger who saw the laptop's
+// person id before the laptop's first sync store a chain of its own
+// under that id. The relay must refuse it, since the id is the hash of
+// the chain's first entry. Otherwise the laptop takes the rejection of
+// its own chain for a chain it stored before. The person then never
+// reaches the relay, so its phone never joins and no one can share with
+// it.
+func TestStrangerCannotTakePersonID(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx
+	laptop := newClient(t, h.relay.url(), h.clientLogs)
+	phone := newClient(t, h.relay.url(), h.clientLogs)
+	p, err := laptop.Person(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The scripted author plays the stranger.
+	h.author.w.ref++
+	h.author.w.send(&wire.PutChain{Ref: h.author.w.ref, ID: p[:], From: 0,
+		Entries: [][]byte{bytes.Repeat([]byte{7}, 100)}, Writers: [][]byte{h.author.priv.Public().(ed25519.PublicKey)}})
+	h.author.w.recv()
+
+	linkEachToEach(t, ctx, laptop, phone)
+	syncAll(t, ctx, laptop, phone, laptop, phone)
+	if got, ok, _ := phone.PersonOf(ctx); !ok || got != p {
+		t.Errorf("the phone belongs to %v (%v), want the laptop's person", got, ok)
+	}
+	if rs, _ := laptop.SigchainReports(ctx); len(rs) != 0 {
+		t.Errorf("the laptop reports its own sigchain: %+v", rs)
+	}
+	got := h.author.w.call(&wire.GetChain{ID: p[:]}, func(uint64) {}).(*wire.Chain)
+	if len(got.Entries) < 2 {
+		t.Errorf("the relay holds %d entries of the person's chain, want the laptop's and the phone's", len(got.Entries))
+	}
+}
+
+// TestRevokedDeviceUnlinkedEverywhere unlinks a lost phone on
+// the laptop, which revokes it in the person's sigchain. The tablet, also
+// linked to the phone, learns of the revocation from the chain. A journal
+// the tablet starts afterwards must not be offered to the phone.
+func TestRevokedDeviceUnlinkedEverywhere(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx
+	laptop := newClient(t, h.relay.url(), h.clientLogs)
+	phone := newClient(t, h.relay.url(), h.clientLogs)
+	tablet := newClient(t, h.relay.url(), h.clientLogs)
+	startPerson(t, ctx, laptop, phone, tablet)
+	if _, err := laptop.UnlinkDevice(ctx, phone.Identity().Public().Sign); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, laptop, tablet, phone)
+	if _, revoked, _ := personDevices(t, ctx, tablet); !revoked[phone.Identity().Public().Fingerprint()] {
+		t.Fatalf("the tablet does not list the phone as revoked: %v", revoked)
+	}
+	doc := createJournal(t, ctx, tablet, "started on the tablet after the loss")
+	for range 4 {
+		syncAll(t, ctx, tablet, laptop, phone)
+	}
+	mustText(t, laptop, doc, "started on the tablet after the loss")
+	if got, err := phone.Text(doc); err == nil {
+		t.Errorf("the revoked phone reads %q", got)
 	}
 }

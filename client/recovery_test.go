@@ -44,6 +44,24 @@ func TestRecoveryIdentityMatchesPhrase(t *testing.T) {
 	}
 }
 
+// openRecoveryClient opens the client a recovery phrase runs, on a
+// store in memory, as 'interlude device recover' does. The test closes it.
+func openRecoveryClient(t *testing.T, h *harness, id *client.Identity) *client.Client {
+	t.Helper()
+	c, err := client.Open(h.ctx, client.Config{
+		Store:    client.NewMemoryStore(),
+		Identity: id,
+		Dialer:   wstransport.Dialer{},
+		RelayURL: h.relay.url(),
+		Logger:   slog.New(slog.NewJSONHandler(h.clientLogs, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // TestRecoveryHandsOverUnlinkable makes a recovery phrase on a laptop
 // that holds one journal and creates a second one afterwards. A new
 // device then recovers both with the phrase alone. Neither the recovery
@@ -91,17 +109,7 @@ func TestRecoveryHandsOverUnlinkable(t *testing.T) {
 	syncAll(t, ctx, laptop)
 
 	// The laptop is lost. The new device recovers with the phrase.
-	recovery, err := client.Open(ctx, client.Config{
-		Store:    client.NewMemoryStore(),
-		Identity: recoveryID,
-		Dialer:   wstransport.Dialer{},
-		RelayURL: h.relay.url(),
-		Logger:   slog.New(slog.NewJSONHandler(h.clientLogs, nil)),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer recovery.Close()
+	recovery := openRecoveryClient(t, h, recoveryID)
 	n, err := recovery.HandOver(ctx, fresh)
 	if err != nil || n != 2 {
 		t.Fatalf("HandOver = %d, %v; want both journals offered", n, err)

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
@@ -79,6 +80,9 @@ func (s *store) putChain(id []byte, device deviceKey, from uint64, entries, blob
 			if from != 0 {
 				return &errChainStale{0, from}
 			}
+			if len(entries) == 0 || !bytes.Equal(id, chainIDOf(entries[0])) {
+				return errChainID
+			}
 			if !slices.ContainsFunc(writers, func(w []byte) bool { return bytes.Equal(w, device[:]) }) {
 				return fmt.Errorf("%w: a new sigchain must name the device that starts it as a writer", errChainWriter)
 			}
@@ -117,6 +121,25 @@ func (s *store) putChain(id []byte, device deviceKey, from uint64, entries, blob
 		}
 		return txn.Set(chainHeadKey(id), enc)
 	})
+}
+
+// errChainID is returned by putChain for a new chain whose id is not
+// the hash of its first entry.
+var errChainID = errors.New("the id of a new sigchain must be the hash of its first entry")
+
+// domainEntryHash is the domain of a sigchain entry's hash, as package
+// client/keyring hashes it. A chain's id is the hash of its first entry,
+// so checking it keeps a device from storing a chain under an id that a
+// person showed before its first sync. The relay does not link the
+// keyring, so it repeats the domain here, and a test checks the two.
+const domainEntryHash = "interlude/keyring/v1 sigchain entry hash"
+
+func chainIDOf(first []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte(domainEntryHash))
+	h.Write([]byte{0})
+	h.Write(first)
+	return h.Sum(nil)
 }
 
 // errChainFull is returned by putChain past maxChainEntries or maxChainBlobs.
@@ -163,6 +186,8 @@ func (c *conn) putChain(m *wire.PutChain) wire.Message {
 		return c.reject(m.Ref, wire.CodeStaleLog, nil, "another device appended to this sigchain at the same time: fetch the chain with GetChain and build the entry again")
 	case errors.Is(err, errChainWriter):
 		return c.reject(m.Ref, wire.CodeForbidden, nil, err.Error()+": an active device of the person must add this device first")
+	case errors.Is(err, errChainID):
+		return c.reject(m.Ref, wire.CodeForbidden, nil, err.Error()+": a person's id is the hash of the sigchain's first entry")
 	case errors.Is(err, errChainFull):
 		return c.reject(m.Ref, wire.CodeTooLarge, nil, err.Error())
 	case err != nil:

@@ -3,6 +3,7 @@ package relay_test
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/sha256"
 	"fmt"
 	"testing"
 
@@ -40,6 +41,13 @@ func chainID(t *testing.T) []byte {
 	return id
 }
 
+// chainIDOf returns the id of a chain whose first entry is first: its
+// hash as package client/keyring takes it.
+func chainIDOf(first []byte) []byte {
+	h := sha256.Sum256(append([]byte("interlude/keyring/v1 sigchain entry hash\x00"), first...))
+	return h[:]
+}
+
 func items(prefix string, n int) [][]byte {
 	var out [][]byte
 	for i := range n {
@@ -69,7 +77,9 @@ func TestSigchainAppendsInOrder(t *testing.T) {
 	r := startRelayWith(t, dir, nil)
 	laptop, phone, stranger := newDevice(t), newDevice(t), newDevice(t)
 	a, p, s := connect(t, r, laptop), connect(t, r, phone), connect(t, r, stranger)
-	id := chainID(t)
+	id := chainIDOf(items("entry", 1)[0])
+	// A new chain's id must be the hash of its first entry.
+	wantError(t, a.putChain(chainID(t), 0, items("entry", 1), nil, laptop), wire.CodeForbidden)
 
 	// A new chain must name its first writer among its writers.
 	wantError(t, s.putChain(id, 0, items("entry", 1), nil, laptop), wire.CodeForbidden)
@@ -123,7 +133,7 @@ func TestSigchainRejectsBadPuts(t *testing.T) {
 	r := startRelay(t)
 	dev := newDevice(t)
 	c := connect(t, r, dev)
-	id := chainID(t)
+	id := chainIDOf(items("entry", 1)[0])
 	one := items("entry", 1)
 	for _, tc := range []struct {
 		name string
