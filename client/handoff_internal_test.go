@@ -622,3 +622,30 @@ func TestReplyKeptWhenChangeFails(t *testing.T) {
 		t.Errorf("the reply taken again queued %d changes, want the addition", got-before)
 	}
 }
+
+// TestLinkRequestsBounded has more devices than maxLinkRequests, none of
+// them linked, add this device to their persons. It keeps the first
+// maxLinkRequests as requests and drops the rest, and joins none.
+func TestLinkRequestsBounded(t *testing.T) {
+	c := openMemoryClient(t)
+	ctx := context.Background()
+	for i := range maxLinkRequests + 5 {
+		stranger, err := NewIdentity()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.takePerson(ctx, stranger.Public(), false, PersonID{byte(i), 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	requests, err := c.LinkRequests(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(requests) != maxLinkRequests {
+		t.Errorf("%d link requests kept, want the bound %d", len(requests), maxLinkRequests)
+	}
+	if _, ok, err := c.personID(ctx); err != nil || ok {
+		t.Errorf("the device joined a person from a request (%v, %v)", ok, err)
+	}
+}

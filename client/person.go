@@ -69,6 +69,11 @@ const (
 	personQueuePrefix = "handoff/pq/"
 )
 
+// maxLinkRequests bounds the link requests a device keeps, so devices it
+// did not link cannot fill its store and the list its person reads. A
+// person links a few devices at a time, so real use stays far below it.
+const maxLinkRequests = 64
+
 // itemPerson notifies a device that the sender added it to its person's
 // sigchain. Sign holds the chain's id, and Doc its first 16 bytes so the
 // item has the layout of the others.
@@ -932,6 +937,14 @@ func (c *Client) notifyDevices(ctx context.Context, p PersonID, chain *keyring.C
 // sync fetches the chain and checks that it lists this device.
 func (c *Client) takePerson(ctx context.Context, sender PublicID, linked bool, p PersonID) error {
 	if !linked && !c.id.recovery {
+		requests, err := c.LinkRequests(ctx)
+		if err != nil {
+			return err
+		}
+		if len(requests) >= maxLinkRequests {
+			c.log.Warn("link request skipped: too many are waiting", "from", sender.Fingerprint(), "waiting", len(requests))
+			return nil
+		}
 		c.log.Info("link request from a device that is not linked, waiting for the person to link it", "from", sender.Fingerprint())
 		return c.saveLinkRequest(ctx, &Batch{}, sender, p)
 	}
