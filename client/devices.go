@@ -106,6 +106,9 @@ type LinkedDevice struct {
 // A link request from dev (see LinkRequests) is accepted: this device
 // joins dev's person.
 func (c *Client) LinkDevice(ctx context.Context, dev PublicID) (int, error) {
+	if err := c.checkNotRevoked(ctx, dev); err != nil {
+		return 0, err
+	}
 	n, err := c.link(ctx, dev, linkedRecord{})
 	if err != nil {
 		return n, err

@@ -355,10 +355,8 @@ func (c *Client) AddMember(ctx context.Context, doc envelope.DocID, to PublicID,
 	}
 	// A device removed as lost from this device's person keeps running
 	// in other hands.
-	if chain, err := c.loadChain(ctx, []byte(personChainKey)); err == nil && chain != nil {
-		if info, ok := chain.Device([32]byte(to.Sign)); ok && info.Revoked != 0 {
-			return fmt.Errorf("%w: device %s was removed from your person as lost", ErrRevokedDevice, to.Fingerprint())
-		}
+	if err := c.checkNotRevoked(ctx, to); err != nil {
+		return err
 	}
 	// A device recorded as a member would reply with a key that opens
 	// nothing (see replyToOffer), so the offer would only add a dead member.

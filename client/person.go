@@ -105,6 +105,20 @@ func ParsePersonID(s string) (PersonID, error) {
 // device's person revoked.
 var ErrRevokedDevice = errors.New("client: that device is revoked")
 
+// checkNotRevoked returns ErrRevokedDevice for a device that this
+// device's person revoked: it is lost, and a sync would unlink it again
+// at once (see unlinkRevoked).
+func (c *Client) checkNotRevoked(ctx context.Context, dev PublicID) error {
+	chain, err := c.loadChain(ctx, []byte(personChainKey))
+	if err != nil || chain == nil {
+		return err
+	}
+	if info, ok := chain.Device([32]byte(dev.Sign)); ok && info.Revoked != 0 {
+		return fmt.Errorf("%w: device %s was removed from your person as lost; to use it again, make a new identity for it", ErrRevokedDevice, dev.Fingerprint())
+	}
+	return nil
+}
+
 // ErrNoPerson is returned by person operations on a device that belongs
 // to no person yet: call Person, or link it from a device that does.
 var ErrNoPerson = errors.New("client: this device belongs to no person yet")

@@ -547,6 +547,9 @@ func TestTwoPersonsJoinOne(t *testing.T) {
 	if err := laptop.Share(ctx, mine, phone.Identity().Public()); !errors.Is(err, client.ErrRevokedDevice) {
 		t.Errorf("sharing with the revoked phone: err = %v, want ErrRevokedDevice", err)
 	}
+	if _, err := laptop.LinkDevice(ctx, phone.Identity().Public()); !errors.Is(err, client.ErrRevokedDevice) {
+		t.Errorf("linking the revoked phone again: err = %v, want ErrRevokedDevice", err)
+	}
 }
 
 // TestShareAgainAfterRotation is

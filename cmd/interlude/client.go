@@ -431,6 +431,9 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err := printLinkRequests(ctx, c, stderr); err != nil {
 			return err
 		}
+		if err := printRevoked(ctx, c, stderr); err != nil {
+			return err
+		}
 		for _, id := range c.Documents() {
 			if c.Status(id).Removed {
 				// The copy stays readable; a member removed this device.

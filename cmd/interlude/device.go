@@ -43,6 +43,9 @@ func runDeviceLink(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	return withClient(ctx, p, stderr, func(c *client.Client) error {
 		n, err := c.LinkDevice(ctx, dev)
+		if errors.Is(err, client.ErrRevokedDevice) {
+			return fmt.Errorf("%w. On that device, run 'interlude id new --profile NEW-FOLDER' and link the new public id instead", err)
+		}
 		if err != nil {
 			return err
 		}
@@ -51,13 +54,6 @@ func runDeviceLink(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 		fmt.Fprintf(stdout, "linked device %s, %s offered\n", dev.Fingerprint(), documents(n))
 		fmt.Fprintln(stderr, "the new device replies to each offer with its own key for the document: run 'interlude sync' on the new device, then on this one, then on the new device again to fetch them. Link this device from the new one too, so it joins your person and documents shared with either reach both")
-		if devices, _, err := c.PersonDevices(ctx); err == nil {
-			for _, d := range devices {
-				if d.Fingerprint() == dev.Fingerprint() && d.Revoked {
-					fmt.Fprintf(stderr, "warning: device %s was removed from your person as lost, so it stays out of it: what others share with your person id does not reach it. To use that device again, make a new profile on it ('interlude id new') and link that\n", dev.Fingerprint())
-				}
-			}
-		}
 		return nil
 	})
 }

@@ -144,6 +144,25 @@ func printWaitingPersonShares(ctx context.Context, c *client.Client, doc envelop
 	return nil
 }
 
+// printRevoked warns on a device that another device of its person
+// removed as lost.
+func printRevoked(ctx context.Context, c *client.Client, stderr io.Writer) error {
+	devices, _, err := c.PersonDevices(ctx)
+	if errors.Is(err, client.ErrNoPerson) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	self := c.Identity().Public().Fingerprint()
+	for _, d := range devices {
+		if d.Fingerprint() == self && d.Revoked {
+			fmt.Fprintln(stderr, "warning: another device of your person removed this device as lost: it keeps what it has, but receives nothing shared with your person from now on")
+		}
+	}
+	return nil
+}
+
 // printSigchainReports prints each person whose sigchain the relay
 // served last failed the checks.
 func printSigchainReports(ctx context.Context, c *client.Client, stderr io.Writer) error {

@@ -83,13 +83,28 @@ func TestPersonShareFlow(t *testing.T) {
 		t.Errorf("id person after removing the phone wrote %q, want the phone revoked at generation 2", stderr.String())
 	}
 
+	// The removed phone says so on its next sync, and cannot be linked
+	// again under the same keys.
+	stdout.Reset()
+	stderr.Reset()
+	if err := Run(context.Background(), []string{"sync", "--profile", phone, "--relay", relayURL}, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stderr.String(), "removed this device as lost") {
+		t.Errorf("sync on the removed phone wrote %q, want the removal named", stderr.String())
+	}
+	err := Run(context.Background(), []string{"device", "link", "--profile", laptop, "--relay", relayURL, "--fingerprint", fingerprint, phoneID}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "removed from your person as lost") || !strings.Contains(err.Error(), "id new") {
+		t.Errorf("device link of the removed phone: err = %v, want it refused with how to use the device again", err)
+	}
+
 	for _, bad := range []string{"ilp1short", "ILP1short"} {
 		err := Run(context.Background(), []string{"doc", "share", "--profile", therapist, doc, bad}, &stdout, &stderr)
 		if err == nil || !strings.Contains(err.Error(), "invalid person id") || !strings.Contains(err.Error(), "id person") {
 			t.Errorf("doc share with person id %q: err = %v, want an invalid person id and where to copy it from", bad, err)
 		}
 	}
-	err := Run(context.Background(), []string{"device", "link", "--profile", laptop, "--fingerprint", fingerprint, person}, &stdout, &stderr)
+	err = Run(context.Background(), []string{"device", "link", "--profile", laptop, "--fingerprint", fingerprint, person}, &stdout, &stderr)
 	if err == nil || !strings.Contains(err.Error(), "is a person id") {
 		t.Errorf("device link with a person id: err = %v, want it named as a person id", err)
 	}
