@@ -403,8 +403,8 @@ func (c *Client) PersonShares(ctx context.Context, doc envelope.DocID) ([]Person
 
 // revokeIntent is a device this device removed as lost, to revoke in
 // each sigchain this device can sign in. Marks name the length of each
-// such chain as this device held it then: a device that a chain added
-// after that is a new addition, made after the removal, and stays.
+// such chain at the first fetch after the removal (see markProvisional).
+// A device that a chain added after that is a new addition, and stays.
 type revokeIntent struct {
 	_msgpack struct{} `msgpack:",as_array"`
 	Marks    []chainMark
@@ -425,10 +425,17 @@ func (c *Client) revokeLater(ctx context.Context, b *Batch, dev []byte) error {
 	var intent revokeIntent
 	mark := func(p PersonID, key []byte) error {
 		chain, err := c.loadChain(ctx, key)
-		if err != nil || chain == nil {
+		if err != nil {
 			return err
 		}
-		intent.Marks = append(intent.Marks, chainMark{Person: bytes.Clone(p[:]), Len: uint64(chain.Len())})
+		n := 0
+		if chain != nil {
+			n = chain.Len()
+		}
+		// This copy may lag the relay's, or not be fetched yet: the mark
+		// stays provisional until the next sync fetches the chain (see
+		// revocations).
+		intent.Marks = append(intent.Marks, chainMark{Person: bytes.Clone(p[:]), Len: uint64(n) | markProvisional})
 		return nil
 	}
 	if own, ok, err := c.personID(ctx); err != nil {
@@ -455,16 +462,42 @@ func (c *Client) revokeLater(ctx context.Context, b *Batch, dev []byte) error {
 	return nil
 }
 
-// revocations returns the devices to revoke in person p's chain: those
-// this device removed as lost whose mark for p covers their addition.
+// markProvisional flags a chainMark taken from this device's copy of the
+// chain, which may lag the relay's: a device the relay's chain added
+// before the removal must be revoked too. The first fetch after the
+// removal replaces the mark with the length it fetched.
+const markProvisional = uint64(1) << 63
+
+// revocations returns the devices to revoke in person p's chain, as just
+// fetched: those this device removed as lost whose mark for p covers
+// their addition. It makes provisional marks for p final.
 func (c *Client) revocations(ctx context.Context, p PersonID, chain *keyring.Chain) ([]keyring.DeviceInfo, error) {
 	var out []keyring.DeviceInfo
+	var b Batch
+	// Under c.mu, which link and unlinkLocked hold while they change the
+	// records, so a mark made final does not bring back one deleted.
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	err := c.store.Scan(ctx, []byte(personRevokePrefix), func(k, v []byte) error {
 		var intent revokeIntent
 		if err := msgpack.Unmarshal(v, &intent); err != nil {
 			// The first records of this version held one byte and no
 			// marks: they revoke nothing.
 			return nil
+		}
+		final := false
+		for i, m := range intent.Marks {
+			if bytes.Equal(m.Person, p[:]) && m.Len&markProvisional != 0 {
+				intent.Marks[i].Len = uint64(chain.Len())
+				final = true
+			}
+		}
+		if final {
+			raw, err := msgpack.Marshal(&intent)
+			if err != nil {
+				return fmt.Errorf("client: encode revocation: %w", err)
+			}
+			b.Put(bytes.Clone(k), raw)
 		}
 		info, ok := chain.Device([32]byte(k[len(personRevokePrefix):]))
 		if !ok || info.Revoked != 0 || bytes.Equal(info.Keys.Sign[:], c.id.public.Sign) {
@@ -479,6 +512,12 @@ func (c *Client) revocations(ctx context.Context, p PersonID, chain *keyring.Cha
 	})
 	if err != nil {
 		return nil, fmt.Errorf("client: read devices to revoke: %w", err)
+	}
+	if len(b.Ops) == 0 {
+		return out, nil
+	}
+	if err := c.store.Write(ctx, &b); err != nil {
+		return nil, fmt.Errorf("client: save revocation marks: %w", err)
 	}
 	return out, nil
 }
@@ -1014,6 +1053,13 @@ func (c *Client) joinPersonLocked(ctx context.Context, sender PublicID, p Person
 	b.Put([]byte(personIDKey), p[:])
 	b.Del(peerKey(personRequestPrefix, sender.Sign))
 	b.Del(peerKey(personAlsoPrefix, p[:]))
+	// A copy of p's chain verified before, as one of alsoPersons, is the
+	// start: the relay cannot then serve an older one unnoticed.
+	if known, err := c.store.Get(ctx, peerKey(knownPersonPrefix, p[:])); err == nil {
+		b.Put([]byte(personChainKey), known)
+	} else if !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("client: read sigchain: %w", err)
+	}
 	if err := c.store.Write(ctx, &b); err != nil {
 		return fmt.Errorf("client: save person id: %w", err)
 	}
@@ -1099,12 +1145,13 @@ func (c *Client) JoinPerson(ctx context.Context, p PersonID) error {
 // takes: it becomes one of alsoPersons, as its chain still lists this
 // device, with the chain kept beside the others'. A person whose chain
 // never reached the relay is dropped. Replies queued as the person are
-// dropped too. c.personMu is held.
+// dropped too, unless the person is kept. c.personMu is held.
 func (c *Client) leavePersonLocked(ctx context.Context, b *Batch, own PersonID) error {
 	unpublished, err := c.exists(ctx, []byte(personNewKey))
 	if err != nil {
 		return fmt.Errorf("client: read new sigchain: %w", err)
 	}
+	keptAsAlso := false
 	chain, err := c.store.Get(ctx, []byte(personChainKey))
 	switch {
 	case errors.Is(err, ErrNotFound):
@@ -1113,8 +1160,15 @@ func (c *Client) leavePersonLocked(ctx context.Context, b *Batch, own PersonID) 
 	case !unpublished:
 		b.Put(peerKey(knownPersonPrefix, own[:]), chain)
 		b.Put(peerKey(personAlsoPrefix, own[:]), []byte{1})
+		keptAsAlso = true
 	}
-	for _, prefix := range []string{personNotifiedPrefix, personQueue(own)} {
+	// A person kept as one of alsoPersons still sends the replies queued
+	// as it (see sendHandoffs), because its inbox was read past them.
+	prefixes := []string{personNotifiedPrefix}
+	if !keptAsAlso {
+		prefixes = append(prefixes, personQueue(own))
+	}
+	for _, prefix := range prefixes {
 		err := c.store.Scan(ctx, []byte(prefix), func(k, _ []byte) error {
 			b.Del(bytes.Clone(k))
 			return nil

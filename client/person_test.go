@@ -716,3 +716,108 @@ func TestRevokedDeviceUnlinkedEverywhere(t *testing.T) {
 		t.Errorf("the revoked phone reads %q", got)
 	}
 }
+
+// TestStaleCopyStillRevokesLostDevice links a new phone from the
+// tablet, which adds it to the person's sigchain, while the laptop is
+// offline. The laptop, back and not yet synced, removes the phone as
+// lost. Its copy of the chain does not list the phone yet, but the phone
+// was added before the removal: the laptop must revoke it, so a journal
+// shared with the person afterwards does not reach the phone.
+func TestStaleCopyStillRevokesLostDevice(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx
+	therapist := newClient(t, h.relay.url(), h.clientLogs)
+	laptop := newClient(t, h.relay.url(), h.clientLogs)
+	tablet := newClient(t, h.relay.url(), h.clientLogs)
+	phone := newClient(t, h.relay.url(), h.clientLogs)
+	p := startPerson(t, ctx, laptop, tablet)
+
+	// The phone is set up with the tablet. The laptop links it too, but
+	// stays offline.
+	for _, pair := range [][2]*client.Client{{tablet, phone}, {phone, tablet}, {laptop, phone}, {phone, laptop}} {
+		if _, err := pair[0].LinkDevice(ctx, pair[1].Identity().Public()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 {
+		syncAll(t, ctx, tablet, phone)
+	}
+	if got, ok, _ := phone.PersonOf(ctx); !ok || got != p {
+		t.Fatalf("the phone belongs to %v (%v), want the person", got, ok)
+	}
+
+	// The phone is lost, and the laptop removes it before its next sync.
+	if _, err := laptop.UnlinkDevice(ctx, phone.Identity().Public().Sign); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		syncAll(t, ctx, laptop, tablet, phone)
+	}
+	if _, revoked, gen := personDevices(t, ctx, laptop); !revoked[phone.Identity().Public().Fingerprint()] {
+		t.Errorf("after the laptop removed the lost phone, its chain lists revoked %v at generation %d; want the phone revoked", revoked, gen)
+	}
+	doc := createJournal(t, ctx, therapist, "shared after the phone was lost")
+	if err := therapist.ShareWithPerson(ctx, doc, p, membership.RoleWriter); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		syncAll(t, ctx, therapist, phone, laptop, tablet)
+	}
+	if got, err := phone.Text(doc); err == nil {
+		t.Errorf("the lost phone reads %q", got)
+	}
+}
+
+// TestReplyAsLeftPersonSent has a new device show its person id, as the
+// app's person button does, and a therapist share a journal with that id
+// at once. The device then recovers the person of a lost laptop with the
+// recovery phrase. In the first sync of the handover it reads the offer
+// to its own person and queues the reply, then leaves that person, which
+// lists it alone, for the recovered one. It keeps the person it left and
+// its user key, so the reply must still go out and the journal reach
+// the device.
+func TestReplyAsLeftPersonSent(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx
+	therapist := newClient(t, h.relay.url(), h.clientLogs)
+	laptop := newClient(t, h.relay.url(), h.clientLogs)
+	fresh := newClient(t, h.relay.url(), h.clientLogs)
+	if _, err := laptop.Person(ctx); err != nil {
+		t.Fatal(err)
+	}
+	phrase, err := keyring.NewRecoveryPhrase()
+	if err != nil {
+		t.Fatal(err)
+	}
+	recoveryID, err := client.RecoveryIdentity(phrase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := laptop.LinkRecoveryDevice(ctx, recoveryID); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, laptop)
+
+	shownID, err := fresh.Person(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, fresh)
+	doc := createJournal(t, ctx, therapist, "shared with the id the new device showed")
+	if err := therapist.ShareWithPerson(ctx, doc, shownID, membership.RoleWriter); err != nil {
+		t.Fatal(err)
+	}
+	syncAll(t, ctx, therapist)
+
+	recovery := openRecoveryClient(t, h, recoveryID)
+	if _, err := recovery.HandOver(ctx, fresh); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		syncAll(t, ctx, fresh, therapist)
+	}
+	if got, err := fresh.Text(doc); err != nil || got != "shared with the id the new device showed" {
+		shares, _ := therapist.PersonShares(ctx, doc)
+		t.Errorf("the new device reads %q (%v); the therapist's shares still waiting: %+v", got, err, shares)
+	}
+}
