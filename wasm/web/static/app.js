@@ -66,6 +66,7 @@
   let pendingLink = null; // {publicID, fingerprint} the link confirmation shows
   let pendingUnlink = null; // {publicID, fingerprint} the removal confirmation shows
   let shownDevices = null; // the public ids the list shows, or null before it is drawn
+  let shownRequests = null; // the link requests the list shows, or null before it is drawn
 
   applyStrings();
   main().catch((err) => {
@@ -843,7 +844,13 @@
   // linked since, each with a button that fills in the link form.
   function renderLinkRequests(requests, devices) {
     const linked = new Set(devices.map((d) => d.publicID));
-    const items = requests.filter((r) => r.linked || !linked.has(r.publicID)).map((request) => {
+    const shown = requests.filter((r) => r.linked || !linked.has(r.publicID));
+    // Drawn again only when the list changes, so a button stays the
+    // same node while the person reaches for it.
+    const key = shown.map((r) => `${r.publicID}:${r.linked}`).join(" ");
+    if (key === shownRequests) return;
+    shownRequests = key;
+    const items = shown.map((request) => {
       const item = document.createElement("li");
       item.dataset.publicId = request.publicID;
       const text = document.createElement("span");
@@ -913,6 +920,7 @@
     $("unlink-state").textContent = "";
     $("linked-list").replaceChildren();
     $("link-requests").replaceChildren();
+    shownRequests = null;
     $("person-id").value = "";
     $("person-id").hidden = true;
     $("person-state").textContent = "";
