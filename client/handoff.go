@@ -541,7 +541,7 @@ func (c *Client) takeHandoff(ctx context.Context, m *handoffBody) error {
 		case itemReply:
 			err = c.takeReply(ctx, sender, isLinked, doc, it)
 		case itemPerson:
-			err = c.takePerson(ctx, sender, isLinked, PersonID(it.Sign))
+			err = c.takePerson(ctx, sender, isLinked, PersonID(it.Sign), it.Box)
 		default:
 			c.log.Warn("handoff item of an unknown kind skipped", "from", sender.Fingerprint(), "kind", it.Kind)
 		}

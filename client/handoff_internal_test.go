@@ -8,6 +8,7 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 
+	"interlude/client/keyring"
 	"interlude/sync/envelope"
 )
 
@@ -634,7 +635,7 @@ func TestLinkRequestsBounded(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := c.takePerson(ctx, stranger.Public(), false, PersonID{byte(i), 1}); err != nil {
+		if err := c.takePerson(ctx, stranger.Public(), false, PersonID{byte(i), 1}, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -647,5 +648,51 @@ func TestLinkRequestsBounded(t *testing.T) {
 	}
 	if _, ok, err := c.personID(ctx); err != nil || ok {
 		t.Errorf("the device joined a person from a request (%v, %v)", ok, err)
+	}
+}
+
+// TestRecoveryTakesOnlyPersonNoticesWithMAC gives a recovery client two
+// person notices from devices it has no link to: a stranger's without a
+// valid MAC, which stays a request, and one that the device that made
+// the phrase signs with the root of the phrase's document keys, which
+// the recovery client joins.
+func TestRecoveryTakesOnlyPersonNoticesWithMAC(t *testing.T) {
+	ctx := context.Background()
+	phrase, err := keyring.NewRecoveryPhrase()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := RecoveryIdentity(phrase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Open(ctx, Config{Store: NewMemoryStore(), Identity: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	stranger, laptop := openMemoryClient(t), openMemoryClient(t)
+
+	forged := PersonID{1}
+	if err := c.takePerson(ctx, stranger.id.public, false, forged, make([]byte, 32)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := c.personID(ctx); err != nil || ok {
+		t.Fatalf("the recovery client joined a person from a notice without a MAC (%v, %v)", ok, err)
+	}
+	if requests, err := c.LinkRequests(ctx); err != nil || len(requests) != 1 {
+		t.Errorf("link requests = %+v, %v; want the stranger's", requests, err)
+	}
+
+	root, err := id.recoveryRootOf()
+	if err != nil {
+		t.Fatal(err)
+	}
+	real := PersonID{2}
+	if err := c.takePerson(ctx, laptop.id.public, false, real, personNoticeMAC(root, real)); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := c.personID(ctx); err != nil || !ok || got != real {
+		t.Errorf("after a notice with the MAC the recovery client belongs to %v (%v, %v), want %v", got, ok, err, real)
 	}
 }

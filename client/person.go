@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -106,15 +108,28 @@ func ParsePersonID(s string) (PersonID, error) {
 var ErrRevokedDevice = errors.New("client: that device is revoked")
 
 // checkNotRevoked returns ErrRevokedDevice for a device that this
-// device's person revoked: it is lost, and a sync would unlink it again
-// at once (see unlinkRevoked).
+// device's person, or one of alsoPersons, revoked: it is lost, and a
+// sync would unlink it again at once (see unlinkRevoked).
 func (c *Client) checkNotRevoked(ctx context.Context, dev PublicID) error {
-	chain, err := c.loadChain(ctx, []byte(personChainKey))
-	if err != nil || chain == nil {
+	keys := [][]byte{[]byte(personChainKey)}
+	others, err := c.alsoPersons(ctx)
+	if err != nil {
 		return err
 	}
-	if info, ok := chain.Device([32]byte(dev.Sign)); ok && info.Revoked != 0 {
-		return fmt.Errorf("%w: device %s was removed from your person as lost; to use it again, make a new identity for it", ErrRevokedDevice, dev.Fingerprint())
+	for _, p := range others {
+		keys = append(keys, peerKey(knownPersonPrefix, p[:]))
+	}
+	for _, key := range keys {
+		chain, err := c.loadChain(ctx, key)
+		if err != nil {
+			return err
+		}
+		if chain == nil {
+			continue
+		}
+		if info, ok := chain.Device([32]byte(dev.Sign)); ok && info.Revoked != 0 {
+			return fmt.Errorf("%w: device %s was removed from your person as lost; to use it again, make a new identity for it", ErrRevokedDevice, dev.Fingerprint())
+		}
 	}
 	return nil
 }
@@ -970,7 +985,11 @@ func (c *Client) notifyDevices(ctx context.Context, p PersonID, chain *keyring.C
 			}
 			continue
 		}
-		if err := queueItem(&b, l.PublicID, handoffItem{Kind: itemPerson, Doc: bytes.Clone(p[:16]), Sign: bytes.Clone(p[:]), Box: make([]byte, 32)}); err != nil {
+		notice := handoffItem{Kind: itemPerson, Doc: bytes.Clone(p[:16]), Sign: bytes.Clone(p[:]), Box: make([]byte, 32)}
+		if l.root != nil {
+			notice.Box = personNoticeMAC(l.root, p)
+		}
+		if err := queueItem(&b, l.PublicID, notice); err != nil {
 			return err
 		}
 		b.Put(peerKey(personNotifiedPrefix, l.Sign), []byte{1})
@@ -981,6 +1000,20 @@ func (c *Client) notifyDevices(ctx context.Context, p PersonID, chain *keyring.C
 	return nil
 }
 
+// personNoticeMAC returns the MAC that a person notice to a recovery
+// device carries, under the root of the recovery device's document keys.
+// Only a device that linked the phrase holds the root, besides the phrase
+// itself, so a recovery client, which has no linked devices, knows the
+// notice comes from one of its person's devices.
+func personNoticeMAC(root []byte, p PersonID) []byte {
+	m := hmac.New(sha256.New, root)
+	m.Write([]byte(personNoticeDomain))
+	m.Write(p[:])
+	return m.Sum(nil)
+}
+
+const personNoticeDomain = "interlude/client/v1 person notice to a recovery device\x00"
+
 // takePerson acts on an itemPerson: a device added this one to its
 // person. From a linked device, or for a recovery client, this device
 // joins that person, unless it belongs to one already. From another
@@ -988,8 +1021,20 @@ func (c *Client) notifyDevices(ctx context.Context, p PersonID, chain *keyring.C
 // a stranger with this device's public id could add it to a person
 // of its own, whose id the device's owner would then hand out. The next
 // sync fetches the chain and checks that it lists this device.
-func (c *Client) takePerson(ctx context.Context, sender PublicID, linked bool, p PersonID) error {
-	if !linked && !c.id.recovery {
+func (c *Client) takePerson(ctx context.Context, sender PublicID, linked bool, p PersonID, mac []byte) error {
+	if c.id.recovery && !linked {
+		root, err := c.id.recoveryRootOf()
+		if err != nil {
+			return err
+		}
+		// A stranger who read the recovery device's public keys in a
+		// sigchain could add it to a person of its own.
+		linked = hmac.Equal(mac, personNoticeMAC(root, p))
+		if !linked {
+			c.log.Warn("person notice to the recovery device without a valid MAC, kept as a request", "from", sender.Fingerprint())
+		}
+	}
+	if !linked {
 		requests, err := c.LinkRequests(ctx)
 		if err != nil {
 			return err

@@ -70,6 +70,14 @@ func RecoveryIdentity(p *keyring.RecoveryPhrase) (*Identity, error) {
 	return id, nil
 }
 
+// recoveryRootOf returns the root of the document keys of id, a
+// recovery device.
+func (id *Identity) recoveryRootOf() ([]byte, error) {
+	secret := append(id.signing.Seed(), id.boxKey[:]...)
+	defer clear(secret)
+	return recoveryRoot(secret)
+}
+
 // LinkRecoveryDevice links the recovery device r, which a recovery
 // phrase derived, like LinkDevice, but adds it to each document at once
 // under the keys its root derives, and offers it each document so it
@@ -78,9 +86,7 @@ func (c *Client) LinkRecoveryDevice(ctx context.Context, r *Identity) (int, erro
 	if !r.recovery {
 		return 0, errors.New("client: LinkRecoveryDevice takes the identity that RecoveryIdentity returns: link other devices with LinkDevice")
 	}
-	secret := append(r.signing.Seed(), r.boxKey[:]...)
-	defer clear(secret)
-	root, err := recoveryRoot(secret)
+	root, err := r.recoveryRootOf()
 	if err != nil {
 		return 0, err
 	}
