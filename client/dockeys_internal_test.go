@@ -23,14 +23,8 @@ import (
 // are stable, differ between documents and devices, and seal and open
 // a box as a pair.
 func TestDocumentKeysDerivation(t *testing.T) {
-	id, err := NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := newTestIdentity(t)
+	other := newTestIdentity(t)
 	doc1, doc2 := envelope.DocID{1}, envelope.DocID{2}
 	a, err := id.documentKeys(doc1)
 	if err != nil {
@@ -75,10 +69,7 @@ func must(k *docKeys, err error) *docKeys {
 // TestDocumentKeysRedacted formats and logs document keys in every usual
 // way and checks that no private key byte shows.
 func TestDocumentKeysRedacted(t *testing.T) {
-	id, err := NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := newTestIdentity(t)
 	k, err := id.documentKeys(envelope.DocID{3})
 	if err != nil {
 		t.Fatal(err)
@@ -148,10 +139,7 @@ func TestDecodeMetaBeforeDocumentKeys(t *testing.T) {
 // close it with a reason, without asking the relay for it.
 func TestInvitationOfOlderVersionClosed(t *testing.T) {
 	ctx := context.Background()
-	id, err := NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := newTestIdentity(t)
 	c, err := Open(ctx, Config{Store: NewMemoryStore(), Identity: id})
 	if err != nil {
 		t.Fatal(err)

@@ -17,18 +17,9 @@ import (
 // another device, not after a byte changes, and not when the sender's
 // key inside is swapped for another's.
 func TestHandoffMessageChecks(t *testing.T) {
-	sender, err := NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	to, err := NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
+	sender := newTestIdentity(t)
+	to := newTestIdentity(t)
+	other := newTestIdentity(t)
 	slot0, err := inboxSlot(to.public, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -84,21 +75,8 @@ func TestHandoffMessageChecks(t *testing.T) {
 func TestReplyFromStrangerIgnored(t *testing.T) {
 	ctx := context.Background()
 	c := openMemoryClient(t)
-	doc, err := c.CreateDocument(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	phone, err := NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stranger, err := NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n, err := c.LinkDevice(ctx, phone.public); err != nil || n != 1 {
-		t.Fatalf("LinkDevice = %d, %v; want 1 document offered", n, err)
-	}
+	doc, phone := linkedPhone(t, c)
+	stranger := newTestIdentity(t)
 	key, err := phone.documentKeys(doc)
 	if err != nil {
 		t.Fatal(err)
@@ -155,14 +133,8 @@ func TestOfferReplyHidesMembership(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stranger, err := NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	laptop, err := NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
+	stranger := newTestIdentity(t)
+	laptop := newTestIdentity(t)
 	if _, err := c.LinkDevice(ctx, laptop.public); err != nil {
 		t.Fatal(err)
 	}
@@ -204,10 +176,7 @@ func TestOfferReplyHidesMembership(t *testing.T) {
 func TestStrangerOffersBounded(t *testing.T) {
 	ctx := context.Background()
 	c := openMemoryClient(t)
-	stranger, err := NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
+	stranger := newTestIdentity(t)
 	items := make([]handoffItem, maxOfferMarks+10)
 	for i := range items {
 		doc := envelope.DocID{byte(i >> 8), byte(i), 0xAA}
@@ -219,10 +188,7 @@ func TestStrangerOffersBounded(t *testing.T) {
 	if n, _, err := c.offerMarks(ctx); err != nil || n != maxOfferMarks {
 		t.Errorf("claims after %d offers from a stranger = %d, %v; want %d", len(items), n, err, maxOfferMarks)
 	}
-	therapist, err := NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
+	therapist := newTestIdentity(t)
 	shared := envelope.DocID{0xCC}
 	share := handoffItem{Kind: itemOffer, Doc: shared[:], Sign: bytes.Repeat([]byte{3}, 32), Box: bytes.Repeat([]byte{4}, 32)}
 	if err := c.takeHandoff(ctx, &handoffBody{Sender: therapist.public.Sign, SenderBox: therapist.public.Box[:], Items: []handoffItem{share}}); err != nil {
@@ -234,10 +200,7 @@ func TestStrangerOffersBounded(t *testing.T) {
 	if n, _, err := c.offerMarks(ctx); err != nil || n != maxOfferMarks {
 		t.Errorf("claims after the share = %d, %v; want still %d", n, err, maxOfferMarks)
 	}
-	laptop, err := NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
+	laptop := newTestIdentity(t)
 	if _, err := c.LinkDevice(ctx, laptop.public); err != nil {
 		t.Fatal(err)
 	}
@@ -259,10 +222,7 @@ func TestLinkAgainOffersAgain(t *testing.T) {
 	if _, err := c.CreateDocument(ctx); err != nil {
 		t.Fatal(err)
 	}
-	phone, err := NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
+	phone := newTestIdentity(t)
 	for i := range 2 {
 		if n, err := c.LinkDevice(ctx, phone.public); err != nil || n != 1 {
 			t.Errorf("link %d offered %d documents, %v; want 1", i+1, n, err)
@@ -276,17 +236,7 @@ func TestLinkAgainOffersAgain(t *testing.T) {
 func TestUnlinkDropsQueuedAddition(t *testing.T) {
 	ctx := context.Background()
 	c := openMemoryClient(t)
-	doc, err := c.CreateDocument(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	phone, err := NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.LinkDevice(ctx, phone.public); err != nil {
-		t.Fatal(err)
-	}
+	doc, phone := linkedPhone(t, c)
 	before := c.Status(doc).Pending
 	if err := takeReplyFrom(c, phone, doc); err != nil {
 		t.Fatal(err)
@@ -304,16 +254,38 @@ func TestUnlinkDropsQueuedAddition(t *testing.T) {
 
 func openMemoryClient(t *testing.T) *Client {
 	t.Helper()
-	id, err := NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := Open(context.Background(), Config{Store: NewMemoryStore(), Identity: id})
+	c, err := Open(context.Background(), Config{Store: NewMemoryStore(), Identity: newTestIdentity(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// newTestIdentity returns a new device identity.
+func newTestIdentity(t *testing.T) *Identity {
+	t.Helper()
+	id, err := NewIdentity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// linkedPhone creates a document on c and links a new phone, which the
+// document is offered to, and returns both.
+func linkedPhone(t *testing.T, c *Client) (envelope.DocID, *Identity) {
+	t.Helper()
+	ctx := context.Background()
+	doc, err := c.CreateDocument(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	phone := newTestIdentity(t)
+	if n, err := c.LinkDevice(ctx, phone.public); err != nil || n != 1 {
+		t.Fatalf("LinkDevice = %d, %v; want 1 document offered", n, err)
+	}
+	return doc, phone
 }
 
 // BenchmarkHandoffMessage measures sealing and opening one inbox message
@@ -362,14 +334,8 @@ func BenchmarkHandoffMessage(b *testing.B) {
 func TestLinkedRecordsOfOlderVersions(t *testing.T) {
 	ctx := context.Background()
 	c := openMemoryClient(t)
-	phone, err := NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tablet, err := NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
+	phone := newTestIdentity(t)
+	tablet := newTestIdentity(t)
 	type beforeOffers struct {
 		_msgpack struct{} `msgpack:",as_array"`
 		Sign     []byte
@@ -417,17 +383,7 @@ func TestLinkedRecordsOfOlderVersions(t *testing.T) {
 func TestOfferRecordOfFirstVersion(t *testing.T) {
 	ctx := context.Background()
 	c := openMemoryClient(t)
-	doc, err := c.CreateDocument(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	phone, err := NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.LinkDevice(ctx, phone.public); err != nil {
-		t.Fatal(err)
-	}
+	doc, phone := linkedPhone(t, c)
 	var b Batch
 	b.Put(peerKey(offerPrefix, phone.public.Sign, doc[:]), []byte{1})
 	if err := c.store.Write(ctx, &b); err != nil {
@@ -501,10 +457,7 @@ func takeReplyFrom(c *Client, from *Identity, doc envelope.DocID) error {
 func TestAcceptedInvitationMarkStays(t *testing.T) {
 	ctx := context.Background()
 	c := openMemoryClient(t)
-	stranger, err := NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
+	stranger := newTestIdentity(t)
 	doc := envelope.DocID{0xDD}
 	offer := func(docs ...envelope.DocID) {
 		t.Helper()
@@ -587,10 +540,7 @@ func (s failingStore) Write(ctx context.Context, b *Batch) error {
 func TestReplyKeptWhenChangeFails(t *testing.T) {
 	ctx := context.Background()
 	mem := NewMemoryStore()
-	id, err := NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := newTestIdentity(t)
 	c, err := Open(ctx, Config{Store: mem, Identity: id})
 	if err != nil {
 		t.Fatal(err)
@@ -600,10 +550,7 @@ func TestReplyKeptWhenChangeFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	patient, err := NewIdentity()
-	if err != nil {
-		t.Fatal(err)
-	}
+	patient := newTestIdentity(t)
 	if err := c.Share(ctx, doc, patient.public); err != nil {
 		t.Fatal(err)
 	}
