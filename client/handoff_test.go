@@ -301,17 +301,15 @@ func BenchmarkLinkDevice(b *testing.B) {
 	b.ReportMetric(float64(syncs)/float64(links), "syncs/op")
 }
 
-// TestShareByAnotherAdminAddsNothing has a patient join a journal by
-// invitation, then a second admin share the journal with the patient's
-// public id. The admin's offer proves its membership, so the patient
-// replies with the key it is a member under, and no member is added; a
-// stranger's offer would get a key that opens nothing instead.
-func TestShareByAnotherAdminAddsNothing(t *testing.T) {
-	h := newHarness(t)
+// invitedPatient returns a therapist's journal with a colleague added as
+// admin, and a patient who joined it by invitation as a writer, all
+// synced.
+func invitedPatient(t *testing.T, h *harness) (therapist, colleague, patient *client.Client, doc envelope.DocID) {
+	t.Helper()
 	ctx := h.ctx
-	therapist := newClient(t, h.relay.url(), h.clientLogs)
-	colleague := newClient(t, h.relay.url(), h.clientLogs)
-	patient := newClient(t, h.relay.url(), h.clientLogs)
+	therapist = newClient(t, h.relay.url(), h.clientLogs)
+	colleague = newClient(t, h.relay.url(), h.clientLogs)
+	patient = newClient(t, h.relay.url(), h.clientLogs)
 	doc, err := therapist.CreateDocument(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -326,6 +324,18 @@ func TestShareByAnotherAdminAddsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	syncAll(t, ctx, therapist, patient, colleague)
+	return therapist, colleague, patient, doc
+}
+
+// TestShareByAnotherAdminAddsNothing has a patient join a journal by
+// invitation, then a second admin share the journal with the patient's
+// public id. The admin's offer proves its membership, so the patient
+// replies with the key it is a member under, and no member is added; a
+// stranger's offer would get a key that opens nothing instead.
+func TestShareByAnotherAdminAddsNothing(t *testing.T) {
+	h := newHarness(t)
+	ctx := h.ctx
+	_, colleague, patient, doc := invitedPatient(t, h)
 	before, err := colleague.Members(doc)
 	if err != nil {
 		t.Fatal(err)
@@ -355,23 +365,7 @@ func TestShareByAnotherAdminAddsNothing(t *testing.T) {
 func TestOfferWithRoleChangesMemberRole(t *testing.T) {
 	h := newHarness(t)
 	ctx := h.ctx
-	therapist := newClient(t, h.relay.url(), h.clientLogs)
-	colleague := newClient(t, h.relay.url(), h.clientLogs)
-	patient := newClient(t, h.relay.url(), h.clientLogs)
-	doc, err := therapist.CreateDocument(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	addMember(t, ctx, therapist, doc, colleague, membership.RoleAdmin)
-	link, err := therapist.Invite(ctx, doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	syncAll(t, ctx, therapist, colleague)
-	if _, err := patient.AcceptInvite(ctx, link); err != nil {
-		t.Fatal(err)
-	}
-	syncAll(t, ctx, therapist, patient, colleague)
+	therapist, colleague, patient, doc := invitedPatient(t, h)
 	before, err := colleague.Members(doc)
 	if err != nil {
 		t.Fatal(err)
