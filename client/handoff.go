@@ -844,6 +844,19 @@ func (s *session) sendHandoffs(ctx context.Context) error {
 	if err := s.sendQueue(ctx, queuePrefix, s.c.id); err != nil {
 		return err
 	}
+	// Each pass comes here, and the identities take a verification of
+	// each sigchain, so they are made only for replies to send.
+	queued := false
+	err := s.c.store.Scan(ctx, []byte(personQueuePrefix), func(_, _ []byte) error {
+		queued = true
+		return errScanDone
+	})
+	if err != nil && !errors.Is(err, errScanDone) {
+		return fmt.Errorf("client: read replies queued as a person: %w", err)
+	}
+	if !queued {
+		return nil
+	}
 	persons, err := s.c.personIdentities(ctx)
 	if err != nil {
 		return err
@@ -895,6 +908,9 @@ func (s *session) sendQueue(ctx context.Context, prefix string, as *Identity) er
 	}
 	return nil
 }
+
+// errScanDone ends a Scan that found what it looked for.
+var errScanDone = errors.New("client: scan done")
 
 // queued is an item waiting in the queue, with its store key.
 type queued struct {

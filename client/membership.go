@@ -332,6 +332,15 @@ func (c *Client) Share(ctx context.Context, doc envelope.DocID, to PublicID) err
 	return c.AddMember(ctx, doc, to, membership.RoleWriter)
 }
 
+// checkMemberRole rejects a role other than reader, writer or admin, the
+// roles a member can be given.
+func checkMemberRole(role membership.Role) error {
+	if role != membership.RoleReader && role != membership.RoleWriter && role != membership.RoleAdmin {
+		return fmt.Errorf("client: invalid role %d: want reader, writer or admin", role)
+	}
+	return nil
+}
+
 // AddMember offers doc to the device with public id to, to join with
 // role. The offer goes out on the next sync. That device replies with its
 // own key for doc once it syncs, and the next sync here adds that key, so
@@ -341,8 +350,8 @@ func (c *Client) AddMember(ctx context.Context, doc envelope.DocID, to PublicID,
 	if len(to.Sign) != ed25519.PublicKeySize {
 		return fmt.Errorf("client: invalid public id: signing key of %d bytes", len(to.Sign))
 	}
-	if role != membership.RoleReader && role != membership.RoleWriter && role != membership.RoleAdmin {
-		return fmt.Errorf("client: invalid role %d: want reader, writer or admin", role)
+	if err := checkMemberRole(role); err != nil {
+		return err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -341,8 +341,8 @@ func (c *Client) userKey(ctx context.Context, p PersonID, generation uint32) (*k
 // devices replies, and the sync after that adds its key. An offer that
 // waits when the person's key rotates is made again to the new key.
 func (c *Client) ShareWithPerson(ctx context.Context, doc envelope.DocID, p PersonID, role membership.Role) error {
-	if role != membership.RoleReader && role != membership.RoleWriter && role != membership.RoleAdmin {
-		return fmt.Errorf("client: invalid role %d: want reader, writer or admin", role)
+	if err := checkMemberRole(role); err != nil {
+		return err
 	}
 	if own, ok, err := c.personID(ctx); err != nil {
 		return err
@@ -902,24 +902,34 @@ func (s *session) revokeIn(ctx context.Context, p PersonID, chain *keyring.Chain
 		if err != nil {
 			return chain, key, err
 		}
-		entry, _ := upd.Entry.MarshalBinary()
-		if err := s.putChain(ctx, p, uint64(chain.Len()), [][]byte{entry}, updateBlobs(upd, newKey.Generation()), writers(next)); err != nil {
-			return chain, key, err
-		}
 		// The new seed is sealed to this device too, so a crash before
-		// this write loses nothing: the next sync opens it.
-		raw, _ := next.MarshalBinary()
+		// the key is saved loses nothing: the next sync opens it.
 		keyRaw, _ := newKey.MarshalBinary()
 		var b Batch
-		b.Put(chainKey, raw)
 		b.Put(personKey(personKeyPrefix, p, newKey.Generation()), keyRaw)
-		if err := c.store.Write(ctx, &b); err != nil {
-			return chain, key, fmt.Errorf("client: save revocation: %w", err)
+		if err := s.appendChain(ctx, p, chain, next, upd, newKey.Generation(), chainKey, &b); err != nil {
+			return chain, key, err
 		}
 		chain, key = next, newKey
 		c.log.Info("device revoked in a sigchain, user key rotated", "person", p.String()[:12], "device", info.Keys.Fingerprint(), "generation", newKey.Generation())
 	}
 	return chain, key, nil
+}
+
+// appendChain stores on the relay the entry and sealed seeds of upd,
+// which made next from chain, the chain of p, and then saves next under
+// chainKey in one write with b. generation is the user key's after upd.
+func (s *session) appendChain(ctx context.Context, p PersonID, chain, next *keyring.Chain, upd *keyring.Update, generation uint32, chainKey []byte, b *Batch) error {
+	entry, _ := upd.Entry.MarshalBinary()
+	if err := s.putChain(ctx, p, uint64(chain.Len()), [][]byte{entry}, updateBlobs(upd, generation), writers(next)); err != nil {
+		return err
+	}
+	raw, _ := next.MarshalBinary()
+	b.Put(chainKey, raw)
+	if err := s.c.store.Write(ctx, b); err != nil {
+		return fmt.Errorf("client: save sigchain of %s: %w", p.String()[:12], err)
+	}
+	return nil
 }
 
 // addLinked adds to this device's person's chain the devices linked here
@@ -949,15 +959,8 @@ func (s *session) addLinked(ctx context.Context, p PersonID, chain *keyring.Chai
 		if err != nil {
 			return chain, err
 		}
-		entry, _ := upd.Entry.MarshalBinary()
-		if err := s.putChain(ctx, p, uint64(chain.Len()), [][]byte{entry}, updateBlobs(upd, key.Generation()), writers(next)); err != nil {
+		if err := s.appendChain(ctx, p, chain, next, upd, key.Generation(), []byte(personChainKey), &Batch{}); err != nil {
 			return chain, err
-		}
-		raw, _ := next.MarshalBinary()
-		var b Batch
-		b.Put([]byte(personChainKey), raw)
-		if err := c.store.Write(ctx, &b); err != nil {
-			return chain, fmt.Errorf("client: save sigchain: %w", err)
 		}
 		chain = next
 		c.log.Info("device added to the person's sigchain", "device", l.Fingerprint(), "recovery", l.Recovery)
