@@ -598,12 +598,12 @@ func TestLinkRequestsBounded(t *testing.T) {
 	}
 }
 
-// TestRecoveryTakesOnlyPersonNoticesWithMAC gives a recovery client two
-// person notices from devices it has no link to: a stranger's without a
-// valid MAC, which stays a request, and one that the device that made
-// the phrase signs with the root of the phrase's document keys, which
-// the recovery client joins.
-func TestRecoveryTakesOnlyPersonNoticesWithMAC(t *testing.T) {
+// TestRecoveryNeedsNoticeMAC gives a recovery client two person notices
+// from devices it has no link to. A stranger's, without a valid MAC,
+// stays a request. The other carries the MAC that the device that made
+// the phrase computes under the root of the phrase's document keys, and
+// the recovery client joins that person.
+func TestRecoveryNeedsNoticeMAC(t *testing.T) {
 	ctx := context.Background()
 	phrase, err := keyring.NewRecoveryPhrase()
 	if err != nil {

@@ -221,6 +221,7 @@ func (c *Client) Person(ctx context.Context) (PersonID, error) {
 	if err != nil || ok {
 		return id, err
 	}
+
 	dev, err := c.id.keyringDevice()
 	if err != nil {
 		return id, err
@@ -234,6 +235,7 @@ func (c *Client) Person(ctx context.Context) (PersonID, error) {
 	if err != nil {
 		return id, fmt.Errorf("client: encode new sigchain: %w", err)
 	}
+
 	chainBytes, _ := chain.MarshalBinary()
 	keyBytes, _ := key.MarshalBinary()
 	id = chain.ID()
@@ -349,6 +351,7 @@ func (c *Client) ShareWithPerson(ctx context.Context, doc envelope.DocID, p Pers
 	} else if ok && own == p {
 		return fmt.Errorf("client: %s is this device's own person: link your other devices instead of sharing with them", p)
 	}
+
 	// A sync's offerToPersons rewrites the record while it holds
 	// personMu, so this waits for it instead of losing the change.
 	c.personMu.Lock()
@@ -358,6 +361,7 @@ func (c *Client) ShareWithPerson(ctx context.Context, doc envelope.DocID, p Pers
 	if _, err := c.adminDocLocked(doc); err != nil {
 		return err
 	}
+
 	// A share made again keeps the user key its last offer went to, so
 	// that offer is withdrawn once the person's key has rotated, and
 	// offers again at once.
@@ -370,6 +374,7 @@ func (c *Client) ShareWithPerson(ctx context.Context, doc envelope.DocID, p Pers
 	} else if !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("client: read share of document %s: %w", doc, err)
 	}
+
 	rec, err := msgpack.Marshal(&shareRecord{Role: uint8(role), Sign: prev.Sign})
 	if err != nil {
 		return fmt.Errorf("client: encode share: %w", err)
@@ -570,6 +575,7 @@ func (s *session) fetchChain(ctx context.Context, p PersonID, key []byte) (*keyr
 	if !ok {
 		return nil, nil, fmt.Errorf("client: relay responded to GetChain with message type %d, want Chain", reply.Type())
 	}
+
 	stored, err := s.c.loadChain(ctx, key)
 	if err != nil {
 		return nil, nil, err
@@ -578,6 +584,7 @@ func (s *session) fetchChain(ctx context.Context, p PersonID, key []byte) (*keyr
 	if stored != nil {
 		before = stored.Len()
 	}
+
 	chain, err := verifyFetched(p, stored, got.Entries)
 	reportKey := peerKey(personReportPrefix, p[:])
 	var b Batch
@@ -589,6 +596,7 @@ func (s *session) fetchChain(ctx context.Context, p PersonID, key []byte) (*keyr
 		}
 		return nil, nil, err
 	}
+
 	if had, err := s.c.exists(ctx, reportKey); err != nil {
 		return nil, nil, fmt.Errorf("client: read sigchain report: %w", err)
 	} else if had {
@@ -626,6 +634,9 @@ func verifyFetched(p PersonID, stored *keyring.Chain, raw [][]byte) (*keyring.Ch
 	case len(entries) == 0:
 		return nil, nil
 	}
+	// NOTE: with no copy verified before, a relay that withholds the
+	// newest entries goes unnoticed here, and a share then goes to an
+	// older user key, which a revoked device may hold.
 	chain, err := keyring.VerifyChain(entries)
 	if err != nil {
 		return nil, fmt.Errorf("client: sigchain of %s from the relay: %w", p.String()[:12], err)
@@ -746,6 +757,7 @@ func (s *session) syncOwnPerson(ctx context.Context) error {
 	if err := s.publishNewChain(ctx, p); err != nil {
 		return err
 	}
+
 	chain, blobs, err := s.fetchChain(ctx, p, []byte(personChainKey))
 	if err != nil {
 		return err
@@ -755,6 +767,7 @@ func (s *session) syncOwnPerson(ctx context.Context) error {
 		// person id has not stored it yet.
 		return nil
 	}
+
 	self := [32]byte(c.id.public.Sign)
 	info, listed := chain.Device(self)
 	if !listed || info.Revoked != 0 {
@@ -767,6 +780,7 @@ func (s *session) syncOwnPerson(ctx context.Context) error {
 	if err := c.unlinkRevoked(ctx, chain); err != nil {
 		return err
 	}
+
 	key, err := s.openUserKey(ctx, p, chain, blobs)
 	if err != nil || key == nil {
 		return err
@@ -777,6 +791,7 @@ func (s *session) syncOwnPerson(ctx context.Context) error {
 	if chain, err = s.addLinked(ctx, p, chain, key); err != nil {
 		return err
 	}
+
 	if err := c.notifyDevices(ctx, p, chain); err != nil {
 		return err
 	}
@@ -790,7 +805,8 @@ func (s *session) syncOwnPerson(ctx context.Context) error {
 
 // unlinkRevoked unlinks here each linked device that another device
 // revoked in the person's sigchain, so this device stops offering it
-// documents and removes it from the documents where it knows its keys.
+// documents and removes it from the documents where its keys are
+// recorded here.
 func (c *Client) unlinkRevoked(ctx context.Context, chain *keyring.Chain) error {
 	linked, err := c.LinkedDevices(ctx)
 	if err != nil {
@@ -821,10 +837,12 @@ func (s *session) publishNewChain(ctx context.Context, p PersonID) error {
 	if err != nil {
 		return fmt.Errorf("client: read new sigchain: %w", err)
 	}
+
 	var rec newChainRecord
 	if err := msgpack.Unmarshal(v, &rec); err != nil {
 		return fmt.Errorf("client: decode new sigchain: %w", err)
 	}
+
 	err = s.putChain(ctx, p, 0, [][]byte{rec.Entry}, rec.Blobs, [][]byte{bytes.Clone(s.c.id.public.Sign)})
 	if errors.Is(err, errChainMoved) {
 		// Stored before, and the record outlived a crash, if the relay's
@@ -840,6 +858,7 @@ func (s *session) publishNewChain(ctx context.Context, p PersonID) error {
 	if err != nil {
 		return err
 	}
+
 	var b Batch
 	b.Del([]byte(personNewKey))
 	if err := s.c.store.Write(ctx, &b); err != nil {
@@ -1006,8 +1025,8 @@ func (c *Client) notifyDevices(ctx context.Context, p PersonID, chain *keyring.C
 // personNoticeMAC returns the MAC that a person notice to a recovery
 // device carries, under the root of the recovery device's document keys.
 // Only a device that linked the phrase holds the root, besides the phrase
-// itself, so a recovery client, which has no linked devices, knows the
-// notice comes from one of its person's devices.
+// itself. So a recovery client, which has no linked devices, can tell
+// that the notice comes from one of its person's devices.
 func personNoticeMAC(root []byte, p PersonID) []byte {
 	m := hmac.New(sha256.New, root)
 	m.Write([]byte(personNoticeDomain))
@@ -1072,16 +1091,17 @@ func (c *Client) saveLinkRequest(ctx context.Context, b *Batch, sender PublicID,
 }
 
 // joinPersonLocked makes p this device's person. A device that belongs
-// to another person keeps it unless move is set, or unless that person
-// lists this device alone, as one started by showing the person id
-// before a recovery or a link: then it leaves it (see leavePersonLocked).
-// Kept, the notice stays as a request (see JoinPerson), and p becomes one
-// of alsoPersons, since its chain lists this device. c.personMu is held.
+// to another person leaves it (see leavePersonLocked) if move is set, or
+// if that person lists this device alone, as one started by showing the
+// person id before a recovery or a link. Otherwise it keeps its person,
+// the notice stays as a request (see JoinPerson), and p becomes one of
+// alsoPersons, since its chain lists this device. c.personMu is held.
 func (c *Client) joinPersonLocked(ctx context.Context, sender PublicID, p PersonID, move bool) error {
 	own, ok, err := c.personID(ctx)
 	if err != nil || (ok && own == p) {
 		return err
 	}
+
 	var b Batch
 	if ok {
 		chain, err := c.loadChain(ctx, []byte(personChainKey))
@@ -1098,6 +1118,7 @@ func (c *Client) joinPersonLocked(ctx context.Context, sender PublicID, p Person
 		}
 		c.log.Info("device leaves its person for another", "left", own.String()[:12], "person", p.String()[:12])
 	}
+
 	b.Put([]byte(personIDKey), p[:])
 	b.Del(peerKey(personRequestPrefix, sender.Sign))
 	b.Del(peerKey(personAlsoPrefix, p[:]))
@@ -1167,9 +1188,9 @@ func (c *Client) LinkRequests(ctx context.Context) ([]LinkRequest, error) {
 var ErrNoLinkRequest = errors.New("client: no linked device added this device to that person")
 
 // JoinPerson moves this device from its person to p, which a linked
-// device added it to (a LinkRequest with Linked set). It forgets the old
-// person's sigchain and user keys. That person still lists this device
-// until one of its devices revokes it.
+// device added it to (a LinkRequest with Linked set). The old person
+// still lists this device, so it becomes one of alsoPersons (see
+// leavePersonLocked).
 func (c *Client) JoinPerson(ctx context.Context, p PersonID) error {
 	requests, err := c.LinkRequests(ctx)
 	if err != nil {
@@ -1199,6 +1220,7 @@ func (c *Client) leavePersonLocked(ctx context.Context, b *Batch, own PersonID) 
 	if err != nil {
 		return fmt.Errorf("client: read new sigchain: %w", err)
 	}
+
 	keptAsAlso := false
 	chain, err := c.store.Get(ctx, []byte(personChainKey))
 	switch {
@@ -1210,6 +1232,7 @@ func (c *Client) leavePersonLocked(ctx context.Context, b *Batch, own PersonID) 
 		b.Put(peerKey(personAlsoPrefix, own[:]), []byte{1})
 		keptAsAlso = true
 	}
+
 	// A person kept as one of alsoPersons still sends the replies queued
 	// as it (see sendHandoffs), because its inbox was read past them.
 	prefixes := []string{personNotifiedPrefix}
@@ -1225,6 +1248,7 @@ func (c *Client) leavePersonLocked(ctx context.Context, b *Batch, own PersonID) 
 			return fmt.Errorf("client: read the records of the person left: %w", err)
 		}
 	}
+
 	b.Del([]byte(personChainKey))
 	b.Del([]byte(personNewKey))
 	b.Del([]byte(personIDKey))
@@ -1344,6 +1368,7 @@ func (c *Client) offerToPerson(ctx context.Context, p PersonID, doc envelope.Doc
 		}
 		return nil
 	}
+
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	d, ok := c.docs[doc]
@@ -1355,6 +1380,7 @@ func (c *Client) offerToPerson(ctx context.Context, p PersonID, doc envelope.Doc
 		}
 		return nil
 	}
+
 	// The offer goes out before the record names its key, so a crash
 	// between the two makes the offer again rather than end the share.
 	if _, err := c.offerToLocked(ctx, d, to, membership.Role(rec.Role), true); err != nil {

@@ -126,10 +126,10 @@ func TestPersonShareReachesEveryDevice(t *testing.T) {
 }
 
 // TestRevokeRotatesUserKey unlinks a lost phone on the laptop. The
-// sigchain revokes it and rotates the user key, the tablet opens the new
-// key, and a journal shared with the person afterwards reaches the
-// laptop and the tablet but not the phone, which still holds the old key
-// and reads the person's old inbox.
+// sigchain revokes it and rotates the user key, and the tablet opens the
+// new key. A journal shared with the person afterwards reaches the laptop
+// and the tablet but not the phone, which still holds the old key and
+// reads the person's old inbox.
 func TestRevokeRotatesUserKey(t *testing.T) {
 	h := newHarness(t)
 	ctx := h.ctx
@@ -292,8 +292,8 @@ func TestRecoveryJoinsPerson(t *testing.T) {
 }
 
 // TestRelayCannotSwapSigchain puts a relay between the therapist and the
-// real relay that answers a request for the client's sigchain with
-// another person's, which the relay holds too and which verifies on its
+// real relay that replies to a request for the client's sigchain with
+// another person's, which the relay stores too and which verifies on its
 // own. The therapist must see that its id is not the one shared with,
 // report it, and offer the journal to nobody until the relay serves the
 // real chain. Later the relay serves a shorter copy of the real chain,
@@ -369,7 +369,7 @@ func TestRelayCannotSwapSigchain(t *testing.T) {
 	mustText(t, laptop, doc, "about next session")
 }
 
-// TestStrangerCannotAddDeviceToPerson has a stranger, who knows the
+// TestStrangerCannotAddDeviceToPerson has a stranger, who has the
 // phone's public id, add the phone to the stranger's person. The phone
 // has not linked the stranger, so it keeps the notice as a link request
 // and stays out of that person: otherwise the phone's owner would hand
@@ -421,8 +421,8 @@ func TestStrangerCannotAddDeviceToPerson(t *testing.T) {
 }
 
 // BenchmarkShareWithPerson measures a share with a person id over a relay
-// on loopback: from ShareWithPerson until both of the person's devices
-// hold the journal, through the fetch of the sigchain, the offer to the
+// on loopback, from ShareWithPerson until both of the person's devices
+// hold the journal. That takes the fetch of the sigchain, the offer to the
 // person's inbox, the reply as the person, the addition, and the offer
 // and reply between the linked devices. The three devices sync in turn,
 // as running sessions would, and syncs/op counts the SyncOnce calls.
@@ -599,8 +599,8 @@ func TestShareAgainAfterRotation(t *testing.T) {
 	}
 }
 
-// TestTwoPersonsRevokeInBoth links a laptop and a phone, and asks each
-// for its person id before either has synced, as a person does who reads
+// TestTwoPersonsRevokeInBoth links a laptop and a phone, and requests
+// each one's person id before either has synced, as a person does who reads
 // the id on both screens. Each chain then lists both devices, and each
 // device keeps its own person and reports the other as a request. The
 // phone hands out its id. Once the phone is lost and unlinked on the

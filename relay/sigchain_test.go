@@ -56,14 +56,14 @@ func items(prefix string, n int) [][]byte {
 	return out
 }
 
-func checkItems(t *testing.T, what string, got, want [][]byte) {
+func checkItems(t *testing.T, label string, got, want [][]byte) {
 	t.Helper()
 	if len(got) != len(want) {
-		t.Fatalf("%s: %d items %q, want %d %q", what, len(got), got, len(want), want)
+		t.Fatalf("%s: %d items %q, want %d %q", label, len(got), got, len(want), want)
 	}
 	for i := range got {
 		if !bytes.Equal(got[i], want[i]) {
-			t.Errorf("%s: item %d is %q, want %q", what, i+1, got[i], want[i])
+			t.Errorf("%s: item %d is %q, want %q", label, i+1, got[i], want[i])
 		}
 	}
 }
@@ -134,16 +134,16 @@ func TestSigchainRejectsBadPuts(t *testing.T) {
 	dev := newDevice(t)
 	c := connect(t, r, dev)
 	id := chainIDOf(items("entry", 1)[0])
-	one := items("entry", 1)
+	oneEntry := items("entry", 1)
 	for _, tc := range []struct {
 		name string
 		m    *wire.PutChain
 		code wire.Code
 	}{
-		{"short id", &wire.PutChain{ID: id[:16], Entries: one, Writers: [][]byte{dev.pub}}, wire.CodeMalformed},
+		{"short id", &wire.PutChain{ID: id[:16], Entries: oneEntry, Writers: [][]byte{dev.pub}}, wire.CodeMalformed},
 		{"nothing to append", &wire.PutChain{ID: id, Writers: [][]byte{dev.pub}}, wire.CodeMalformed},
-		{"no writers", &wire.PutChain{ID: id, Entries: one}, wire.CodeMalformed},
-		{"short writer", &wire.PutChain{ID: id, Entries: one, Writers: [][]byte{dev.pub[:31]}}, wire.CodeMalformed},
+		{"no writers", &wire.PutChain{ID: id, Entries: oneEntry}, wire.CodeMalformed},
+		{"short writer", &wire.PutChain{ID: id, Entries: oneEntry, Writers: [][]byte{dev.pub[:31]}}, wire.CodeMalformed},
 		{"large entry", &wire.PutChain{ID: id, Entries: [][]byte{make([]byte, 513)}, Writers: [][]byte{dev.pub}}, wire.CodeTooLarge},
 		{"empty entry", &wire.PutChain{ID: id, Entries: [][]byte{{}}, Writers: [][]byte{dev.pub}}, wire.CodeTooLarge},
 		{"large blob", &wire.PutChain{ID: id, Blobs: [][]byte{make([]byte, 257)}, Writers: [][]byte{dev.pub}}, wire.CodeTooLarge},

@@ -83,8 +83,8 @@ func TestPersonShareFlow(t *testing.T) {
 		t.Errorf("id person after removing the phone wrote %q, want the phone revoked at generation 2", stderr.String())
 	}
 
-	// The removed phone says so on its next sync, and cannot be linked
-	// again under the same keys.
+	// The removed phone prints a warning on its next sync, and cannot be
+	// linked again under the same keys.
 	stdout.Reset()
 	stderr.Reset()
 	if err := Run(context.Background(), []string{"sync", "--profile", phone, "--relay", relayURL}, &stdout, &stderr); err != nil {
@@ -110,7 +110,7 @@ func TestPersonShareFlow(t *testing.T) {
 	}
 
 	// A share with a well-formed id that no person has goes nowhere, and
-	// sync says so.
+	// sync prints that.
 	nobody := "ilp1" + strings.Repeat("A", 43)
 	run(t, "doc", "share", "--profile", therapist, doc, nobody)
 	stdout.Reset()

@@ -382,9 +382,11 @@ type Shared struct {
 // PutChain appends Entries to the sigchain with id ID, a person's list
 // of devices, which the relay keeps for the person's devices and for
 // anyone who shares with the person, but does not read. The relay
-// appends only if it holds exactly From entries of the chain, else it
-// answers CodeStaleLog, and the client fetches the chain with GetChain
-// and builds its entry again. Blobs, the person's secret seeds sealed to
+// appends only if it contains exactly From entries of the chain. Else it
+// replies CodeStaleLog, and the client fetches the chain with GetChain
+// and builds its entry again. A new chain's ID must be the hash of its
+// first entry, as package client/keyring computes it, else the reply is
+// CodeForbidden. Blobs, the person's secret seeds sealed to
 // each device, are appended to the chain's blobs. Writers lists the
 // Ed25519 device keys that may append next. The connection's device must
 // be among the writers stored before, or, to start a chain (From 0),

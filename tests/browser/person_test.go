@@ -78,9 +78,9 @@ func TestPersonIDFromPage(t *testing.T) {
 		chromedp.Click(css("#person-show")),
 		chromedp.WaitVisible(css("#person-id")),
 	)
-	shown := get(t, ctx, "read the person id", errs, chromedp.Value(css("#person-id")))
-	if shown != person.String() {
-		t.Fatalf("the page shows person id %q, want the laptop's %q", shown, person)
+	pagePerson := get(t, ctx, "read the person id", errs, chromedp.Value(css("#person-id")))
+	if pagePerson != person.String() {
+		t.Fatalf("the page shows person id %q, want the laptop's %q", pagePerson, person)
 	}
 	shot := get(t, ctx, "take a screenshot", errs, chromedp.FullScreenshot(100))
 	saveScreenshot(t, "person-id.png", shot)

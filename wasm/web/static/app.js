@@ -844,13 +844,13 @@
   // linked since, each with a button that fills in the link form.
   function renderLinkRequests(requests, devices) {
     const linked = new Set(devices.map((d) => d.publicID));
-    const shown = requests.filter((r) => r.linked || !linked.has(r.publicID));
+    const pending = requests.filter((r) => r.linked || !linked.has(r.publicID));
     // Drawn again only when the list changes, so a button stays the
     // same node while the person reaches for it.
-    const key = shown.map((r) => `${r.publicID}:${r.linked}`).join(" ");
+    const key = pending.map((r) => `${r.publicID}:${r.linked}`).join(" ");
     if (key === shownRequests) return;
     shownRequests = key;
-    const items = shown.map((request) => {
+    const items = pending.map((request) => {
       const item = document.createElement("li");
       item.dataset.publicId = request.publicID;
       const text = document.createElement("span");
