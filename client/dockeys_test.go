@@ -74,20 +74,27 @@ func TestDocumentKeysUnlinkable(t *testing.T) {
 		}
 	}
 
+	checkNoDeviceKeys(t, h, patient, docs[0], therapist, patient)
+}
+
+// checkNoDeviceKeys stops the relay and fails if any of its records
+// holds the device key of one of devices. As a control, the scan must
+// find the key member is a member of doc under, which the relay stores.
+func checkNoDeviceKeys(t *testing.T, h *harness, member *client.Client, doc envelope.DocID, devices ...*client.Client) {
+	t.Helper()
 	h.relay.stop()
 	records := relayRecords(t, h.relay.dir)
-	for _, c := range []*client.Client{therapist, patient} {
+	for _, c := range devices {
 		if bytes.Contains(records, c.Identity().Public().Sign) {
 			t.Errorf("a relay record holds the device key of %s", c.Identity())
 		}
 	}
-	// The control: the scan finds a member key, which the relay must store.
-	id, err := patient.MemberID(docs[0])
+	id, err := member.MemberID(doc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Contains(records, id.Sign) {
-		t.Error("no relay record holds the patient's member key: the scan cannot find keys")
+		t.Errorf("no relay record holds the member key of %s: the scan cannot find keys", member.Identity())
 	}
 }
 

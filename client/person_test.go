@@ -175,40 +175,56 @@ func TestRevokeRotatesUserKey(t *testing.T) {
 // therapist reads that reply, the laptop revokes the phone, which rotates
 // the user key. The therapist withdraws the offer to the old user key and
 // offers the journal to the new one, so the reply of the revoked phone
-// counts for nothing and the laptop's does.
+// counts for nothing and the laptop's does. In the second case the
+// therapist also shares again before its next sync, as one does when
+// nothing seems to happen.
 func TestShareWaitingWhenKeyRotates(t *testing.T) {
-	h := newHarness(t)
-	ctx := h.ctx
-	therapist := newClient(t, h.relay.url(), h.clientLogs)
-	laptop := newClient(t, h.relay.url(), h.clientLogs)
-	phone := newClient(t, h.relay.url(), h.clientLogs)
-	p := startPerson(t, ctx, laptop, phone)
+	for _, shareAgain := range []bool{false, true} {
+		t.Run(fmt.Sprintf("share again %v", shareAgain), func(t *testing.T) {
+			h := newHarness(t)
+			ctx := h.ctx
+			therapist := newClient(t, h.relay.url(), h.clientLogs)
+			laptop := newClient(t, h.relay.url(), h.clientLogs)
+			phone := newClient(t, h.relay.url(), h.clientLogs)
+			p := startPerson(t, ctx, laptop, phone)
 
-	doc := createJournal(t, ctx, therapist, "mood log")
-	if err := therapist.ShareWithPerson(ctx, doc, p, membership.RoleWriter); err != nil {
-		t.Fatal(err)
-	}
-	syncAll(t, ctx, therapist, phone)
-	if offers, err := therapist.Offers(ctx, doc); err != nil || len(offers) != 1 {
-		t.Fatalf("the therapist has %d offers waiting (%v), want 1", len(offers), err)
-	}
-	if _, err := laptop.UnlinkDevice(ctx, phone.Identity().Public().Sign); err != nil {
-		t.Fatal(err)
-	}
-	syncAll(t, ctx, laptop)
-	for range 3 {
-		syncAll(t, ctx, therapist, laptop, phone)
-	}
-	mustText(t, laptop, doc, "mood log")
-	members, err := therapist.Members(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(members) != 2 {
-		t.Errorf("the journal has %d members, want the therapist and the laptop: %+v", len(members), members)
-	}
-	if got, err := phone.Text(doc); err == nil {
-		t.Errorf("the revoked phone reads %q", got)
+			doc := createJournal(t, ctx, therapist, "mood log")
+			if err := therapist.ShareWithPerson(ctx, doc, p, membership.RoleWriter); err != nil {
+				t.Fatal(err)
+			}
+			// The phone reads the offer to the first user key and replies.
+			syncAll(t, ctx, therapist, phone)
+			if offers, err := therapist.Offers(ctx, doc); err != nil || len(offers) != 1 {
+				t.Fatalf("the therapist has %d offers waiting (%v), want 1", len(offers), err)
+			}
+			if _, err := laptop.UnlinkDevice(ctx, phone.Identity().Public().Sign); err != nil {
+				t.Fatal(err)
+			}
+			syncAll(t, ctx, laptop)
+			if _, _, gen := personDevices(t, ctx, laptop); gen != 2 {
+				t.Fatalf("generation %d after the revocation, want 2", gen)
+			}
+			if shareAgain {
+				if err := therapist.ShareWithPerson(ctx, doc, p, membership.RoleWriter); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for range 3 {
+				syncAll(t, ctx, therapist, laptop, phone)
+			}
+
+			mustText(t, laptop, doc, "mood log")
+			members, err := therapist.Members(doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(members) != 2 {
+				t.Errorf("the journal has %d members, want the therapist and the laptop: %+v", len(members), members)
+			}
+			if got, err := phone.Text(doc); err == nil {
+				t.Errorf("the revoked phone reads %q", got)
+			}
+		})
 	}
 }
 
@@ -549,53 +565,6 @@ func TestTwoPersonsJoinOne(t *testing.T) {
 	}
 	if _, err := laptop.LinkDevice(ctx, phone.Identity().Public()); !errors.Is(err, client.ErrRevokedDevice) {
 		t.Errorf("linking the revoked phone again: err = %v, want ErrRevokedDevice", err)
-	}
-}
-
-// TestShareAgainAfterRotation is
-// TestShareWaitingWhenKeyRotates with one more step: after the laptop
-// revokes the phone, the therapist shares the journal with the person
-// again, as one does when nothing seems to happen. The offer to the old
-// user key must still be withdrawn, so the reply the lost phone sent to
-// it counts for nothing.
-func TestShareAgainAfterRotation(t *testing.T) {
-	h := newHarness(t)
-	ctx := h.ctx
-	therapist := newClient(t, h.relay.url(), h.clientLogs)
-	laptop := newClient(t, h.relay.url(), h.clientLogs)
-	phone := newClient(t, h.relay.url(), h.clientLogs)
-	p := startPerson(t, ctx, laptop, phone)
-
-	doc := createJournal(t, ctx, therapist, "mood log")
-	if err := therapist.ShareWithPerson(ctx, doc, p, membership.RoleWriter); err != nil {
-		t.Fatal(err)
-	}
-	// The phone reads the offer to the first user key and replies.
-	syncAll(t, ctx, therapist, phone)
-	if _, err := laptop.UnlinkDevice(ctx, phone.Identity().Public().Sign); err != nil {
-		t.Fatal(err)
-	}
-	syncAll(t, ctx, laptop)
-	if _, _, gen := personDevices(t, ctx, laptop); gen != 2 {
-		t.Fatalf("generation %d after the revocation, want 2", gen)
-	}
-	// The therapist shares once more before its next sync.
-	if err := therapist.ShareWithPerson(ctx, doc, p, membership.RoleWriter); err != nil {
-		t.Fatal(err)
-	}
-	for range 3 {
-		syncAll(t, ctx, therapist, laptop, phone)
-	}
-	mustText(t, laptop, doc, "mood log")
-	if got, err := phone.Text(doc); err == nil {
-		t.Errorf("the revoked phone reads %q", got)
-	}
-	members, err := therapist.Members(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(members) != 2 {
-		t.Errorf("the journal has %d members, want the therapist and the laptop: %+v", len(members), members)
 	}
 }
 
